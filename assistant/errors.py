@@ -1,0 +1,124 @@
+"""Typed errors of the assistant.
+
+Every error the package raises on purpose derives from one root, so callers can catch
+``AssistantError`` and surfaces (CLI, HTTP) can map the subclasses to messages and statuses
+in one place. Messages say what failed and how to fix it.
+
+::
+
+    AssistantError
+    ├── ConfigError                 a setting is missing or invalid
+    ├── NotFoundError               a knowledge base or source does not exist
+    ├── ConnectorError              a source could not be turned into documents (has .source)
+    │   ├── FetchError              network failure, timeout, HTTP error status, redirect loop
+    │   ├── BlockedURLError         private/loopback/metadata address (SSRF) or robots.txt
+    │   ├── TooLargeError           body or file over the configured maximum
+    │   ├── UnsupportedContentError content that is not a document kind we read
+    │   └── ParseError              corrupt or unreadable document
+    ├── StoreError                  the vector store (Chroma) failed
+    ├── CacheError                  the token cache failed (logged and recomputed, never fatal)
+    ├── EncoderError                the encoder model could not be loaded or run
+    └── ProviderError               an answer provider failed
+        ├── ProviderAuthError
+        ├── ProviderRateLimitError
+        ├── ProviderUnavailableError
+        └── ProviderBadRequestError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AssistantError",
+    "BlockedURLError",
+    "CacheError",
+    "ConfigError",
+    "ConnectorError",
+    "EncoderError",
+    "FetchError",
+    "NotFoundError",
+    "ParseError",
+    "ProviderAuthError",
+    "ProviderBadRequestError",
+    "ProviderError",
+    "ProviderRateLimitError",
+    "ProviderUnavailableError",
+    "StoreError",
+    "TooLargeError",
+    "UnsupportedContentError",
+]
+
+
+class AssistantError(Exception):
+    """Root of every error the assistant raises on purpose."""
+
+
+class ConfigError(AssistantError):
+    """A setting is missing or invalid."""
+
+
+class NotFoundError(AssistantError):
+    """A knowledge base, source or document does not exist."""
+
+
+class ConnectorError(AssistantError):
+    """A source could not be turned into documents.
+
+    ``source`` names the URL or path; ``reason`` is a short human explanation.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class FetchError(ConnectorError):
+    """Network failure, timeout, HTTP error status or redirect loop."""
+
+
+class BlockedURLError(ConnectorError):
+    """The URL is refused: a private/loopback/metadata address, or disallowed by robots.txt."""
+
+
+class TooLargeError(ConnectorError):
+    """A response body or file is larger than the configured maximum."""
+
+
+class UnsupportedContentError(ConnectorError):
+    """The content is not a kind of document the connectors read."""
+
+
+class ParseError(ConnectorError):
+    """The document is corrupt or cannot be read."""
+
+
+class StoreError(AssistantError):
+    """The vector store failed (unreachable server, bad collection, write error)."""
+
+
+class CacheError(AssistantError):
+    """The token cache failed. Callers log it and recompute; it never fails a query."""
+
+
+class EncoderError(AssistantError):
+    """The encoder model could not be loaded or run."""
+
+
+class ProviderError(AssistantError):
+    """An answer provider failed."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials."""
+
+
+class ProviderRateLimitError(ProviderError):
+    """The provider rate-limited the request after retries."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider is down, timed out or returned a server error."""
+
+
+class ProviderBadRequestError(ProviderError):
+    """The provider rejected the request as malformed."""
