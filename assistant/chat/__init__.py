@@ -1,0 +1,1 @@
+"""Answering: stream events, answer providers and prompts."""

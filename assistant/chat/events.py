@@ -1,0 +1,115 @@
+"""Stream events of an answer: frozen dataclasses discriminated by ``type``.
+
+An answer streams as ``sources`` (first), ``text`` deltas, ``citations``, then ``done`` — or an
+``error`` event once streaming has started. Surfaces encode them (JSON lines, SSE) only at
+their edge; ``Answer`` is what draining a stream produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "Answer",
+    "Citation",
+    "CitationsEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "Source",
+    "SourcesEvent",
+    "StreamEvent",
+    "TextDelta",
+    "Usage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A passage given to the answerer, numbered as it is cited (``[n]``)."""
+
+    n: int
+    chunk_id: str
+    title: str
+    url: str
+    heading_path: tuple[str, ...]
+    text: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer cites, with the span of it that supports the answer."""
+
+    n: int
+    title: str
+    url: str
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens spent by the provider (zero for the extractive answerer)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesEvent:
+    """The passages the answer is built from; always the first event."""
+
+    sources: tuple[Source, ...]
+    type: Literal["sources"] = "sources"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of answer text."""
+
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class CitationsEvent:
+    """The sources the finished answer actually cites."""
+
+    citations: tuple[Citation, ...]
+    type: Literal["citations"] = "citations"
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    """The end of a successful answer: usage, provider, and time spent per stage."""
+
+    usage: Usage
+    provider: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    type: Literal["done"] = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """A failure after streaming started; the partial answer stays with the client."""
+
+    code: str
+    message: str
+    type: Literal["error"] = "error"
+
+
+StreamEvent = SourcesEvent | TextDelta | CitationsEvent | DoneEvent | ErrorEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A drained answer stream."""
+
+    question: str
+    answer: str
+    sources: tuple[Source, ...]
+    citations: tuple[Citation, ...]
+    provider: str
+    usage: Usage
+    timings_ms: dict[str, float]
+    error: ErrorEvent | None = None

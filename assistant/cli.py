@@ -1,0 +1,300 @@
+"""The ``assistant`` command: ingest, search, ask, sources, forget.
+
+Output for people goes through rich; ``--json`` prints the contract shapes for scripts. A QUERY
+of ``-`` reads one query per line from standard input (one JSON object per line with
+``--json``). Expected failures print one line and exit 1; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assistant.chat.events import Answer
+from assistant.core import Assistant
+from assistant.errors import AssistantError
+from assistant.knowledge.ingest import IngestReport, ProgressEvent
+from assistant.knowledge.retriever import SearchResult
+from assistant.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="assistant",
+    help="Answer questions from your website and documents, with sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+T = TypeVar("T")
+
+
+def _assistant() -> Assistant:
+    # Model libraries are chatty at import and load; the CLI shows its own progress instead.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return Assistant.from_settings(Settings())
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run ``action``, turning expected errors into one line and exit status 1."""
+    try:
+        return action()
+    except AssistantError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _queries(query: str) -> Iterator[str]:
+    if query != "-":
+        yield query
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Files, folders, page URLs or sitemaps.")],
+    kb: KbOption = "default",
+    crawl: Annotated[bool, typer.Option(help="Crawl each URL's site (same host).")] = False,
+    max_pages: Annotated[
+        int | None, typer.Option(help="Page limit (crawl: 200, sitemap: 10000).", min=1)
+    ] = None,
+    max_depth: Annotated[int, typer.Option(help="Link depth limit of a crawl.", min=0)] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Add or refresh sources in a knowledge base."""
+    assistant = _assistant()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:>6.0f}"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        loaded = progress.add_task("documents loaded", total=None)
+        embedded = progress.add_task("chunks embedded", total=None)
+        failed = progress.add_task("failed", total=None)
+        tasks = {"loaded": loaded, "embedded": embedded, "failed": failed}
+
+        def on_progress(event: ProgressEvent) -> None:
+            progress.advance(tasks[event.kind], event.count)
+
+        report = _run(
+            lambda: assistant.ingest(
+                sources,
+                kb=kb,
+                crawl=crawl,
+                max_pages=max_pages,
+                max_depth=max_depth,
+                progress=on_progress,
+            )
+        )
+    if as_json:
+        console.print_json(json.dumps(_report_json(report, kb)))
+    else:
+        _print_report(report, kb)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _report_json(report: IngestReport, kb: str) -> dict[str, Any]:
+    counts = {s: report.count(s) for s in ("added", "updated", "unchanged", "removed", "failed")}
+    return {
+        "kb": kb,
+        **counts,
+        "chunks_embedded": report.chunks_embedded,
+        "seconds": round(report.seconds, 3),
+        "incomplete_sources": report.incomplete_sources,
+        "documents": [asdict(outcome) for outcome in report.outcomes],
+    }
+
+
+def _print_report(report: IngestReport, kb: str) -> None:
+    counts = ", ".join(
+        f"{report.count(s)} {s}" for s in ("added", "updated", "unchanged", "removed", "failed")
+    )
+    rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
+    console.print(
+        f"[bold]{kb}[/bold]: {counts} — {report.chunks_embedded} chunks embedded "
+        f"in {report.seconds:.1f}s ({rate:.1f} chunks/s)"
+    )
+    for source in report.incomplete_sources:
+        console.print(f"[yellow]not complete:[/yellow] {source} (nothing removed from it)")
+    for failure in report.failures:
+        console.print(
+            f"[red]failed:[/red] {failure.url} — {failure.reason}", highlight=False, markup=True
+        )
+
+
+def _hit_json(result: SearchResult) -> dict[str, Any]:
+    return {
+        "query": result.query,
+        "results": [
+            {
+                "chunk_id": hit.chunk_id,
+                "url": hit.url,
+                "title": hit.title,
+                "headings": list(hit.heading_path),
+                "text": hit.text,
+                "dense_rank": hit.dense_rank,
+                "dense_score": round(hit.dense_score, 6),
+                "late_interaction_rank": hit.late_interaction_rank,
+                "late_interaction_score": round(hit.late_interaction_score, 6),
+                "lexical_rank": hit.lexical_rank,
+                "lexical_score": None if hit.lexical_score is None else round(hit.lexical_score, 6),
+                "rank": hit.rank,
+                "score": round(hit.score, 6),
+            }
+            for hit in result.hits
+        ],
+        "trace": asdict(result.trace),
+    }
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query, or - to read one per line from stdin.")],
+    kb: KbOption = "default",
+    k: Annotated[int, typer.Option("-k", help="How many passages.", min=1, max=1000)] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the best passages with dense and late-interaction ranks side by side."""
+    assistant = _assistant()
+    for text in _queries(query):
+        result = _run(lambda text=text: assistant.search(text, kb=kb, k=k))  # type: ignore[misc]
+        if as_json:
+            print(json.dumps(_hit_json(result), ensure_ascii=False))
+            continue
+        table = Table(title=f"{text}", title_justify="left", show_lines=False)
+        for column in ("rank", "score", "dense", "late int.", "lexical", "passage"):
+            table.add_column(column, overflow="fold")
+        for hit in result.hits:
+            lexical = "-" if hit.lexical_rank is None else f"#{hit.lexical_rank}"
+            snippet = " ".join(hit.text.split())[:160]
+            table.add_row(
+                str(hit.rank),
+                f"{hit.score:.2f}",
+                f"#{hit.dense_rank} {hit.dense_score:.3f}",
+                f"#{hit.late_interaction_rank} {hit.late_interaction_score:.3f}",
+                lexical,
+                f"[bold]{_escape(hit.title)}[/bold] {_escape(hit.url)}\n{_escape(snippet)}",
+            )
+        console.print(table)
+
+
+def _answer_json(answer: Answer, trace: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "citations": [asdict(citation) for citation in answer.citations],
+        "sources": [asdict(source) for source in answer.sources],
+        "provider": answer.provider,
+        "usage": asdict(answer.usage),
+        "error": asdict(answer.error) if answer.error else None,
+        "trace": trace,
+    }
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, or - for one per line on stdin.")],
+    kb: KbOption = "default",
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the knowledge base, with numbered citations."""
+    assistant = _assistant()
+    for text in _queries(question):
+        answer = _run(lambda text=text: assistant.ask(text, kb=kb))  # type: ignore[misc]
+        if as_json:
+            trace = {"timings_ms": answer.timings_ms, "sources": len(answer.sources)}
+            print(json.dumps(_answer_json(answer, trace), ensure_ascii=False))
+            continue
+        console.print(f"[bold]Q:[/bold] {_escape(text)}", highlight=False)
+        console.print(_escape(answer.answer), highlight=False)
+        for citation in answer.citations:
+            console.print(
+                f"  [{citation.n}] [bold]{_escape(citation.title)}[/bold] — {_escape(citation.url)}\n"
+                f"      “{_escape(citation.quote[:240])}”",
+                highlight=False,
+            )
+        if answer.error:
+            errors.print(f"[red]error:[/red] {_escape(answer.error.message)}")
+            raise typer.Exit(1)
+
+
+@app.command()
+def sources(kb: KbOption = "default", as_json: JsonOption = False) -> None:
+    """List what has been ingested, by source."""
+    assistant = _assistant()
+    summaries = _run(lambda: assistant.sources(kb=kb))
+    if as_json:
+        print(json.dumps({"kb": kb, "sources": [asdict(s) for s in summaries]}))
+        return
+    table = Table(title=f"knowledge base {kb}", title_justify="left")
+    for column in ("source", "documents", "chunks", "last fetched"):
+        table.add_column(column, overflow="fold")
+    for summary in summaries:
+        table.add_row(
+            _escape(summary.source),
+            str(summary.documents),
+            str(summary.chunks),
+            summary.last_fetched[:19],
+        )
+    console.print(table)
+
+
+@app.command()
+def forget(
+    source: Annotated[str, typer.Argument(help="A source (or one document URL/path) to remove.")],
+    kb: KbOption = "default",
+) -> None:
+    """Remove a source and all its chunks from a knowledge base."""
+    assistant = _assistant()
+    removed = _run(lambda: assistant.forget(source, kb=kb))
+    console.print(f"removed {removed} chunks from {kb}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def main() -> None:
+    """Entry point of the ``assistant`` console script."""
+    app()

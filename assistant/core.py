@@ -1,0 +1,309 @@
+"""The in-process API: ``Assistant`` ingests sources, searches and answers with citations.
+
+Surfaces (CLI, HTTP API, Slack, SDK) are thin layers over this class. It composes the parts —
+encoder, Chroma store, lexical index, token cache, retriever, answerer — from ``Settings``;
+every part is also usable on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.chat.answerer import Answerer, drain
+from assistant.chat.events import Answer, Citation, StreamEvent
+from assistant.chat.extractive import ExtractiveProvider
+from assistant.chat.prompts import PromptLibrary
+from assistant.errors import ConfigError, ConnectorError, NotFoundError
+from assistant.knowledge.chunking import Chunker
+from assistant.knowledge.encoder import Encoder, TransformerEncoder
+from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
+from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.retriever import Retriever, SearchHit, SearchResult
+from assistant.knowledge.token_cache import (
+    InProcessTokenCache,
+    RedisTokenCache,
+    SQLiteTokenCache,
+    TieredTokenCache,
+    TokenCache,
+)
+from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_client
+from assistant.settings import Settings
+from connectors.base import Validators
+from connectors.sources import open_source, source_key
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "Citation",
+    "IngestReport",
+    "SearchHit",
+    "SearchResult",
+    "SourceSummary",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """One ingested source (a folder, file, page, sitemap or site) and what it holds."""
+
+    source: str
+    documents: int
+    chunks: int
+    last_fetched: str
+
+
+class _KnowledgeBase:
+    """The per-knowledge-base parts, opened once and reused."""
+
+    def __init__(self, assistant: Assistant, name: str, create: bool) -> None:
+        settings = assistant.settings
+        encoder = assistant.encoder
+        self.name = name
+        self.store = ChromaStore.open(
+            assistant.chroma,
+            name,
+            embedding_model=encoder.model_id,
+            dimension=encoder.dimension,
+            create=create,
+        )
+        self.lexical_dir = settings.data_dir / "lexical" / name
+        self.lexical = LexicalIndex.load(self.lexical_dir)
+        self.retriever = self._retriever(assistant)
+        self.ingestor = Ingestor(
+            self.store,
+            encoder,
+            assistant.token_cache,
+            Chunker(
+                encoder,
+                max_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.chunk_overlap_tokens,
+            ),
+        )
+
+    def _retriever(self, assistant: Assistant) -> Retriever:
+        return Retriever(
+            self.store,
+            assistant.encoder,
+            assistant.token_cache,
+            lexical=self.lexical if self.lexical is not None and len(self.lexical) else None,
+            recall_k=assistant.settings.recall_k,
+        )
+
+    def rebuild_lexical(self, assistant: Assistant) -> None:
+        """Re-index every chunk for BM25 after the knowledge base changed."""
+        index = LexicalIndex.build(
+            (chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()
+        )
+        index.save(self.lexical_dir)
+        self.lexical = index
+        self.retriever = self._retriever(assistant)
+
+
+class Assistant:
+    """Ingest, search and answer over named knowledge bases.
+
+    >>> bot = Assistant.from_settings(Settings(data_dir=Path("data")))  # doctest: +SKIP
+    >>> bot.ingest(["https://example.com/sitemap.xml"], kb="docs")  # doctest: +SKIP
+    >>> bot.ask("How do I reset my password?", kb="docs").citations  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        encoder: Encoder | None = None,
+        chroma: Any = None,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self.settings = settings
+        self._encoder = encoder
+        self._chroma = chroma
+        self._token_cache = token_cache
+        self._knowledge_bases: dict[str, _KnowledgeBase] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Assistant:
+        """An assistant on ``settings`` (read from the environment when omitted)."""
+        return cls(settings or Settings())
+
+    # Parts are built on first use: `assistant sources` needs no model, `search` needs no provider.
+    @property
+    def encoder(self) -> Encoder:
+        """The dense + token encoder (loaded on first use)."""
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = TransformerEncoder(
+                    self.settings.embedding_model, max_length=self.settings.max_tokens_per_text
+                )
+            return self._encoder
+
+    @property
+    def chroma(self) -> Any:
+        """The Chroma client: embedded in the data dir, or the server at ASSISTANT_CHROMA_URL."""
+        with self._lock:
+            if self._chroma is None:
+                if self.settings.chroma_url:
+                    self._chroma = chroma_client(url=self.settings.chroma_url)
+                else:
+                    self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+                    self._chroma = chroma_client(path=str(self.settings.chroma_path))
+            return self._chroma
+
+    @property
+    def token_cache(self) -> TokenCache:
+        """In-process LRU in front of Redis (when configured) or a file in the data dir."""
+        with self._lock:
+            if self._token_cache is None:
+                settings = self.settings
+                memory = InProcessTokenCache(
+                    settings.token_cache_bytes, format=settings.token_cache_format
+                )
+                second: TokenCache
+                if settings.redis_url is not None:
+                    second = RedisTokenCache.from_url(
+                        settings.redis_url.get_secret_value(), format=settings.token_cache_format
+                    )
+                else:
+                    settings.data_dir.mkdir(parents=True, exist_ok=True)
+                    second = SQLiteTokenCache(
+                        settings.token_cache_path, format=settings.token_cache_format
+                    )
+                self._token_cache = TieredTokenCache(memory, second)
+            return self._token_cache
+
+    def _kb(self, name: str, *, create: bool = False) -> _KnowledgeBase:
+        with self._lock:
+            kb = self._knowledge_bases.get(name)
+            if kb is None:
+                kb = _KnowledgeBase(self, name, create)
+                self._knowledge_bases[name] = kb
+            return kb
+
+    def knowledge_bases(self) -> list[str]:
+        """Names of the knowledge bases that exist."""
+        return ChromaStore.list_names(self.chroma)
+
+    def ingest(
+        self,
+        sources: Sequence[str],
+        *,
+        kb: str = "default",
+        crawl: bool = False,
+        max_pages: int | None = None,
+        max_depth: int = 3,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest files, folders, page URLs, sitemaps or (with ``crawl``) whole sites.
+
+        ``max_pages`` bounds a crawl (default 200) or a sitemap (default 10,000).
+        Returns a report of what was added, updated, unchanged, removed and failed (with the
+        reason). A source that cannot be read at all is reported as failed; the rest go on.
+        """
+        if not sources:
+            raise ConfigError("give at least one file, folder or URL to ingest")
+        knowledge_base = self._kb(kb, create=True)
+        connectors = []
+        unreadable: list[DocumentOutcome] = []
+        for spec in sources:
+            key = source_key(spec)
+            known = {
+                state.url: Validators(state.etag, state.last_modified)
+                for state in knowledge_base.store.documents(key)
+                if state.etag or state.last_modified
+            }
+            try:
+                connectors.append(
+                    open_source(
+                        spec,
+                        policy=self.settings.fetch_policy(),
+                        known=known,
+                        crawl=crawl,
+                        max_pages=max_pages or (200 if crawl else 10_000),
+                        max_depth=max_depth,
+                        max_file_bytes=self.settings.max_file_bytes,
+                    )
+                )
+            except ConnectorError as exc:
+                unreadable.append(
+                    DocumentOutcome(key, "failed", reason=exc.reason, error_type=type(exc).__name__)
+                )
+        report = knowledge_base.ingestor.ingest(connectors, progress)
+        report.outcomes[:0] = unreadable
+        if any(o.status in ("added", "updated", "removed") for o in report.outcomes) or (
+            knowledge_base.lexical is None
+        ):
+            knowledge_base.rebuild_lexical(self)
+        return report
+
+    def search(self, query: str, *, kb: str = "default", k: int = 10) -> SearchResult:
+        """The ``k`` best passages for ``query``, ranked by the late-interaction stage."""
+        return self._kb(kb).retriever.search(query, k=k)
+
+    async def stream(self, question: str, *, kb: str = "default") -> AsyncIterator[StreamEvent]:
+        """Stream a cited answer: ``sources``, text deltas, ``citations``, ``done``."""
+        result = await asyncio.to_thread(self.search, question, kb=kb, k=self.settings.context_k)
+        async for event in self._answerer().stream(result):
+            yield event
+
+    def ask(self, question: str, *, kb: str = "default") -> Answer:
+        """Answer ``question`` with citations (drains ``stream``)."""
+        return asyncio.run(drain(question, self.stream(question, kb=kb)))
+
+    def sources(self, *, kb: str = "default") -> list[SourceSummary]:
+        """What has been ingested into ``kb``, grouped by the source it was ingested from."""
+        grouped: dict[str, list[DocumentState]] = {}
+        for state in self._kb(kb).store.documents():
+            grouped.setdefault(state.source, []).append(state)
+        return [
+            SourceSummary(
+                source=source,
+                documents=len(states),
+                chunks=sum(len(s.chunk_ids) for s in states),
+                last_fetched=max(s.fetched_at for s in states),
+            )
+            for source, states in sorted(grouped.items())
+        ]
+
+    def documents(self, *, kb: str = "default") -> list[DocumentState]:
+        """Every document stored in ``kb``."""
+        return self._kb(kb).store.documents()
+
+    def forget(self, source: str, *, kb: str = "default") -> int:
+        """Remove a source (or a single document by its URL/path); returns chunks removed."""
+        knowledge_base = self._kb(kb)
+        key = source_key(source)
+        states = [s for s in knowledge_base.store.documents() if s.source == key or s.url == key]
+        if not states:
+            raise NotFoundError(
+                f"nothing ingested from {source!r} in knowledge base {kb!r}; "
+                "see `assistant sources` for what is there"
+            )
+        chunk_ids = [cid for state in states for cid in state.chunk_ids]
+        knowledge_base.store.delete(chunk_ids)
+        knowledge_base.rebuild_lexical(self)
+        return len(chunk_ids)
+
+    def _answerer(self) -> Answerer:
+        provider_name = self.settings.provider
+        if provider_name != "extractive":
+            raise ConfigError(
+                f"unknown provider {provider_name!r}; ASSISTANT_PROVIDER=extractive answers "
+                "offline from the best passages"
+            )
+        return Answerer(
+            ExtractiveProvider(self.encoder),
+            prompts=PromptLibrary(self.settings.prompts_dir) if self.settings.prompts_dir else None,
+            context_k=self.settings.context_k,
+        )
+
+    def close(self) -> None:
+        """Release stores (a no-op for embedded ones kept by the process)."""
+        self._knowledge_bases.clear()

@@ -1,0 +1,1 @@
+"""The knowledge base: chunking, encoders, vector and lexical search, reranking, token caches."""

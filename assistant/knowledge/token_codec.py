@@ -1,0 +1,131 @@
+"""Binary encoding of token matrices for the token caches.
+
+A value is a 10-byte header followed by the payload, all little-endian::
+
+    offset 0  2 bytes  magic b"TK"
+    offset 2  uint8    version (1)
+    offset 3  uint8    format: 1 = fp16, 2 = int8
+    offset 4  uint32   n_tokens
+    offset 8  uint16   dimension d
+    offset 10 payload
+
+Formats and bytes per token vector of dimension d:
+
+- ``"int8"`` (default), ``d + 2`` bytes: one float16 scale per token (``s`` = max |x| of the
+  token), then the n x d int8 values ``q = round(x / s * 127)``. Decoding gives ``q * s / 127``;
+  the error per element is at most ``s / 127`` (half a step plus the rounding of ``s`` to
+  float16) for tokens whose ``s`` lies in float16's normal range (above 6.1e-5), which unit-norm
+  token vectors always do. 384-d: 386 bytes per token.
+- ``"fp16"``, ``2 * d`` bytes: the values as float16 (relative error at most 2**-11).
+  384-d: 768 bytes per token.
+
+The header makes a value self-describing: a reader never guesses the format or the shape, and a
+truncated or foreign value is refused with ``CacheError``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import torch
+
+from assistant.errors import CacheError
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "HEADER_SIZE",
+    "TOKEN_FORMATS",
+    "bytes_per_token",
+    "decode_tokens",
+    "encode_tokens",
+]
+
+TOKEN_FORMATS = ("int8", "fp16")
+"""The format names ``encode_tokens`` accepts."""
+
+DEFAULT_FORMAT = "int8"
+"""The format the caches use unless told otherwise."""
+
+_MAGIC = b"TK"
+_VERSION = 1
+_HEADER = struct.Struct("<2sBBIH")
+HEADER_SIZE = _HEADER.size
+"""Bytes of the header in front of every encoded value."""
+
+_FORMAT_CODES = {"fp16": 1, "int8": 2}
+_FORMAT_NAMES = {code: name for name, code in _FORMAT_CODES.items()}
+_FLOAT16 = np.dtype("<f2")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def bytes_per_token(dimension: int, format: str = DEFAULT_FORMAT) -> int:
+    """Bytes one token vector of ``dimension`` values takes in ``format`` (header excluded)."""
+    if format == "int8":
+        return dimension + 2
+    if format == "fp16":
+        return 2 * dimension
+    raise CacheError(f"unknown token format {format!r}; use one of {', '.join(TOKEN_FORMATS)}")
+
+
+def encode_tokens(matrix: torch.Tensor, format: str = DEFAULT_FORMAT) -> bytes:
+    """Encode a (n_tokens, d) float matrix as a self-describing byte string.
+
+    Raises:
+        CacheError: unknown format, a matrix that is not 2-D, a dimension over 65535, or values
+            that are not finite or too large for float16 (above 65504).
+    """
+    if format not in _FORMAT_CODES:
+        raise CacheError(f"unknown token format {format!r}; use one of {', '.join(TOKEN_FORMATS)}")
+    if matrix.dim() != 2:
+        raise CacheError(f"a token matrix must be (n_tokens, d), got {tuple(matrix.shape)}")
+    n_tokens, dimension = (int(size) for size in matrix.shape)
+    if dimension > 0xFFFF or n_tokens > 0xFFFFFFFF:
+        raise CacheError(f"token matrix {n_tokens}x{dimension} is too large to encode")
+    values = matrix.detach().to(device="cpu", dtype=torch.float32).numpy()
+    if not np.isfinite(values).all() or (values.size and np.abs(values).max() > _FLOAT16_MAX):
+        raise CacheError("token matrix holds values that are not finite or exceed float16 range")
+    header = _HEADER.pack(_MAGIC, _VERSION, _FORMAT_CODES[format], n_tokens, dimension)
+    if format == "fp16":
+        return header + values.astype(_FLOAT16).tobytes()
+    scales = np.abs(values).max(axis=1) if dimension else np.zeros(n_tokens, np.float32)
+    stored_scales = scales.astype(_FLOAT16)
+    # Quantise with the scale as stored, so decoding uses exactly the scale encoding used.
+    divisors = stored_scales.astype(np.float32)
+    divisors[divisors == 0] = 1.0
+    quantised = np.clip(np.rint(values / divisors[:, None] * 127.0), -127, 127).astype(np.int8)
+    return header + stored_scales.tobytes() + quantised.tobytes()
+
+
+def decode_tokens(data: bytes) -> torch.Tensor:
+    """Decode a value written by ``encode_tokens`` into a (n_tokens, d) float32 tensor.
+
+    Raises:
+        CacheError: the value is truncated, has trailing bytes, or has a wrong magic, an
+            unknown version or an unknown format.
+    """
+    if len(data) < HEADER_SIZE:
+        raise CacheError(f"token value is truncated: {len(data)} bytes, header needs {HEADER_SIZE}")
+    magic, version, format_code, n_tokens, dimension = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise CacheError(f"not a token value: magic {magic!r}, expected {_MAGIC!r}")
+    if version != _VERSION:
+        raise CacheError(f"token value version {version} is not supported (expected {_VERSION})")
+    format = _FORMAT_NAMES.get(format_code)
+    if format is None:
+        raise CacheError(f"token value has unknown format code {format_code}")
+    expected = HEADER_SIZE + n_tokens * bytes_per_token(dimension, format)
+    if len(data) != expected:
+        raise CacheError(
+            f"token value of {n_tokens}x{dimension} {format} should be {expected} bytes, "
+            f"got {len(data)}"
+        )
+    if format == "fp16":
+        halves = np.frombuffer(data, _FLOAT16, n_tokens * dimension, HEADER_SIZE)
+        # astype copies into a writable array, which torch.from_numpy needs.
+        return torch.from_numpy(halves.astype(np.float32).reshape(n_tokens, dimension))
+    scales = np.frombuffer(data, _FLOAT16, n_tokens, HEADER_SIZE).astype(np.float32)
+    quantised = np.frombuffer(data, np.int8, n_tokens * dimension, HEADER_SIZE + 2 * n_tokens)
+    values = quantised.astype(np.float32).reshape(n_tokens, dimension)
+    values *= (scales / 127.0)[:, None]
+    return torch.from_numpy(values)

