@@ -49,7 +49,10 @@ def _assistant() -> Assistant:
     # Model libraries are chatty at import and load; the CLI shows its own progress instead.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return Assistant.from_settings(Settings())
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    return _run(lambda: Assistant.from_settings(Settings()))
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -77,10 +80,11 @@ def _queries(query: str) -> Iterator[str]:
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if verbose else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    # Some libraries set their own loggers' levels; keep them at ours.
+    for name in ("bm25s", "chromadb", "httpx", "transformers"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 @app.command()

@@ -159,24 +159,31 @@ class Assistant:
 
     @property
     def token_cache(self) -> TokenCache:
-        """In-process LRU in front of Redis (when configured) or a file in the data dir."""
+        """In-process LRU in front of Redis (when configured) or else a file in the data dir."""
         with self._lock:
             if self._token_cache is None:
                 settings = self.settings
-                memory = InProcessTokenCache(
-                    settings.token_cache_bytes, format=settings.token_cache_format
-                )
-                second: TokenCache
+                durable: TokenCache
                 if settings.redis_url is not None:
-                    second = RedisTokenCache.from_url(
+                    durable = RedisTokenCache.from_url(
                         settings.redis_url.get_secret_value(), format=settings.token_cache_format
                     )
                 else:
                     settings.data_dir.mkdir(parents=True, exist_ok=True)
-                    second = SQLiteTokenCache(
+                    durable = SQLiteTokenCache(
                         settings.token_cache_path, format=settings.token_cache_format
                     )
-                self._token_cache = TieredTokenCache(memory, second)
+                # ASSISTANT_TOKEN_CACHE_BYTES=0 turns the in-process tier off.
+                self._token_cache = (
+                    TieredTokenCache(
+                        InProcessTokenCache(
+                            settings.token_cache_bytes, format=settings.token_cache_format
+                        ),
+                        durable,
+                    )
+                    if settings.token_cache_bytes > 0
+                    else durable
+                )
             return self._token_cache
 
     def _kb(self, name: str, *, create: bool = False) -> _KnowledgeBase:
@@ -305,5 +312,19 @@ class Assistant:
         )
 
     def close(self) -> None:
-        """Release stores (a no-op for embedded ones kept by the process)."""
-        self._knowledge_bases.clear()
+        """Close the token cache's connections; the assistant can be used again after."""
+        with self._lock:
+            caches = [self._token_cache]
+            if isinstance(self._token_cache, TieredTokenCache):
+                caches = [self._token_cache.first, self._token_cache.second]
+            for cache in caches:
+                if isinstance(cache, SQLiteTokenCache | RedisTokenCache):
+                    cache.close()
+            self._token_cache = None
+            self._knowledge_bases.clear()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

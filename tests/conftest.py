@@ -93,12 +93,19 @@ def encoder() -> TransformerEncoder:
 
 
 @pytest.fixture
-def make_assistant(tmp_path: Path, encoder: TransformerEncoder) -> Callable[..., Assistant]:
-    """Build an ``Assistant`` on a fresh data dir, sharing the session's encoder."""
+def make_assistant(
+    tmp_path: Path, encoder: TransformerEncoder
+) -> Iterator[Callable[..., Assistant]]:
+    """Build ``Assistant``s on a fresh data dir, sharing the session's encoder; closed after."""
+    built: list[Assistant] = []
 
     def build(**overrides: object) -> Assistant:
         values: dict[str, object] = {"data_dir": tmp_path / "data"}
         values.update(overrides)
-        return Assistant(Settings(_env_file=None, **values), encoder=encoder)  # type: ignore[call-arg]
+        assistant = Assistant(Settings(_env_file=None, **values), encoder=encoder)  # type: ignore[call-arg]
+        built.append(assistant)
+        return assistant
 
-    return build
+    yield build
+    for assistant in built:
+        assistant.close()

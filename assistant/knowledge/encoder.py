@@ -195,7 +195,9 @@ class TransformerEncoder:
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens and without truncation."""
         with self._tokenizer_lock:
-            token_ids = self.tokenizer(text, add_special_tokens=False, truncation=False)
+            token_ids = self.tokenizer(
+                text, add_special_tokens=False, truncation=False, verbose=False
+            )
         return len(token_ids["input_ids"])
 
     def _encode_batch(self, texts: list[str]) -> list[EncodedText]:

@@ -333,8 +333,9 @@ class RedisTokenCache:
     a skipped write; for ``backoff_seconds`` afterwards the cache answers misses without touching
     the network, then tries again, so a restarted Redis is used again.
 
-    Give the client short timeouts (``from_url`` does), or a Redis that stops answering stalls
-    every query for the client's default timeout.
+    Give the client short timeouts and at most one retry without backoff (``from_url`` does):
+    redis-py's defaults (5 s timeouts, 10 retries with backoff up to 1 s) would stall the query
+    that first meets a stopped Redis for seconds.
     """
 
     def __init__(

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
-from assistant.errors import ConfigError, NotFoundError, StoreError
+from assistant.errors import AssistantError, ConfigError, NotFoundError, StoreError
 from assistant.knowledge.chunking import Chunk
 
 __all__ = [
@@ -53,7 +53,7 @@ def validate_kb_name(name: str) -> str:
 def _chroma_errors(action: str) -> Iterator[None]:
     try:
         yield
-    except StoreError:
+    except AssistantError:
         raise
     except Exception as exc:  # Chroma raises many unrelated types; this is its one choke point.
         raise StoreError(f"vector store failed to {action}: {exc}") from exc

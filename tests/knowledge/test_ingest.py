@@ -1,0 +1,143 @@
+"""Ingestion end to end on real files, the real encoder and embedded Chroma.
+
+Asserts on Chroma's own contents: re-ingesting is idempotent, a changed file replaces exactly
+its chunks, a deleted file's chunks are removed, failures are reported and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assistant.core import Assistant
+from assistant.knowledge.token_cache import cache_key
+
+PAGES = {
+    "billing.md": "# Billing\n\n## Refunds\n\nAnnual plans are refunded in full within 14 days.\n\n"
+    "## Invoices\n\nInvoices are emailed on the first day of every month.\n",
+    "security.md": "# Security\n\n## Single sign-on\n\nSSO works with Okta, Google Workspace and "
+    "Microsoft Entra ID on the Business plan.\n",
+    "limits.txt": "Error E-4021 means the workspace storage quota of 100 GB is exceeded. "
+    "Delete old attachments or upgrade the plan.\n",
+}
+
+
+def _write_site(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in PAGES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _contents(assistant: Assistant, kb: str = "default") -> dict[str, tuple[str, ...]]:
+    return {state.url: state.chunk_ids for state in assistant.documents(kb=kb)}
+
+
+def test_reingesting_unchanged_sources_changes_nothing(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    folder = _write_site(tmp_path / "docs")
+    assistant = make_assistant()
+    first = assistant.ingest([str(folder)])
+    assert first.count("added") == 3 and not first.failures
+    before = _contents(assistant)
+    assert set(before) == {str(folder / name) for name in PAGES}
+    second = assistant.ingest([str(folder)])
+    assert second.count("unchanged") == 3 and second.chunks_embedded == 0
+    assert _contents(assistant) == before
+
+
+def test_a_changed_file_replaces_exactly_its_chunks(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    folder = _write_site(tmp_path / "docs")
+    assistant = make_assistant()
+    assistant.ingest([str(folder)])
+    before = _contents(assistant)
+    billing = folder / "billing.md"
+    billing.write_text(PAGES["billing.md"].replace("14 days", "30 days"), encoding="utf-8")
+    report = assistant.ingest([str(folder)])
+    assert report.count("updated") == 1 and report.count("unchanged") == 2
+    after = _contents(assistant)
+    assert after[str(folder / "security.md")] == before[str(folder / "security.md")]
+    assert after[str(billing)] != before[str(billing)]
+    store = assistant._kb("default").store
+    assert store.count() == sum(len(ids) for ids in after.values())
+    texts = [chunk.text for chunk in store.get(list(after[str(billing)]))]
+    assert any("30 days" in text for text in texts)
+    assert not store.get([cid for cid in before[str(billing)] if cid not in after[str(billing)]])
+
+
+def test_a_deleted_file_is_removed_and_forget_removes_a_source(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    folder = _write_site(tmp_path / "docs")
+    extra = tmp_path / "extra.md"
+    extra.write_text("# Extra\n\nThe mobile app supports offline mode.\n", encoding="utf-8")
+    assistant = make_assistant()
+    assistant.ingest([str(folder), str(extra)])
+    (folder / "limits.txt").unlink()
+    report = assistant.ingest([str(folder)])
+    assert [o.url for o in report.outcomes if o.status == "removed"] == [str(folder / "limits.txt")]
+    assert str(folder / "limits.txt") not in _contents(assistant)
+    assert str(extra) in _contents(assistant)  # another source is untouched
+    removed = assistant.forget(str(extra))
+    assert removed >= 1 and str(extra) not in _contents(assistant)
+    assert [s.source for s in assistant.sources()] == [str(folder)]
+
+
+def test_failures_are_reported_and_the_rest_is_ingested(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    folder = _write_site(tmp_path / "docs")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 50)
+    (folder / "image.html").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assistant = make_assistant()
+    report = assistant.ingest([str(folder), str(tmp_path / "missing-folder")])
+    assert report.count("added") == 3
+    failed = {Path(o.url).name: o for o in report.failures}
+    assert set(failed) == {"broken.pdf", "image.html", "missing-folder"}
+    assert failed["broken.pdf"].error_type == "ParseError"
+    assert failed["image.html"].error_type == "UnsupportedContentError"
+    assert all(o.reason for o in failed.values())
+    stored = _contents(assistant)
+    assert not any(url.endswith(("broken.pdf", "image.html")) for url in stored)
+
+
+def test_token_embeddings_are_cached_at_ingest_by_model_and_content(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    folder = _write_site(tmp_path / "docs")
+    assistant = make_assistant()
+    assistant.ingest([str(folder)])
+    chunks = list(assistant._kb("default").store.iter_chunks())
+    keys = [cache_key(assistant.encoder.model_id, "base", c.chunk_hash) for c in chunks]
+    cached = assistant.token_cache.get_many(keys)
+    assert all(matrix is not None for matrix in cached)
+    for chunk, matrix in zip(chunks, cached, strict=True):
+        assert matrix is not None
+        expected = assistant.encoder.count_tokens(chunk.chunk.embedding_text) + 2
+        assert matrix.shape == (expected, assistant.encoder.token_dimension)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("how long do I have to get a refund on an annual plan?", "billing.md"),
+        ("which identity providers work for single sign-on", "security.md"),
+        ("what does error E-4021 mean", "limits.txt"),
+    ],
+)
+def test_search_ranks_the_right_file_first(
+    make_assistant: Callable[..., Assistant], tmp_path: Path, question: str, expected: str
+) -> None:
+    assistant = make_assistant()
+    assistant.ingest([str(_write_site(tmp_path / "docs"))])
+    result = assistant.search(question, k=3)
+    assert Path(result.hits[0].url).name == expected
+    hit = result.hits[0]
+    assert hit.rank == 1 and hit.dense_rank >= 1 and hit.late_interaction_rank >= 1
+    assert result.trace.candidates == len({c for ids in _contents(assistant).values() for c in ids})
+    assert set(result.trace.timings_ms) >= {"encode", "recall", "cache", "maxsim"}

@@ -1,0 +1,92 @@
+"""Retrieval against real servers: Redis as the token cache, Chroma as a server.
+
+Redis going away mid-run costs speed, never answers; a Chroma server behaves like the
+embedded store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.core import Assistant
+from assistant.knowledge.token_cache import RedisTokenCache, TieredTokenCache
+from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
+
+DOCS = {
+    "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase.\n",
+    "sso.md": "# Single sign-on\n\nSSO works with Okta and Microsoft Entra ID.\n",
+    "export.md": "# Export\n\nExport a workspace as Markdown or PDF from Settings > Export.\n",
+}
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A Redis server this test may stop; yields its URL and a stop function."""
+    port = free_loopback_port()
+    process = start_redis(port, tmp_path / "redis.log")
+    yield f"redis://127.0.0.1:{port}/0", lambda: stop(process)
+    stop(process)
+
+
+@pytest.mark.integration
+def test_queries_answer_when_redis_stops_mid_run(
+    make_assistant: Callable[..., Assistant],
+    tmp_path: Path,
+    own_redis: tuple[str, Callable[[], None]],
+) -> None:
+    url, stop_redis = own_redis
+    assistant = make_assistant(redis_url=url, token_cache_bytes=0)
+    assert isinstance(assistant.token_cache, RedisTokenCache)
+    assistant.ingest([str(_folder(tmp_path))])
+    warm = assistant.search("refund of an annual plan", k=2)
+    assert warm.trace.cache_misses == 0 and warm.trace.cache_hits == warm.trace.candidates
+    stop_redis()
+    cold = assistant.search("refund of an annual plan", k=2)
+    assert cold.trace.cache_misses == cold.trace.candidates  # recomputed, not failed
+    assert [h.chunk_id for h in cold.hits] == [h.chunk_id for h in warm.hits]
+    answer = assistant.ask("how do I export my workspace?")
+    assert answer.error is None and Path(answer.citations[0].url).name == "export.md"
+
+
+@pytest.mark.integration
+def test_redis_holds_the_token_embeddings(
+    make_assistant: Callable[..., Assistant], tmp_path: Path, redis_url: str
+) -> None:
+    assistant = make_assistant(redis_url=redis_url, token_cache_bytes=0)
+    assistant.ingest([str(_folder(tmp_path))])
+    result = assistant.search("single sign-on providers", k=1)
+    assert Path(result.hits[0].url).name == "sso.md"
+    assert result.trace.cache_hits == result.trace.candidates
+    assert isinstance(assistant.token_cache, RedisTokenCache)
+    tiered = make_assistant(redis_url=redis_url).token_cache
+    assert isinstance(tiered, TieredTokenCache) and isinstance(tiered.second, RedisTokenCache)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_chroma_server_behaves_like_the_embedded_store(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    port = free_loopback_port()
+    process = start_chroma(port, tmp_path / "chroma-server", tmp_path / "chroma.log")
+    try:
+        assistant = make_assistant(chroma_url=f"http://127.0.0.1:{port}")
+        folder = _folder(tmp_path)
+        assert assistant.ingest([str(folder)]).count("added") == 3
+        assert assistant.ingest([str(folder)]).count("unchanged") == 3
+        hit = assistant.search("export as PDF", k=1).hits[0]
+        assert Path(hit.url).name == "export.md"
+        assert assistant.knowledge_bases() == ["default"]
+    finally:
+        stop(process)

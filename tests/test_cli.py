@@ -1,0 +1,138 @@
+"""The ``assistant`` command on the bundled sample knowledge base, through the real entry point.
+
+Checks the JSON contract that outside scripts rely on, batch mode from standard input, and that
+expected failures end in one clear line (exit 1) with no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "help-centre"
+
+
+def _cli(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ASSISTANT_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=data_dir.parent,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the sample help centre, ingested once through the CLI."""
+    data_dir = tmp_path_factory.mktemp("cli") / "data"
+    pages = sorted(str(p) for p in (SAMPLE / "site").glob("*.html"))
+    result = _cli("ingest", *pages, str(SAMPLE / "docs"), "--kb", "help", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "11 added" in result.stdout and "0 failed" in result.stdout
+    return data_dir
+
+
+@pytest.mark.slow
+def test_search_json_follows_the_contract(sample_kb: Path) -> None:
+    result = _cli(
+        "search",
+        "single sign-on identity providers",
+        "--kb",
+        "help",
+        "-k",
+        "3",
+        "--json",
+        data_dir=sample_kb,
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["query"] == "single sign-on identity providers"
+    assert len(payload["results"]) == 3
+    for key in ("chunk_id", "url", "title", "text", "dense_rank", "dense_score", "rank", "score"):
+        assert key in payload["results"][0]
+    assert [r["rank"] for r in payload["results"]] == [1, 2, 3]
+    assert payload["results"][0]["url"].endswith("security.html")
+
+
+@pytest.mark.slow
+def test_ask_json_and_batch_mode(sample_kb: Path) -> None:
+    questions = "Can I get my money back if I cancel an annual plan?\n\nWhich languages is the Harbor app available in?\n"
+    result = _cli("ask", "-", "--kb", "help", "--json", data_dir=sample_kb, stdin=questions)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["question"] for line in lines] == [
+        "Can I get my money back if I cancel an annual plan?",
+        "Which languages is the Harbor app available in?",
+    ]
+    refund = lines[0]
+    assert set(refund) >= {"question", "answer", "citations", "trace"}
+    assert "14 days" in refund["answer"]
+    citation = refund["citations"][0]
+    assert set(citation) >= {"n", "title", "url", "quote"}
+    assert citation["url"].endswith("billing.html") and f"[{citation['n']}]" in refund["answer"]
+    assert lines[1]["citations"][0]["url"].endswith("faq.md")
+
+
+@pytest.mark.slow
+def test_ask_prints_answer_and_numbered_citations(sample_kb: Path) -> None:
+    result = _cli(
+        "ask",
+        "Which Harbor version dropped support for macOS 11?",
+        "--kb",
+        "help",
+        data_dir=sample_kb,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[1]" in result.stdout and "release-notes.md" in result.stdout
+
+
+@pytest.mark.slow
+def test_sources_and_forget(sample_kb: Path) -> None:
+    listed = _cli("sources", "--kb", "help", "--json", data_dir=sample_kb)
+    sources = {s["source"]: s for s in json.loads(listed.stdout)["sources"]}
+    docs = str(SAMPLE / "docs")
+    assert sources[docs]["documents"] == 4 and sources[docs]["chunks"] > 4
+    forgotten = _cli("forget", docs, "--kb", "help", data_dir=sample_kb)
+    assert (
+        forgotten.returncode == 0
+        and f"removed {sources[docs]['chunks']} chunks" in forgotten.stdout
+    )
+    listed = _cli("sources", "--kb", "help", "--json", data_dir=sample_kb)
+    assert docs not in {s["source"] for s in json.loads(listed.stdout)["sources"]}
+    again = _cli("ingest", docs, "--kb", "help", data_dir=sample_kb)
+    assert again.returncode == 0 and "4 added" in again.stdout
+
+
+def test_expected_failures_print_one_line_and_exit_1(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    missing = _cli("search", "anything", "--kb", "nope", data_dir=data_dir)
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    bad_name = _cli("search", "anything", "--kb", "Bad Name!", data_dir=data_dir)
+    assert bad_name.returncode == 1 and "invalid knowledge base name" in bad_name.stderr
+    refused = _cli("ingest", "http://127.0.0.1:9/", data_dir=data_dir)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr + refused.stdout
+    assert "failed" in refused.stdout
+
+
+def test_partial_failures_exit_1_and_name_each_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nThis page is fine.\n", encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    result = _cli("ingest", str(folder), "--json", data_dir=tmp_path / "data")
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["added"] == 1 and payload["failed"] == 1
+    failure = next(d for d in payload["documents"] if d["status"] == "failed")
+    assert failure["url"].endswith("empty.txt") and failure["reason"]
