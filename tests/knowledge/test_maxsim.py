@@ -1,0 +1,146 @@
+"""MaxSim scoring and padding of token matrices."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+import torch
+
+from assistant.knowledge import maxsim
+from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+
+
+def reference_maxsim(
+    query: torch.Tensor, documents: list[torch.Tensor], query_mask: list[bool] | None = None
+) -> list[float]:
+    """MaxSim written as plain loops over unpadded matrices: the definition, not the fast path."""
+    real_query_rows = [
+        row for index, row in enumerate(query) if query_mask is None or query_mask[index]
+    ]
+    scores = []
+    for document in documents:
+        if document.shape[0] == 0 or not real_query_rows:
+            scores.append(0.0)
+            continue
+        total = 0.0
+        for query_row in real_query_rows:
+            best = max(float(torch.dot(query_row, document_row)) for document_row in document)
+            total += best
+        scores.append(total / len(real_query_rows))
+    return scores
+
+
+def unit_rows(generator: torch.Generator, rows: int, dimension: int) -> torch.Tensor:
+    matrix = torch.randn(rows, dimension, generator=generator)
+    return torch.nn.functional.normalize(matrix, dim=1)
+
+
+def test_hand_computed_scores() -> None:
+    # Query tokens q1 = (1, 0), q2 = (0.6, 0.8).
+    query = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    # Document A: (0, 1), (0.8, 0.6).
+    #   q1: max(0, 0.8) = 0.8;  q2: max(0.8, 0.48 + 0.48 = 0.96) = 0.96;  mean 0.88.
+    # Document B: (-1, 0) only.
+    #   q1: -1;  q2: -0.6;  mean -0.8.
+    # Document C: (1, 0), (0.6, 0.8): both query tokens match exactly, mean 1.0.
+    documents, mask = pad_token_matrices(
+        [
+            torch.tensor([[0.0, 1.0], [0.8, 0.6]]),
+            torch.tensor([[-1.0, 0.0]]),
+            torch.tensor([[1.0, 0.0], [0.6, 0.8]]),
+        ]
+    )
+    scores = maxsim_scores(query, documents, mask)
+    torch.testing.assert_close(scores, torch.tensor([0.88, -0.8, 1.0]))
+    # Only q2 counts with a query mask: A 0.96, B -0.6, C 1.0.
+    masked = maxsim_scores(query, documents, mask, torch.tensor([False, True]))
+    torch.testing.assert_close(masked, torch.tensor([0.96, -0.6, 1.0]))
+
+
+def test_docstring_examples() -> None:
+    results = doctest.testmod(maxsim, raise_on_error=False)
+    assert results.attempted >= 3
+    assert results.failed == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_matches_loop_reference_on_random_inputs(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    dimension = 16
+    query = unit_rows(generator, 7, dimension)
+    lengths = [int(n) for n in torch.randint(1, 40, (9,), generator=generator)] + [0]
+    matrices = [unit_rows(generator, length, dimension) for length in lengths]
+    query_mask = [bool(value) for value in torch.rand(7, generator=generator) > 0.3]
+    query_mask[0] = True
+    documents, mask = pad_token_matrices(matrices)
+    # Padding rows that would beat every real token if they were not masked.
+    documents[~mask] = 5.0
+
+    scores = maxsim_scores(query, documents, mask, torch.tensor(query_mask))
+    expected = reference_maxsim(query, matrices, query_mask)
+    torch.testing.assert_close(scores, torch.tensor(expected), atol=1e-5, rtol=0)
+    assert scores[-1].item() == 0.0
+
+    unmasked = maxsim_scores(query, documents, mask)
+    torch.testing.assert_close(
+        unmasked, torch.tensor(reference_maxsim(query, matrices)), atol=1e-5, rtol=0
+    )
+
+
+def test_padding_never_wins_a_maximum() -> None:
+    query = torch.tensor([[1.0, 0.0]])
+    documents = torch.tensor([[[-1.0, 0.0], [100.0, 0.0]]])
+    mask = torch.tensor([[True, False]])
+    assert maxsim_scores(query, documents, mask).item() == pytest.approx(-1.0)
+    # The same tensors without the mask would score 100: the mask is what keeps padding out.
+    assert maxsim_scores(query, documents, torch.ones(1, 2, dtype=torch.bool)).item() == 100.0
+
+
+def test_empty_documents_and_empty_query_score_zero() -> None:
+    query = torch.tensor([[1.0, 0.0]])
+    documents, mask = pad_token_matrices([torch.zeros(0, 2), torch.zeros(0, 2)])
+    assert documents.shape == (2, 0, 2)
+    assert maxsim_scores(query, documents, mask).tolist() == [0.0, 0.0]
+    documents, mask = pad_token_matrices([torch.tensor([[1.0, 0.0]])])
+    no_query_tokens = torch.tensor([False])
+    assert maxsim_scores(query, documents, mask, no_query_tokens).tolist() == [0.0]
+
+
+def test_no_candidates_give_no_scores() -> None:
+    documents, mask = pad_token_matrices([], dimension=4)
+    assert documents.shape == (0, 0, 4)
+    assert mask.shape == (0, 0)
+    assert maxsim_scores(torch.ones(3, 4), documents, mask).shape == (0,)
+
+
+def test_half_precision_inputs_are_scored_in_float32() -> None:
+    query = torch.tensor([[0.6, 0.8]], dtype=torch.float16)
+    documents = torch.tensor([[[0.6, 0.8]]], dtype=torch.float16)
+    scores = maxsim_scores(query, documents, torch.ones(1, 1, dtype=torch.bool))
+    assert scores.dtype == torch.float32
+
+
+def test_pad_token_matrices_layout() -> None:
+    first = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    second = torch.tensor([[7.0, 8.0]])
+    documents, mask = pad_token_matrices([first, torch.zeros(0, 2), second])
+    assert documents.shape == (3, 3, 2)
+    assert mask.tolist() == [[True, True, True], [False, False, False], [True, False, False]]
+    torch.testing.assert_close(documents[0], first)
+    torch.testing.assert_close(documents[2], torch.tensor([[7.0, 8.0], [0.0, 0.0], [0.0, 0.0]]))
+    assert documents[1].abs().sum().item() == 0.0
+
+
+def test_shape_errors_are_reported() -> None:
+    with pytest.raises(ValueError, match="dimension 3, expected 2"):
+        pad_token_matrices([torch.ones(2, 2), torch.ones(1, 3)])
+    with pytest.raises(ValueError, match="dimension 2, expected 4"):
+        pad_token_matrices([torch.ones(2, 2)], dimension=4)
+    documents, mask = pad_token_matrices([torch.ones(2, 2)])
+    with pytest.raises(ValueError, match="query dimension"):
+        maxsim_scores(torch.ones(1, 3), documents, mask)
+    with pytest.raises(ValueError, match="documents_mask"):
+        maxsim_scores(torch.ones(1, 2), documents, mask[:, :1])
+    with pytest.raises(ValueError, match="query_mask"):
+        maxsim_scores(torch.ones(1, 2), documents, mask, torch.ones(2, dtype=torch.bool))
