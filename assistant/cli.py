@@ -51,7 +51,7 @@ def _assistant() -> Assistant:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     return _run(lambda: Assistant.from_settings(Settings()))
 
 
@@ -291,6 +291,99 @@ def forget(
     assistant = _assistant()
     removed = _run(lambda: assistant.forget(source, kb=kb))
     console.print(f"removed {removed} chunks from {kb}")
+
+
+@app.command("eval")
+def evaluate_command(
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="A test collection in BEIR layout (corpus, queries, qrels).")
+    ],
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
+    ] = None,
+    kb: Annotated[
+        str | None, typer.Option("--kb", help="Knowledge base (default: eval-<dataset>).")
+    ] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N judged queries.", min=1)
+    ] = None,
+) -> None:
+    """Measure retrieval quality (nDCG, MRR, recall) of every ranking stage on a test set."""
+    from assistant.evaluation import EvaluationStep, evaluate
+
+    assistant = _assistant()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:>6.0f}"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        tasks = {
+            "documents": progress.add_task("documents loaded", total=None),
+            "chunks": progress.add_task("chunks embedded", total=None),
+            "failed": progress.add_task("failed", total=None),
+            "queries": progress.add_task("queries searched", total=None, start=False),
+        }
+
+        def on_progress(step: EvaluationStep) -> None:
+            task = tasks[step.task]
+            if step.total is not None:
+                progress.update(task, total=step.total)
+                progress.start_task(task)
+            progress.advance(task, step.advance)
+
+        report = _run(
+            lambda: evaluate(
+                assistant, dataset_dir, kb=kb, max_queries=max_queries, progress=on_progress
+            )
+        )
+    table = Table(
+        title=f"{report.dataset}: {report.queries} queries, {report.documents} documents "
+        f"({report.chunks} chunks)",
+        title_justify="left",
+    )
+    table.add_column("run")
+    metric_names = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    for run, metrics in report.runs.items():
+        values = metrics.as_dict()
+        table.add_row(run, *(f"{values[name]:.3f}" for name in metric_names))
+    console.print(table)
+    _print_evaluation_notes(report)
+    if json_file is not None:
+        _run(lambda: _write_json(json_file, report.to_json()))
+        console.print(f"wrote {json_file}", highlight=False)
+
+
+def _print_evaluation_notes(report: Any) -> None:
+    ingest = report.ingest
+    console.print(
+        f"ingest: {ingest.count('added') + ingest.count('updated')} documents embedded, "
+        f"{ingest.count('unchanged')} unchanged (knowledge base {report.kb}), "
+        f"{ingest.seconds:.1f}s; {report.unjudged_queries} queries without judgements skipped",
+        highlight=False,
+    )
+    if ingest.failures:
+        console.print(f"[yellow]{len(ingest.failures)} documents failed to ingest[/yellow]")
+    stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in report.timings_ms.items())
+    console.print(f"candidate pool: {report.candidate_pool:.1f} chunks per query", highlight=False)
+    console.print(f"mean latency per query (ms): {stages}", highlight=False)
+    weights = ", ".join(f"{name} {value:g}" for name, value in report.weights.items())
+    console.print(
+        f"nothing was tuned on these queries: fixed default fusion weights ({weights})",
+        highlight=False,
+    )
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    try:
+        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; choose a writable path") from exc
 
 
 def _escape(text: str) -> str:

@@ -1,12 +1,15 @@
-"""Start and stop real servers (redis-server, chroma) on free loopback ports for tests."""
+"""Real servers for tests and benchmarks (redis-server, chroma, a static site) on loopback."""
 
 from __future__ import annotations
 
+import http.server
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -73,3 +76,50 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class StaticSite:
+    """A folder served over HTTP on a free loopback port, from a background thread.
+
+    ``robots`` is served as ``/robots.txt``. Use as a context manager.
+    """
+
+    def __init__(self, root: Path, robots: str = "") -> None:
+        self.root = root
+        self.robots = robots.encode("utf-8")
+        self.port = free_loopback_port()
+        site = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(site.root), **kwargs)
+
+            def do_GET(self) -> None:
+                if self.path == "/robots.txt":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(site.robots)))
+                    self.end_headers()
+                    self.wfile.write(site.robots)
+                    return
+                super().do_GET()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args  # keep test output quiet
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The site's root URL."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> StaticSite:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

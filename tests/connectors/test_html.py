@@ -1,0 +1,314 @@
+"""Main-content extraction from HTML: furniture dropped, headings kept as section paths."""
+
+from __future__ import annotations
+
+import doctest
+import time
+
+import pytest
+
+import connectors.html
+from assistant.errors import ParseError, UnsupportedContentError
+from connectors.document import Section
+from connectors.html import SectionBuilder, decode_text, extract_html, html_fragment_text
+
+HELP_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Refund policy</title>
+  <meta property="og:title" content="Refunds at ACME">
+  <link rel="canonical" href="/policies/refunds#top">
+  <style>.banner { color: red } /* STYLE-LEAK */</style>
+  <script>window.analytics = "SCRIPT-LEAK-HEAD";</script>
+</head>
+<body>
+  <div id="cookie-banner" class="cookie-consent">
+    <p>We use cookies to improve your experience on our website. By browsing on, you agree to
+    our use of cookies. COOKIE-LEAK</p>
+    <button>Accept all</button>
+  </div>
+  <header class="site-header">
+    <a href="/">ACME Store HEADER-LEAK</a>
+    <nav><ul>
+      <li><a href="/shop">Shop NAV-LEAK</a></li>
+      <li><a href="/about#team">About us</a></li>
+      <li><a href="mailto:help@example.com">Mail us</a></li>
+      <li><a href="javascript:void(0)">Menu</a></li>
+    </ul></nav>
+  </header>
+  <div class="layout">
+    <aside class="sidebar">
+      <h3>Related SIDEBAR-LEAK</h3>
+      <ul><li><a href="/shipping">Shipping</a></li><li><a href="/shop">Shop again</a></li></ul>
+    </aside>
+    <main>
+      <article>
+        <h1>Refund policy</h1>
+        <p>We want you to be happy with every purchase. If something is not right, ask for a
+        refund within thirty days of delivery &amp; we will sort it out, no questions asked.</p>
+        <h2>How to ask for a refund</h2>
+        <p>Write to our support team with your order number and the items you want to return.
+        We answer within two working days, usually faster.</p>
+        <ul><li>Order number</li><li>Items to return</li></ul>
+        <h3>Damaged items</h3>
+        <p>Send a photo of the damage. We refund damaged items in full, shipping included, and
+        you keep the item, caf&eacute; cr&egrave;me edition or not.</p>
+        <table>
+          <tr><th>Item</th><th>Refund</th></tr>
+          <tr><td>Mug</td><td>100%</td></tr>
+        </table>
+        <h2>Exceptions</h2>
+        <p>Gift cards and personalised items cannot be refunded, because we cannot sell them
+        to anyone else afterwards.</p>
+        <pre><code>refund --order 1234
+  --reason damaged</code></pre>
+      </article>
+    </main>
+  </div>
+  <footer><p>&copy; 2024 ACME Store FOOTER-LEAK. All rights reserved.</p>
+    <a href="https://other.example.org/privacy">Privacy</a></footer>
+  <script>document.write("SCRIPT-LEAK-BODY")</script>
+</body>
+</html>
+"""
+
+LEAK_MARKERS = (
+    "COOKIE-LEAK",
+    "HEADER-LEAK",
+    "NAV-LEAK",
+    "SIDEBAR-LEAK",
+    "FOOTER-LEAK",
+    "SCRIPT-LEAK",
+    "STYLE-LEAK",
+)
+
+
+def page_text(sections: tuple[Section, ...]) -> str:
+    return "\n".join(" > ".join(section.heading_path) + "\n" + section.text for section in sections)
+
+
+def test_article_headings_become_heading_paths() -> None:
+    page = extract_html(HELP_PAGE, url="https://shop.example.com/help/refunds")
+
+    by_path = {section.heading_path: section.text for section in page.sections}
+    assert by_path[("Refund policy",)].startswith("We want you to be happy")
+    assert "Write to our support team" in by_path[("Refund policy", "How to ask for a refund")]
+    damaged = by_path[("Refund policy", "How to ask for a refund", "Damaged items")]
+    assert "café crème edition" in damaged
+    assert "Gift cards" in by_path[("Refund policy", "Exceptions")]
+    assert page.title == "Refund policy"
+
+
+def test_page_furniture_scripts_and_styles_are_dropped() -> None:
+    page = extract_html(HELP_PAGE, url="https://shop.example.com/help/refunds")
+
+    text = page_text(page.sections)
+    for marker in LEAK_MARKERS:
+        assert marker not in text
+    assert "<" not in text and "&amp;" not in text
+    assert "delivery & we will" in text
+
+
+def test_lists_tables_and_code_come_out_as_readable_text() -> None:
+    page = extract_html(HELP_PAGE)
+
+    text = page_text(page.sections)
+    assert "- Order number\n- Items to return" in text
+    assert "Item | Refund\nMug | 100%" in text
+    assert "refund --order 1234\n  --reason damaged" in text
+
+
+def test_links_canonical_and_noindex() -> None:
+    page = extract_html(HELP_PAGE, url="https://shop.example.com/help/refunds")
+
+    assert page.canonical_url == "https://shop.example.com/policies/refunds"
+    assert page.links == (
+        "https://shop.example.com/",
+        "https://shop.example.com/shop",
+        "https://shop.example.com/about",
+        "https://shop.example.com/shipping",
+        "https://other.example.org/privacy",
+    )
+    assert page.noindex is False
+
+
+def test_links_resolve_against_base_and_relative_links_need_a_url() -> None:
+    markup = (
+        '<html><head><base href="https://docs.example.com/v2/"></head><body>'
+        '<p>See <a href="guide/start.html#install">the guide</a> and '
+        '<a href=" https://example.com/a\n b ">this</a> and <a href="http://[broken">bad</a>.</p>'
+        "</body></html>"
+    )
+    assert extract_html(markup).links == (
+        "https://docs.example.com/v2/guide/start.html",
+        "https://example.com/a b",
+    )
+    assert extract_html(markup.replace("<base", "<nobase")).links == ("https://example.com/a b",)
+
+
+@pytest.mark.parametrize(
+    ("robots", "expected"),
+    [("noindex, follow", True), ("NONE", True), ("index,follow", False)],
+)
+def test_robots_meta_noindex(robots: str, expected: bool) -> None:
+    markup = f'<html><head><meta name="Robots" content="{robots}"></head><p>Hello there.</p>'
+    assert extract_html(markup).noindex is expected
+
+
+def test_title_falls_back_to_og_title_then_first_heading() -> None:
+    og_only = '<html><head><meta property="og:title" content="From OG"></head><h1>Head</h1>'
+    assert extract_html(og_only + "<p>Body text.</p>").title == "From OG"
+    assert extract_html("<h1>First heading</h1><p>Body text.</p>").title == "First heading"
+    assert extract_html("<p>No title at all.</p>").title == ""
+
+
+def test_short_page_uses_the_structured_fallback() -> None:
+    markup = (
+        "<html><body><nav>Menu NAV-LEAK</nav><div class='gdpr-notice'>Consent COOKIE-LEAK</div>"
+        "<main><header><h1>Contact</h1></header><p>Call us on 555 0100.</p>"
+        "<h2>Address</h2><p>1 Main Street<br>Springfield</p></main>"
+        "<footer>FOOTER-LEAK</footer></body></html>"
+    )
+    page = extract_html(markup)
+
+    assert page.sections == (
+        Section(("Contact",), "Call us on 555 0100."),
+        Section(("Contact", "Address"), "1 Main Street\nSpringfield"),
+    )
+
+
+def test_short_page_without_main_drops_banners_and_hidden_elements() -> None:
+    markup = (
+        "<html><body><div id='consent-popup'><p>Accept cookies COOKIE-LEAK</p></div>"
+        "<div class='top-banner'>Sale BANNER-LEAK</div><div hidden>HIDDEN-LEAK</div>"
+        "<form><label>Search FORM-LEAK</label></form>"
+        "<h1>Opening hours</h1><p>Monday to Friday, nine to five.</p></body></html>"
+    )
+    assert extract_html(markup).sections == (
+        Section(("Opening hours",), "Monday to Friday, nine to five."),
+    )
+
+
+def test_bytes_are_decoded_with_the_meta_charset() -> None:
+    markup = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
+        "</head><body><p>Caf\u00e9 \u201cspecial\u201d \u00fcber alles.</p></body></html>"
+    )
+    page = extract_html(markup.encode("cp1252"))
+    assert page.sections[0].text == "Café “special” über alles."
+
+
+def test_bytes_are_decoded_with_the_declared_encoding_and_byte_order_mark() -> None:
+    body = "<html><body><p>Grüße aus Köln.</p></body></html>"
+    assert extract_html(body.encode("latin-1"), encoding="ISO-8859-1").sections[0].text == (
+        "Grüße aus Köln."
+    )
+    assert extract_html(body.encode("utf-16")).sections[0].text == "Grüße aus Köln."
+    assert extract_html(b"\xef\xbb\xbf" + body.encode("utf-8")).sections[0].text == (
+        "Grüße aus Köln."
+    )
+
+
+@pytest.mark.parametrize(
+    "markup",
+    ["", "   \n", "<html><body><script>only()</script><style>p{}</style></body></html>"],
+)
+def test_a_page_without_text_is_a_parse_error_naming_the_url(markup: str) -> None:
+    with pytest.raises(ParseError) as raised:
+        extract_html(markup, url="https://example.com/empty")
+    assert raised.value.source == "https://example.com/empty"
+    assert "no readable text" in raised.value.reason
+
+
+def test_errors_name_html_when_there_is_no_url() -> None:
+    with pytest.raises(ParseError) as raised:
+        extract_html("<html></html>")
+    assert raised.value.source == "<html>"
+
+
+def test_binary_bytes_are_refused() -> None:
+    with pytest.raises(UnsupportedContentError):
+        extract_html(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" * 20)
+
+
+def test_deeply_nested_markup_finishes_quickly_and_keeps_the_article() -> None:
+    markup = (
+        "<html><body><article><h1>Nesting</h1><p>Intro text before the nest.</p></article>"
+        + "<div>" * 10_000
+        + "deep text"
+        + "</div>" * 10_000
+        + "</body></html>"
+    )
+    started = time.monotonic()
+    page = extract_html(markup)
+    assert time.monotonic() - started < 5
+    assert page.sections[0] == Section(("Nesting",), "Intro text before the nest.")
+    assert "<div" not in page_text(page.sections)
+
+
+def test_huge_attribute_and_script_text_do_not_leak() -> None:
+    markup = (
+        '<html><body><h1>Big</h1><p data-payload="'
+        + "<script>x</script>" * 60_000
+        + '">Visible paragraph text.</p><script>var leaked = "SCRIPT-LEAK'
+        + "a" * 100_000
+        + '";</script><img src=x onerror="alert(1)"><p>Second paragraph.</p></body></html>'
+    )
+    assert len(markup) > 1_000_000
+    started = time.monotonic()
+    page = extract_html(markup)
+    assert time.monotonic() - started < 5
+    text = page_text(page.sections)
+    assert "Visible paragraph text." in text and "Second paragraph." in text
+    assert "SCRIPT-LEAK" not in text and "<script" not in text and "alert" not in text
+
+
+def test_invalid_markup_and_entities() -> None:
+    markup = (
+        "<html><body><main><h2>Broken <b>heading</h2><p>Unclosed <i>tags <p>next"
+        "</span></div> &lt;not a tag&gt; &eacute;t&eacute; &#x263A; &bogus;</main>"
+    )
+    page = extract_html(markup)
+    text = page_text(page.sections)
+    assert page.sections[0].heading_path == ("Broken heading",)
+    assert "<not a tag> été ☺ &bogus;" in text
+    assert "</" not in text
+
+
+def test_section_builder_nests_and_joins_items_and_rows() -> None:
+    builder = SectionBuilder()
+    builder.block("Preamble.")
+    builder.heading(2, "Billing")
+    builder.heading(4, "Cards")
+    builder.block("- Visa", "item")
+    builder.block("- Amex", "item")
+    builder.block("Note.")
+    builder.heading(3, "Invoices")
+    builder.heading(None, "Monthly")
+    builder.block("a | b", "row")
+    builder.heading(1, "Top")
+    builder.heading(2, "Empty headings make no section")
+
+    assert builder.sections() == (
+        Section((), "Preamble."),
+        Section(("Billing", "Cards"), "- Visa\n- Amex\n\nNote."),
+        Section(("Billing", "Invoices", "Monthly"), "a | b"),
+    )
+
+
+def test_html_fragment_text_strips_markup() -> None:
+    assert html_fragment_text("<h3>Tip</h3><p>Use <code>--fast</code><script>x()</script></p>") == (
+        "Tip\n\nUse --fast"
+    )
+    assert html_fragment_text("<!-- only a comment -->") == ""
+
+
+def test_decode_text_prefers_windows_1252_among_equal_guesses() -> None:
+    assert decode_text("Héllo naïve “quotes”".encode("cp1252")) == "Héllo naïve “quotes”"
+    assert decode_text("Größe".encode("latin-1")) == "Größe"
+    assert decode_text(b"abc\x00\x01\x02") is None
+
+
+def test_docstring_examples_hold() -> None:
+    assert doctest.testmod(connectors.html).failed == 0
