@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     context_k: int = Field(default=5, ge=1, le=50)
 
     # Token cache.
-    token_cache_format: Literal["int8", "fp16"] = "int8"
+    token_cache_format: Literal["int8", "int4", "fp16"] = "int8"
     token_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
 
     # Fetching from the web.

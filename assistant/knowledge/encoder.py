@@ -31,6 +31,7 @@ __all__ = [
     "PACKAGED_MODEL_NAMES",
     "EncodedText",
     "Encoder",
+    "TokenEncoder",
     "TransformerEncoder",
     "resolve_model_path",
 ]
@@ -55,7 +56,26 @@ class EncodedText:
     tokens: torch.Tensor
 
 
-class Encoder(Protocol):
+class TokenEncoder(Protocol):
+    """What the late-interaction stage needs: per-token vectors for queries and passages.
+
+    ``TransformerEncoder`` is one (its token vectors come from the same pass as its dense
+    vectors); a ColBERT checkpoint is another.
+    """
+
+    model_id: str
+    token_dimension: int
+
+    def encode_query_tokens(self, text: str) -> torch.Tensor:
+        """Query token vectors, (n_tokens, token_dimension), rows unit norm."""
+        ...
+
+    def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Passage token vectors, each (n_tokens_i, token_dimension), rows unit norm."""
+        ...
+
+
+class Encoder(TokenEncoder, Protocol):
     """What the knowledge base needs from an encoder of dense and per-token vectors.
 
     Implementations may treat queries and documents differently (a ColBERT checkpoint adds
@@ -191,6 +211,14 @@ class TransformerEncoder:
     def encode_query(self, text: str) -> EncodedText:
         """Encode one search query (the same forward pass as a document)."""
         return self._encode_batch([text])[0]
+
+    def encode_query_tokens(self, text: str) -> torch.Tensor:
+        """Query token vectors (n_tokens, token_dimension), from the same pass as ``dense``."""
+        return self.encode_query(text).tokens
+
+    def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Passage token vectors, each (n_tokens_i, token_dimension)."""
+        return [encoded.tokens for encoded in self.encode_documents(texts)]
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens and without truncation."""

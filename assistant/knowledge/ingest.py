@@ -19,7 +19,7 @@ import torch
 
 from assistant.errors import ConnectorError, EncoderError
 from assistant.knowledge.chunking import Chunk, Chunker
-from assistant.knowledge.encoder import Encoder
+from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import ChromaStore, ChunkRecord
 from connectors.base import Connector
@@ -96,11 +96,14 @@ class Ingestor:
         token_cache: TokenCache,
         chunker: Chunker,
         *,
+        late_encoder: TokenEncoder | None = None,
         head_version: str = "base",
         batch_chunks: int = 64,
     ) -> None:
         self._store = store
         self._encoder = encoder
+        # Without a separate late-interaction model, token vectors come from the dense pass.
+        self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
         self._chunker = chunker
         self._head_version = head_version
@@ -176,6 +179,11 @@ class Ingestor:
         texts = [chunk.embedding_text for item in pending for chunk in item.chunks]
         try:
             encoded = self._encoder.encode_documents(texts)
+            tokens = (
+                [e.tokens for e in encoded]
+                if self._late_encoder is self._encoder
+                else self._late_encoder.encode_document_tokens(texts)
+            )
         except EncoderError as exc:
             for item in pending:
                 self._fail(report, notify, item.document.source, str(exc), exc)
@@ -183,13 +191,13 @@ class Ingestor:
         offset = 0
         for item in pending:
             vectors = encoded[offset : offset + len(item.chunks)]
+            matrices = tokens[offset : offset + len(item.chunks)]
             offset += len(item.chunks)
+            model_id = self._late_encoder.model_id
             self._cache.put_many(
                 {
-                    cache_key(
-                        self._encoder.model_id, self._head_version, chunk.content_hash
-                    ): v.tokens
-                    for chunk, v in zip(item.chunks, vectors, strict=True)
+                    cache_key(model_id, self._head_version, chunk.content_hash): matrix
+                    for chunk, matrix in zip(item.chunks, matrices, strict=True)
                 }
             )
             document = item.document

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from assistant.knowledge.encoder import Encoder
+from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
     DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
@@ -96,12 +96,15 @@ class Retriever:
         token_cache: TokenCache,
         *,
         lexical: LexicalIndex | None = None,
+        late_encoder: TokenEncoder | None = None,
         recall_k: int = 100,
         head_version: str = "base",
         weights: FusionWeights | None = None,
     ) -> None:
         self._store = store
         self._encoder = encoder
+        # Without a separate late-interaction model, token vectors come from the dense pass.
+        self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
         self._lexical = lexical
         self._recall_k = recall_k
@@ -117,19 +120,24 @@ class Retriever:
         trace = SearchTrace(weights=(weights or self.weights).as_dict())
         clock = _Clock(trace)
         encoded = self._encoder.encode_query(query)
+        query_tokens = (
+            encoded.tokens
+            if self._late_encoder is self._encoder
+            else self._late_encoder.encode_query_tokens(query)
+        )
         clock.lap("encode")
         candidates = self._recall(query, encoded.dense, trace)
         clock.lap("recall")
         if not candidates:
-            return SearchResult(query, [], trace, encoded.tokens)
+            return SearchResult(query, [], trace, query_tokens)
         token_matrices = self._token_matrices([c.chunk for c in candidates], trace)
         clock.lap("cache")
-        documents, mask = pad_token_matrices(token_matrices, self._encoder.token_dimension)
-        late = maxsim_scores(encoded.tokens, documents, mask)
+        documents, mask = pad_token_matrices(token_matrices, self._late_encoder.token_dimension)
+        late = maxsim_scores(query_tokens, documents, mask)
         clock.lap("maxsim")
         hits = self._rank(candidates, late, weights or self.weights)[:k]
         clock.lap("fuse")
-        return SearchResult(query, hits, trace, encoded.tokens)
+        return SearchResult(query, hits, trace, query_tokens)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
@@ -153,19 +161,20 @@ class Retriever:
         return list(candidates.values())
 
     def _token_matrices(self, chunks: list[StoredChunk], trace: SearchTrace) -> list[torch.Tensor]:
-        keys = [cache_key(self._encoder.model_id, self._head_version, c.chunk_hash) for c in chunks]
+        model_id = self._late_encoder.model_id
+        keys = [cache_key(model_id, self._head_version, c.chunk_hash) for c in chunks]
         cached = self._cache.get_many(keys)
         missing = [index for index, value in enumerate(cached) if value is None]
         trace.cache_hits = len(chunks) - len(missing)
         trace.cache_misses = len(missing)
         if missing:
-            recomputed = self._encoder.encode_documents(
+            recomputed = self._late_encoder.encode_document_tokens(
                 [chunks[index].chunk.embedding_text for index in missing]
             )
             fresh = {}
-            for index, encoded in zip(missing, recomputed, strict=True):
-                cached[index] = encoded.tokens
-                fresh[keys[index]] = encoded.tokens
+            for index, matrix in zip(missing, recomputed, strict=True):
+                cached[index] = matrix
+                fresh[keys[index]] = matrix
             self._cache.put_many(fresh)
         return [matrix for matrix in cached if matrix is not None]
 

@@ -4,7 +4,7 @@ A value is a 10-byte header followed by the payload, all little-endian::
 
     offset 0  2 bytes  magic b"TK"
     offset 2  uint8    version (1)
-    offset 3  uint8    format: 1 = fp16, 2 = int8
+    offset 3  uint8    format: 1 = fp16, 2 = int8, 3 = int4
     offset 4  uint32   n_tokens
     offset 8  uint16   dimension d
     offset 10 payload
@@ -16,6 +16,9 @@ Formats and bytes per token vector of dimension d:
   the error per element is at most ``s / 127`` (half a step plus the rounding of ``s`` to
   float16) for tokens whose ``s`` lies in float16's normal range (above 6.1e-5), which unit-norm
   token vectors always do. 384-d: 386 bytes per token.
+- ``"int4"``, ``ceil(d / 2) + 2`` bytes: like int8 with 15 levels, ``q = round(x / s * 7)`` in
+  [-7, 7], two values per byte (low nibble first). The error per element is at most ``s / 14``
+  plus the scale's rounding. 384-d: 194 bytes per token (a quarter of fp16, plus the scale).
 - ``"fp16"``, ``2 * d`` bytes: the values as float16 (relative error at most 2**-11).
   384-d: 768 bytes per token.
 
@@ -41,7 +44,7 @@ __all__ = [
     "encode_tokens",
 ]
 
-TOKEN_FORMATS = ("int8", "fp16")
+TOKEN_FORMATS = ("int8", "int4", "fp16")
 """The format names ``encode_tokens`` accepts."""
 
 DEFAULT_FORMAT = "int8"
@@ -53,7 +56,8 @@ _HEADER = struct.Struct("<2sBBIH")
 HEADER_SIZE = _HEADER.size
 """Bytes of the header in front of every encoded value."""
 
-_FORMAT_CODES = {"fp16": 1, "int8": 2}
+_FORMAT_CODES = {"fp16": 1, "int8": 2, "int4": 3}
+_LEVELS = {"int8": 127.0, "int4": 7.0}
 _FORMAT_NAMES = {code: name for name, code in _FORMAT_CODES.items()}
 _FLOAT16 = np.dtype("<f2")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -63,6 +67,8 @@ def bytes_per_token(dimension: int, format: str = DEFAULT_FORMAT) -> int:
     """Bytes one token vector of ``dimension`` values takes in ``format`` (header excluded)."""
     if format == "int8":
         return dimension + 2
+    if format == "int4":
+        return (dimension + 1) // 2 + 2
     if format == "fp16":
         return 2 * dimension
     raise CacheError(f"unknown token format {format!r}; use one of {', '.join(TOKEN_FORMATS)}")
@@ -93,8 +99,32 @@ def encode_tokens(matrix: torch.Tensor, format: str = DEFAULT_FORMAT) -> bytes:
     # Quantise with the scale as stored, so decoding uses exactly the scale encoding used.
     divisors = stored_scales.astype(np.float32)
     divisors[divisors == 0] = 1.0
-    quantised = np.clip(np.rint(values / divisors[:, None] * 127.0), -127, 127).astype(np.int8)
+    levels = _LEVELS[format]
+    quantised = np.clip(np.rint(values / divisors[:, None] * levels), -levels, levels).astype(
+        np.int8
+    )
+    if format == "int4":
+        return header + stored_scales.tobytes() + _pack_nibbles(quantised).tobytes()
     return header + stored_scales.tobytes() + quantised.tobytes()
+
+
+def _pack_nibbles(quantised: np.ndarray) -> np.ndarray:
+    """(n, d) int8 in [-7, 7] → (n, ceil(d/2)) uint8, low nibble = even column."""
+    if quantised.shape[1] % 2:
+        quantised = np.pad(quantised, ((0, 0), (0, 1)))
+    nibbles = (quantised.astype(np.int16) & 0x0F).astype(np.uint8)
+    return (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8)
+
+
+def _unpack_nibbles(packed: np.ndarray, dimension: int) -> np.ndarray:
+    """Inverse of ``_pack_nibbles``: (n, ceil(d/2)) uint8 → (n, d) float32."""
+    low = (packed & 0x0F).astype(np.int8)
+    high = (packed >> 4).astype(np.int8)
+    values = np.empty((packed.shape[0], packed.shape[1] * 2), dtype=np.int8)
+    values[:, 0::2] = low
+    values[:, 1::2] = high
+    values[values > 7] -= 16  # two's complement of a nibble
+    return values[:, :dimension].astype(np.float32)
 
 
 def decode_tokens(data: bytes) -> torch.Tensor:
@@ -125,7 +155,13 @@ def decode_tokens(data: bytes) -> torch.Tensor:
         # astype copies into a writable array, which torch.from_numpy needs.
         return torch.from_numpy(halves.astype(np.float32).reshape(n_tokens, dimension))
     scales = np.frombuffer(data, _FLOAT16, n_tokens, HEADER_SIZE).astype(np.float32)
-    quantised = np.frombuffer(data, np.int8, n_tokens * dimension, HEADER_SIZE + 2 * n_tokens)
-    values = quantised.astype(np.float32).reshape(n_tokens, dimension)
-    values *= (scales / 127.0)[:, None]
+    offset = HEADER_SIZE + 2 * n_tokens
+    if format == "int4":
+        width = (dimension + 1) // 2
+        packed = np.frombuffer(data, np.uint8, n_tokens * width, offset).reshape(n_tokens, width)
+        values = _unpack_nibbles(packed, dimension)
+    else:
+        quantised = np.frombuffer(data, np.int8, n_tokens * dimension, offset)
+        values = quantised.astype(np.float32).reshape(n_tokens, dimension)
+    values *= (scales / _LEVELS[format])[:, None]
     return torch.from_numpy(values)

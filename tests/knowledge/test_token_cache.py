@@ -56,6 +56,22 @@ def test_int8_round_trip_error_is_within_one_step_of_the_token_scale() -> None:
     assert decoded[3].abs().sum().item() == 0.0
 
 
+@pytest.mark.parametrize("dimension", [384, 7])
+def test_int4_round_trip_error_is_within_one_step_of_the_token_scale(dimension: int) -> None:
+    generator = torch.Generator().manual_seed(2)
+    matrix = torch.randn(40, dimension, generator=generator)
+    matrix[0] = 0.0
+    decoded = decode_tokens(encode_tokens(matrix, "int4"))
+    assert decoded.shape == matrix.shape
+    scales = matrix.abs().amax(dim=1, keepdim=True)
+    # Half a step of 1/7 of the scale, plus float16 rounding of the scale itself.
+    assert bool(((decoded - matrix).abs() <= scales / 14 * 1.001 + 1e-6).all())
+    assert decoded[0].abs().sum().item() == 0.0
+    # Extremes survive: +s and -s decode to themselves (up to the scale's rounding).
+    extremes = torch.tensor([[1.0, -1.0, 3 / 7, -3 / 7, 0.0, 1 / 7, -1 / 7]])
+    assert torch.allclose(decode_tokens(encode_tokens(extremes, "int4")), extremes, atol=1e-3)
+
+
 def test_fp16_round_trip_error_is_float16_rounding() -> None:
     matrix = unit_rows(20, 384)
     decoded = decode_tokens(encode_tokens(matrix, "fp16"))
@@ -63,7 +79,7 @@ def test_fp16_round_trip_error_is_float16_rounding() -> None:
     assert bool(((decoded - matrix).abs() <= matrix.abs() * 2**-11 + 1e-7).all())
 
 
-@pytest.mark.parametrize(("format", "expected"), [("int8", 386), ("fp16", 768)])
+@pytest.mark.parametrize(("format", "expected"), [("int8", 386), ("int4", 194), ("fp16", 768)])
 def test_bytes_per_token_as_documented(format: str, expected: int) -> None:
     assert bytes_per_token(384, format) == expected
     for rows in (0, 1, 180):
@@ -71,7 +87,7 @@ def test_bytes_per_token_as_documented(format: str, expected: int) -> None:
 
 
 def test_empty_matrix_round_trips() -> None:
-    for format in ("int8", "fp16"):
+    for format in ("int8", "int4", "fp16"):
         assert decode_tokens(encode_tokens(torch.zeros(0, 384), format)).shape == (0, 384)
 
 
@@ -97,7 +113,7 @@ def test_malformed_values_raise_cache_error() -> None:
 
 def test_unencodable_matrices_raise_cache_error() -> None:
     with pytest.raises(CacheError, match="unknown token format"):
-        encode_tokens(unit_rows(2), "int4")
+        encode_tokens(unit_rows(2), "int2")
     with pytest.raises(CacheError, match="n_tokens, d"):
         encode_tokens(torch.ones(3), "int8")
     with pytest.raises(CacheError, match="not finite"):
@@ -337,7 +353,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("format", ["int8", "fp16"])
+@pytest.mark.parametrize("format", ["int8", "int4", "fp16"])
 def test_redis_round_trip(redis_url: str, redis_prefix: str, format: str) -> None:
     cache = RedisTokenCache.from_url(redis_url, prefix=redis_prefix, format=format, ttl_seconds=60)
     try:
@@ -347,7 +363,7 @@ def test_redis_round_trip(redis_url: str, redis_prefix: str, format: str) -> Non
         assert missing is None
         assert found is not None and empty is not None
         assert empty.shape == (0, 384)
-        tolerance = 1 / 127 if format == "int8" else 1e-3
+        tolerance = {"int8": 1 / 127, "int4": 1 / 14}.get(format, 1e-3)
         torch.testing.assert_close(found, matrix, atol=tolerance, rtol=0)
         assert 0 < cache.client.ttl(redis_prefix + "k") <= 60
         assert cache.stats().hits == 2
