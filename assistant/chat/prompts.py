@@ -6,6 +6,7 @@ error rather than a silently empty hole in a prompt.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -14,7 +15,16 @@ from assistant.errors import ConfigError
 
 __all__ = ["PROMPTS_DIR", "PromptLibrary"]
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+def _default_directory() -> Path:
+    """``prompts/`` beside the package in a source checkout, else where the wheel installs it."""
+    checkout = Path(__file__).resolve().parents[2] / "prompts"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "assistant-rag" / "prompts"
+
+
+PROMPTS_DIR = _default_directory()
 
 
 class PromptLibrary:
