@@ -8,6 +8,7 @@ every part is also usable on its own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +22,7 @@ from assistant.chat.prompts import PromptLibrary
 from assistant.errors import ConfigError, ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.encoder import Encoder, TransformerEncoder
+from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.retriever import Retriever, SearchHit, SearchResult
@@ -30,6 +32,12 @@ from assistant.knowledge.token_cache import (
     SQLiteTokenCache,
     TieredTokenCache,
     TokenCache,
+)
+from assistant.knowledge.tuning import (
+    TuneOptions,
+    TuneProgressCallback,
+    TuneReport,
+    tune_knowledge_base,
 )
 from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_client
 from assistant.settings import Settings
@@ -44,6 +52,7 @@ __all__ = [
     "SearchHit",
     "SearchResult",
     "SourceSummary",
+    "TuneReport",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,6 +84,12 @@ class _KnowledgeBase:
         )
         self.lexical_dir = settings.data_dir / "lexical" / name
         self.lexical = LexicalIndex.load(self.lexical_dir)
+        # The head recorded with the knowledge base, so every process ranks with the same one.
+        self.heads_dir = settings.data_dir / "heads" / name
+        self.late_encoder = load_active_head(self.store, encoder, self.heads_dir)
+        self.head_version = (
+            self.late_encoder.head_version if self.late_encoder else BASE_HEAD_VERSION
+        )
         self.retriever = self._retriever(assistant)
         self.ingestor = Ingestor(
             self.store,
@@ -85,6 +100,8 @@ class _KnowledgeBase:
                 max_tokens=settings.chunk_tokens,
                 overlap_tokens=settings.chunk_overlap_tokens,
             ),
+            late_encoder=self.late_encoder,
+            head_version=self.head_version,
         )
 
     def _retriever(self, assistant: Assistant) -> Retriever:
@@ -93,7 +110,9 @@ class _KnowledgeBase:
             assistant.encoder,
             assistant.token_cache,
             lexical=self.lexical if self.lexical is not None and len(self.lexical) else None,
+            late_encoder=self.late_encoder,
             recall_k=assistant.settings.recall_k,
+            head_version=self.head_version,
         )
 
     def rebuild_lexical(self, assistant: Assistant) -> None:
@@ -261,8 +280,10 @@ class Assistant:
             yield event
 
     def ask(self, question: str, *, kb: str = "default") -> Answer:
-        """Answer ``question`` with citations (drains ``stream``)."""
-        return asyncio.run(drain(question, self.stream(question, kb=kb)))
+        """Answer ``question`` with citations, and the retrieval that chose its sources."""
+        result = self.search(question, kb=kb, k=self.settings.context_k)
+        answer = asyncio.run(drain(question, self._answerer().stream(result)))
+        return dataclasses.replace(answer, retrieval=result)
 
     def sources(self, *, kb: str = "default") -> list[SourceSummary]:
         """What has been ingested into ``kb``, grouped by the source it was ingested from."""
@@ -297,6 +318,46 @@ class Assistant:
         knowledge_base.store.delete(chunk_ids)
         knowledge_base.rebuild_lexical(self)
         return len(chunk_ids)
+
+    def tune(
+        self,
+        kb: str = "default",
+        *,
+        progress: TuneProgressCallback | None = None,
+        options: TuneOptions | None = None,
+    ) -> TuneReport:
+        """Train a late-interaction head on ``kb``'s own text; keep it only if it ranks better.
+
+        Runs on the CPU in minutes (about 15 for 10k chunks on 2 cores). The head is kept when
+        the held-out MRR@10 of the full ranking beats the current stage's (or when
+        ``options.require_improvement`` is off); then every process that opens ``kb`` uses it.
+
+        Raises:
+            NotFoundError: ``kb`` does not exist.
+            ConfigError: ``kb`` has too few chunks (under 50) or too little prose to tune on.
+
+        >>> report = bot.tune(kb="docs")  # doctest: +SKIP
+        >>> report.mrr_before, report.mrr_after, report.kept  # doctest: +SKIP
+        """
+        knowledge_base = self._kb(kb)
+        report = tune_knowledge_base(
+            knowledge_base.store,
+            self.encoder,
+            self.token_cache,
+            heads_dir=knowledge_base.heads_dir,
+            weights=knowledge_base.retriever.weights,
+            use_lexical=knowledge_base.lexical is not None and len(knowledge_base.lexical) > 0,
+            recall_k=self.settings.recall_k,
+            current=knowledge_base.late_encoder,
+            token_format=self.settings.token_cache_format,
+            options=options,
+            progress=progress,
+        )
+        if report.kept:
+            # Reopened on next use, with the new head in its retriever and ingestor.
+            with self._lock:
+                self._knowledge_bases.pop(kb, None)
+        return report
 
     def _answerer(self) -> Answerer:
         provider_name = self.settings.provider

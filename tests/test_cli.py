@@ -81,6 +81,13 @@ def test_ask_json_and_batch_mode(sample_kb: Path) -> None:
     assert set(citation) >= {"n", "title", "url", "quote"}
     assert citation["url"].endswith("billing.html") and f"[{citation['n']}]" in refund["answer"]
     assert lines[1]["citations"][0]["url"].endswith("faq.md")
+    trace = refund["trace"]
+    candidates = {c["chunk_id"]: c for c in trace["candidates"]}
+    assert len(candidates) == trace["pool_size"] >= len(trace["context"])
+    assert set(trace["context"]) <= set(candidates) and trace["cache_misses"] == 0
+    first = candidates[trace["context"][0]]
+    assert first["rank"] == 1 and {"dense_rank", "late_interaction_score"} <= set(first)
+    assert set(trace["timings_ms"]) >= {"encode", "recall", "maxsim", "answer"}
 
 
 @pytest.mark.slow

@@ -8,7 +8,10 @@ their edge; ``Answer`` is what draining a stream produces.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from assistant.knowledge.retriever import SearchResult
 
 __all__ = [
     "Answer",
@@ -113,3 +116,5 @@ class Answer:
     usage: Usage
     timings_ms: dict[str, float]
     error: ErrorEvent | None = None
+    retrieval: SearchResult | None = None
+    """The search that chose the sources: every candidate with its scores, stage timings."""

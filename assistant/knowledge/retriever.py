@@ -71,6 +71,8 @@ class SearchResult:
     hits: list[SearchHit]
     trace: SearchTrace
     query_tokens: torch.Tensor | None = None
+    candidates: list[SearchHit] = field(default_factory=list)
+    """Every candidate of the pool, ranked (``hits`` is its head)."""
 
 
 @dataclass(slots=True)
@@ -135,9 +137,9 @@ class Retriever:
         documents, mask = pad_token_matrices(token_matrices, self._late_encoder.token_dimension)
         late = maxsim_scores(query_tokens, documents, mask)
         clock.lap("maxsim")
-        hits = self._rank(candidates, late, weights or self.weights)[:k]
+        ranked = self._rank(candidates, late, weights or self.weights)
         clock.lap("fuse")
-        return SearchResult(query, hits, trace, query_tokens)
+        return SearchResult(query, ranked[:k], trace, query_tokens, ranked)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
