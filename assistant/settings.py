@@ -70,6 +70,7 @@ class Settings(BaseSettings):
         "admin_key",
         "prompts_dir",
         "model",
+        "late_interaction_model",
         mode="before",
     )
     @classmethod
