@@ -37,6 +37,7 @@ from assistant.knowledge.retriever import SearchHit
 from assistant.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 __all__ = [
+    "METRIC_NAMES",
     "RUN_NAMES",
     "EvaluationReport",
     "EvaluationStep",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 RUN_NAMES = ("dense", "lexical", "late_interaction", "without_late_interaction", "maxsim_only")
+METRIC_NAMES = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 TUNING = "none: fixed fusion weights"
 _DEPTH = 100  # the deepest cut-off of any metric (recall@100)
 
@@ -98,6 +100,31 @@ class EvaluationReport:
     unjudged_queries: int = 0
     tuning: str = TUNING
     per_query: list[QueryRankings] = field(default_factory=list)
+
+    def title(self) -> str:
+        """One line naming what was measured, for the head of a results table."""
+        return (
+            f"{self.dataset}: {self.queries} queries, {self.documents} documents "
+            f"({self.chunks} chunks)"
+        )
+
+    def notes(self) -> list[str]:
+        """Plain-text lines on how the numbers were obtained, shown under the table."""
+        ingest = self.ingest
+        stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in self.timings_ms.items())
+        weights = ", ".join(f"{name} {value:g}" for name, value in self.weights.items())
+        lines = [
+            f"knowledge base {self.kb}: {ingest.count('added') + ingest.count('updated')} "
+            f"documents embedded, {ingest.count('unchanged')} unchanged, "
+            f"{len(ingest.failures)} failed ({ingest.seconds:.1f}s)",
+            f"queries: {self.queries} judged (skipped {self.unjudged_queries} without "
+            f"judgements); candidate pool: {self.candidate_pool:.1f} chunks per query",
+            f"mean latency per query (ms): {stages}",
+            f"nothing was tuned on these queries; fixed default fusion weights: {weights}",
+        ]
+        if self.skipped_documents:
+            lines.append(f"{self.skipped_documents} empty documents (no title, no text) skipped")
+        return lines
 
     def to_json(self) -> dict[str, object]:
         """The ``eval --json`` shape (per-query rankings are left out)."""
@@ -179,6 +206,16 @@ def _document_ranking(hits: Sequence[SearchHit], prefix: str) -> tuple[str, ...]
     return tuple(ranking)
 
 
+def _query_metrics(ranking: Sequence[str], relevance: dict[str, int]) -> dict[str, float]:
+    """One query's metrics, keyed like ``METRIC_NAMES``."""
+    return {
+        "ndcg@10": ndcg_at_k(ranking, relevance, 10),
+        "mrr@10": mrr_at_k(ranking, relevance, 10),
+        "recall@10": recall_at_k(ranking, relevance, 10),
+        "recall@100": recall_at_k(ranking, relevance, 100),
+    }
+
+
 def default_kb_name(dataset: str) -> str:
     """``eval-<dataset>``, folded to the characters a knowledge-base name may hold."""
     slug = re.sub(r"[^a-z0-9_-]+", "-", dataset.lower()).strip("-_")
@@ -253,12 +290,7 @@ def evaluate(
         }
         per_query.append(QueryRankings(query_id, rankings))
         for run, ranking in rankings.items():
-            for name, value in (
-                ("ndcg@10", ndcg_at_k(ranking, relevance, 10)),
-                ("mrr@10", mrr_at_k(ranking, relevance, 10)),
-                ("recall@10", recall_at_k(ranking, relevance, 10)),
-                ("recall@100", recall_at_k(ranking, relevance, 100)),
-            ):
+            for name, value in _query_metrics(ranking, relevance).items():
                 scores[run].setdefault(name, []).append(value)
         notify(EvaluationStep("queries", 1))
 
@@ -267,9 +299,7 @@ def evaluate(
         kb=kb,
         queries=len(selected),
         runs={
-            run: RunMetrics(
-                *(mean(values.get(m, [])) for m in ("ndcg@10", "mrr@10", "recall@10", "recall@100"))
-            )
+            run: RunMetrics(*(mean(values.get(name, [])) for name in METRIC_NAMES))
             for run, values in scores.items()
         },
         weights=weights,

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from assistant.core import Assistant
 from assistant.knowledge.encoder import TransformerEncoder
 from assistant.settings import Settings
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.servers import free_loopback_port, start_redis, stop
 
 
 @pytest.fixture(scope="session")
@@ -35,55 +26,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    executable = shutil.which("redis-server")
-    if executable is None:
+    if shutil.which("redis-server") is None:
         pytest.fail(
             "redis-server is not installed; install it (apt-get install redis-server) or set "
             "ASSISTANT_TEST_REDIS_URL to a Redis the tests may write to"
         )
-    port = _free_loopback_port()
-    log_path: Path = tmp_path_factory.mktemp("redis") / "redis-server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"redis://127.0.0.1:{port}/0"
+    port = free_loopback_port()
+    process = start_redis(port, tmp_path_factory.mktemp("redis") / "redis-server.log")
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            deadline = time.monotonic() + 10.0
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"redis-server exited at start: {log_path.read_text()}")
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"redis-server did not answer on port {port}")
-                    time.sleep(0.05)
-        finally:
-            client.close()
-        yield url
+        yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="session")
