@@ -41,7 +41,7 @@ from assistant.knowledge.tuning import (
 )
 from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_client
 from assistant.settings import Settings
-from connectors.base import Validators
+from connectors.base import Connector, Validators
 from connectors.sources import open_source, source_key
 
 __all__ = [
@@ -261,11 +261,22 @@ class Assistant:
                 unreadable.append(
                     DocumentOutcome(key, "failed", reason=exc.reason, error_type=type(exc).__name__)
                 )
-        report = knowledge_base.ingestor.ingest(connectors, progress)
+        report = self.ingest_connectors(connectors, kb=kb, progress=progress)
         report.outcomes[:0] = unreadable
-        if any(o.status in ("added", "updated", "removed") for o in report.outcomes) or (
-            knowledge_base.lexical is None
-        ):
+        return report
+
+    def ingest_connectors(
+        self,
+        connectors: Sequence[Connector],
+        *,
+        kb: str = "default",
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest from connectors built by the caller (any ``Connector`` implementation)."""
+        knowledge_base = self._kb(kb, create=True)
+        report = knowledge_base.ingestor.ingest(connectors, progress)
+        changed = any(o.status in ("added", "updated", "removed") for o in report.outcomes)
+        if changed or knowledge_base.lexical is None:
             knowledge_base.rebuild_lexical(self)
         return report
 

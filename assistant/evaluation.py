@@ -234,14 +234,7 @@ def _ingest(
     def forward(event: ProgressEvent) -> None:
         notify(EvaluationStep(kinds[event.kind], event.count))
 
-    # Assistant.ingest opens connectors from source strings only; this runs the same ingestor
-    # and the same lexical-index rule on a connector built in memory.
-    knowledge_base = assistant._kb(kb, create=True)
-    report = knowledge_base.ingestor.ingest([connector], forward)
-    changed = any(o.status in ("added", "updated", "removed") for o in report.outcomes)
-    if changed or knowledge_base.lexical is None:
-        knowledge_base.rebuild_lexical(assistant)
-    return report
+    return assistant.ingest_connectors([connector], kb=kb, progress=forward)
 
 
 def evaluate(
