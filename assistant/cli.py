@@ -7,6 +7,7 @@ of ``-`` reads one query per line from standard input (one JSON object per line 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -221,7 +222,20 @@ def search(
         console.print(table)
 
 
-def _answer_json(answer: Answer, trace: dict[str, Any]) -> dict[str, Any]:
+def _answer_json(answer: Answer) -> dict[str, Any]:
+    retrieval = answer.retrieval
+    trace: dict[str, Any] = {"timings_ms": answer.timings_ms}
+    if retrieval is not None:
+        trace.update(asdict(retrieval.trace))
+        trace["timings_ms"] = answer.timings_ms or retrieval.trace.timings_ms
+        trace["context"] = [source.chunk_id for source in answer.sources]
+        trace["pool_size"] = retrieval.trace.candidates
+        trace["candidates"] = [
+            {key: value for key, value in hit.items() if key not in ("text", "title", "headings")}
+            for hit in _hit_json(dataclasses.replace(retrieval, hits=retrieval.candidates))[
+                "results"
+            ]
+        ]
     return {
         "question": answer.question,
         "answer": answer.answer,
@@ -245,8 +259,7 @@ def ask(
     for text in _queries(question):
         answer = _run(lambda text=text: assistant.ask(text, kb=kb))  # type: ignore[misc]
         if as_json:
-            trace = {"timings_ms": answer.timings_ms, "sources": len(answer.sources)}
-            print(json.dumps(_answer_json(answer, trace), ensure_ascii=False))
+            print(json.dumps(_answer_json(answer), ensure_ascii=False))
             continue
         console.print(f"[bold]Q:[/bold] {_escape(text)}", highlight=False)
         console.print(_escape(answer.answer), highlight=False)
@@ -293,13 +306,72 @@ def forget(
     console.print(f"removed {removed} chunks from {kb}")
 
 
+@app.command()
+def tune(
+    kb: KbOption = "default",
+    max_pairs: Annotated[
+        int, typer.Option(help="Pseudo-query pairs to train on (more: slower, steadier).", min=32)
+    ] = 8000,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the late-interaction head on a knowledge base's text; keep it if it ranks better."""
+    from assistant.knowledge.pseudo_pairs import PairOptions
+    from assistant.knowledge.tuning import TuneOptions, TuneStep
+
+    assistant = _assistant()
+    labels = {
+        "encoding": "texts encoded",
+        "training": "training steps",
+        "evaluation": "held-out queries",
+        "cache": "token cache rebuilt",
+    }
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:>6.0f}/{task.total}"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(step: TuneStep) -> None:
+            if step.task not in tasks:
+                tasks[step.task] = progress.add_task(labels[step.task], total=step.total)
+            elif step.total is not None:
+                progress.update(tasks[step.task], total=step.total)
+            progress.advance(tasks[step.task], step.advance)
+
+        options = TuneOptions(pairs=PairOptions(max_pairs=max_pairs))
+        report = _run(lambda: assistant.tune(kb, progress=on_progress, options=options))
+    if as_json:
+        print(json.dumps({"kb": kb, **asdict(report)}))
+        return
+    outcome = (
+        f"[green]kept[/green] head {report.head_version}"
+        if report.kept
+        else "[yellow]not kept[/yellow] (no better than the current ranking)"
+    )
+    console.print(
+        f"[bold]{kb}[/bold]: held-out MRR@10 {report.mrr_before:.3f} → {report.mrr_after:.3f} "
+        f"on {report.held_out_queries} queries; {outcome}"
+    )
+    console.print(
+        f"{report.pairs} pairs, {report.steps} steps in {report.seconds:.0f}s; token vectors "
+        f"{report.bytes_per_token_before} → {report.bytes_per_token_after} bytes each",
+        highlight=False,
+    )
+
+
 @app.command("eval")
 def evaluate_command(
     dataset_dir: Annotated[
-        Path, typer.Argument(help="A test collection in BEIR layout (corpus, queries, qrels).")
+        str, typer.Argument(help="A test collection in BEIR layout (corpus, queries, qrels).")
     ],
     json_file: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
+        str | None, typer.Option("--json", help="Also write the results as JSON to this file.")
     ] = None,
     kb: Annotated[
         str | None, typer.Option("--kb", help="Knowledge base (default: eval-<dataset>).")
@@ -309,7 +381,9 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Measure retrieval quality (nDCG, MRR, recall) of every ranking stage on a test set."""
-    from assistant.evaluation import EvaluationStep, evaluate
+    from pathlib import Path
+
+    from assistant.evaluation import METRIC_NAMES, EvaluationStep, evaluate
 
     assistant = _assistant()
     with Progress(
@@ -325,65 +399,36 @@ def evaluate_command(
             "documents": progress.add_task("documents loaded", total=None),
             "chunks": progress.add_task("chunks embedded", total=None),
             "failed": progress.add_task("failed", total=None),
-            "queries": progress.add_task("queries searched", total=None, start=False),
+            "queries": progress.add_task("queries searched", total=None),
         }
 
         def on_progress(step: EvaluationStep) -> None:
-            task = tasks[step.task]
             if step.total is not None:
-                progress.update(task, total=step.total)
-                progress.start_task(task)
-            progress.advance(task, step.advance)
+                progress.update(tasks[step.task], total=step.total)
+            progress.advance(tasks[step.task], step.advance)
 
         report = _run(
             lambda: evaluate(
-                assistant, dataset_dir, kb=kb, max_queries=max_queries, progress=on_progress
+                assistant, Path(dataset_dir), kb=kb, max_queries=max_queries, progress=on_progress
             )
         )
-    table = Table(
-        title=f"{report.dataset}: {report.queries} queries, {report.documents} documents "
-        f"({report.chunks} chunks)",
-        title_justify="left",
-    )
+    table = Table(title=report.title(), title_justify="left")
     table.add_column("run")
-    metric_names = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
-    for name in metric_names:
+    for name in METRIC_NAMES:
         table.add_column(name, justify="right")
     for run, metrics in report.runs.items():
         values = metrics.as_dict()
-        table.add_row(run, *(f"{values[name]:.3f}" for name in metric_names))
+        table.add_row(run, *(f"{values[name]:.3f}" for name in METRIC_NAMES))
     console.print(table)
-    _print_evaluation_notes(report)
+    for line in report.notes():
+        console.print(line, highlight=False, markup=False)
     if json_file is not None:
-        _run(lambda: _write_json(json_file, report.to_json()))
-        console.print(f"wrote {json_file}", highlight=False)
-
-
-def _print_evaluation_notes(report: Any) -> None:
-    ingest = report.ingest
-    console.print(
-        f"ingest: {ingest.count('added') + ingest.count('updated')} documents embedded, "
-        f"{ingest.count('unchanged')} unchanged (knowledge base {report.kb}), "
-        f"{ingest.seconds:.1f}s; {report.unjudged_queries} queries without judgements skipped",
-        highlight=False,
-    )
-    if ingest.failures:
-        console.print(f"[yellow]{len(ingest.failures)} documents failed to ingest[/yellow]")
-    stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in report.timings_ms.items())
-    console.print(f"candidate pool: {report.candidate_pool:.1f} chunks per query", highlight=False)
-    console.print(f"mean latency per query (ms): {stages}", highlight=False)
-    weights = ", ".join(f"{name} {value:g}" for name, value in report.weights.items())
-    console.print(
-        f"nothing was tuned on these queries: fixed default fusion weights ({weights})",
-        highlight=False,
-    )
-
-
-def _write_json(path: Path, payload: dict[str, object]) -> None:
-    try:
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; choose a writable path") from exc
+        try:
+            Path(json_file).write_text(json.dumps(report.to_json(), indent=2) + "\n", "utf-8")
+        except OSError as exc:
+            errors.print(f"[red]error:[/red] cannot write {_escape(json_file)}: {exc.strerror}")
+            raise typer.Exit(1) from None
+        console.print(f"wrote {json_file}", highlight=False, markup=False)
 
 
 def _escape(text: str) -> str:

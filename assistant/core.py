@@ -11,14 +11,17 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from assistant.chat.answerer import Answerer, drain
 from assistant.chat.events import Answer, Citation, StreamEvent
 from assistant.chat.extractive import ExtractiveProvider
 from assistant.chat.prompts import PromptLibrary
+from assistant.chat.provider import ChatProvider
+from assistant.chat.providers import provider_from_name
 from assistant.errors import ConfigError, ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.encoder import Encoder, TransformerEncoder
@@ -56,6 +59,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,11 @@ class Assistant:
         self._chroma = chroma
         self._token_cache = token_cache
         self._knowledge_bases: dict[str, _KnowledgeBase] = {}
+        self._answerers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Answerer] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._runner: asyncio.Runner | None = None
+        self._runner_lock = threading.Lock()
         self._lock = threading.RLock()
 
     @classmethod
@@ -293,8 +303,11 @@ class Assistant:
     def ask(self, question: str, *, kb: str = "default") -> Answer:
         """Answer ``question`` with citations, and the retrieval that chose its sources."""
         result = self.search(question, kb=kb, k=self.settings.context_k)
-        answer = asyncio.run(drain(question, self._answerer().stream(result)))
+        answer = self._run_sync(self._drain(question, result))
         return dataclasses.replace(answer, retrieval=result)
+
+    async def _drain(self, question: str, result: SearchResult) -> Answer:
+        return await drain(question, self._answerer().stream(result))
 
     def sources(self, *, kb: str = "default") -> list[SourceSummary]:
         """What has been ingested into ``kb``, grouped by the source it was ingested from."""
@@ -371,17 +384,35 @@ class Assistant:
         return report
 
     def _answerer(self) -> Answerer:
-        provider_name = self.settings.provider
-        if provider_name != "extractive":
-            raise ConfigError(
-                f"unknown provider {provider_name!r}; ASSISTANT_PROVIDER=extractive answers "
-                "offline from the best passages"
-            )
-        return Answerer(
-            ExtractiveProvider(self.encoder),
-            prompts=PromptLibrary(self.settings.prompts_dir) if self.settings.prompts_dir else None,
-            context_k=self.settings.context_k,
-        )
+        """Providers in ASSISTANT_PROVIDER order, then the extractive answerer as the last resort.
+
+        Vendor SDK clients bind their connection pools to an event loop, so each loop gets its
+        own answerer.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            answerer = self._answerers.get(loop)
+            if answerer is None:
+                providers: list[ChatProvider] = []
+                for name in (part.strip() for part in self.settings.provider.split(",")):
+                    if name and name != "extractive":
+                        providers.append(provider_from_name(name, model=self.settings.model))
+                providers.append(ExtractiveProvider(self.encoder))
+                prompts_dir = self.settings.prompts_dir
+                answerer = Answerer(
+                    providers,
+                    prompts=PromptLibrary(prompts_dir) if prompts_dir else None,
+                    context_k=self.settings.context_k,
+                )
+                self._answerers[loop] = answerer
+            return answerer
+
+    def _run_sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine for the synchronous API on one long-lived event loop."""
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = asyncio.Runner()
+            return self._runner.run(coroutine)
 
     def close(self) -> None:
         """Close the token cache's connections; the assistant can be used again after."""
@@ -394,6 +425,18 @@ class Assistant:
                     cache.close()
             self._token_cache = None
             self._knowledge_bases.clear()
+        with self._runner_lock:
+            if self._runner is not None:
+                self._runner.run(self._close_providers())
+                self._runner.close()
+                self._runner = None
+
+    async def _close_providers(self) -> None:
+        answerer = self._answerers.pop(asyncio.get_running_loop(), None)
+        for provider in answerer.providers if answerer else ():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
 
     def __enter__(self) -> Assistant:
         return self

@@ -7,9 +7,10 @@ at all, the no-answer template is streamed instead of calling the provider.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from assistant.chat.events import (
     Answer,
@@ -29,6 +30,8 @@ from assistant.errors import AssistantError
 from assistant.knowledge.retriever import SearchResult
 
 __all__ = ["Answerer", "citations_from_markers", "drain"]
+
+logger = logging.getLogger(__name__)
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 
@@ -53,14 +56,19 @@ class Answerer:
 
     def __init__(
         self,
-        provider: ChatProvider,
+        provider: ChatProvider | Sequence[ChatProvider],
         *,
         prompts: PromptLibrary | None = None,
         context_k: int = 5,
         brand: str = "our product",
         assistant_name: str = "the assistant",
     ) -> None:
-        self.provider = provider
+        # The first provider answers; the others, in order, if it fails before its first token.
+        self.providers: tuple[ChatProvider, ...] = (
+            tuple(provider) if isinstance(provider, Sequence) else (provider,)
+        )
+        if not self.providers:
+            raise ValueError("an answerer needs at least one provider")
         self._prompts = prompts or PromptLibrary()
         self._context_k = context_k
         self._brand = brand
@@ -86,28 +94,40 @@ class Answerer:
         if not sources:
             yield TextDelta(self._prompts.render("no_answer"))
             yield CitationsEvent(())
-            yield DoneEvent(Usage(), self.provider.name, timings)
+            yield DoneEvent(Usage(), self.providers[0].name, timings)
             return
         request = ChatRequest(result.query, sources, self._messages(result.query, sources))
-        text: list[str] = []
-        citations: tuple[Citation, ...] | None = None
-        try:
-            async for event in self.provider.stream(request):
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                    yield event
-                elif isinstance(event, CitationsEvent):
-                    citations = event.citations
-                else:
-                    timings["answer"] = round((time.perf_counter() - started) * 1000.0, 3)
-                    yield CitationsEvent(
-                        citations
-                        if citations is not None
-                        else citations_from_markers("".join(text), sources)
-                    )
-                    yield DoneEvent(event.usage, event.provider, timings)
-        except AssistantError as exc:
-            yield ErrorEvent(type(exc).__name__, str(exc))
+        for position, provider in enumerate(self.providers):
+            text: list[str] = []
+            citations: tuple[Citation, ...] | None = None
+            try:
+                async for event in provider.stream(request):
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                        yield event
+                    elif isinstance(event, CitationsEvent):
+                        citations = event.citations
+                    else:
+                        timings["answer"] = round((time.perf_counter() - started) * 1000.0, 3)
+                        yield CitationsEvent(
+                            citations
+                            if citations is not None
+                            else citations_from_markers("".join(text), sources)
+                        )
+                        yield DoneEvent(event.usage, event.provider, timings)
+                return
+            except AssistantError as exc:
+                # Before the first token the next provider can still answer; after it, the
+                # client already holds a partial answer, so the stream ends with an error.
+                if text or position == len(self.providers) - 1:
+                    yield ErrorEvent(type(exc).__name__, str(exc))
+                    return
+                logger.warning(
+                    "provider %s failed before answering (%s); falling back to %s",
+                    provider.name,
+                    type(exc).__name__,
+                    self.providers[position + 1].name,
+                )
 
     def _messages(self, question: str, sources: tuple[Source, ...]) -> tuple[Message, ...]:
         rendered = "\n".join(

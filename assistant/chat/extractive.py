@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from assistant.chat.events import Citation, CitationsEvent, DoneEvent, Source, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
 from assistant.knowledge.encoder import Encoder
-from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.text import split_sentences
 
 __all__ = ["Extract", "ExtractiveProvider"]
@@ -81,10 +81,7 @@ class ExtractiveProvider:
             return Extract("", ())
         query = self._encoder.encode_query(question)
         encoded = self._encoder.encode_documents([s.text for s in sentences])
-        documents, mask = pad_token_matrices(
-            [e.tokens for e in encoded], self._encoder.token_dimension
-        )
-        scores = maxsim_scores(query.tokens, documents, mask).tolist()
+        scores = maxsim_scores_ragged(query.tokens, [e.tokens for e in encoded]).tolist()
         ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
         best = scores[ranked[0]]
         chosen: list[_Sentence] = []

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["maxsim_scores", "pad_token_matrices"]
+__all__ = ["maxsim_scores", "maxsim_scores_ragged", "pad_token_matrices"]
 
 
 def maxsim_scores(
@@ -128,3 +128,40 @@ def pad_token_matrices(
         embeddings[row, : matrix.shape[0]] = matrix.to(device=device, dtype=torch.float32)
     mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)
     return embeddings, mask.to(device)
+
+
+def maxsim_scores_ragged(
+    query_embeddings: torch.Tensor, documents_embeddings: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """MaxSim of one query against documents of different lengths, without padding.
+
+    The same scores as ``maxsim_scores`` over the padded batch, computed one document at a time:
+    at reranking sizes (a few hundred documents) this avoids building a large padded copy of
+    every candidate on each query, which costs more than the products themselves.
+
+    Args:
+        query_embeddings: (Lq, d) token vectors of the query; every row counts.
+        documents_embeddings: N tensors of shape (Ld_i, d).
+
+    Returns:
+        (N,) float32 scores; a document with no rows scores 0.0.
+
+    >>> query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> documents = [torch.tensor([[1.0, 0.0], [0.6, 0.8]]), torch.zeros(0, 2)]
+    >>> [round(score, 6) for score in maxsim_scores_ragged(query, documents).tolist()]
+    [0.9, 0.0]
+    """
+    query = query_embeddings.to(torch.float32)
+    if query.dim() != 2:
+        raise ValueError(f"query_embeddings must be (Lq, d), got {tuple(query.shape)}")
+    scores = torch.zeros(len(documents_embeddings), dtype=torch.float32)
+    if query.shape[0] == 0:
+        return scores
+    for index, document in enumerate(documents_embeddings):
+        if document.shape[0]:
+            if document.dim() != 2 or document.shape[1] != query.shape[1]:
+                raise ValueError(
+                    f"document {index} must be (Ld, {query.shape[1]}), got {tuple(document.shape)}"
+                )
+            scores[index] = (query @ document.to(torch.float32).T).amax(dim=1).mean()
+    return scores

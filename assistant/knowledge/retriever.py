@@ -22,7 +22,7 @@ from assistant.knowledge.fusion import (
     fuse,
 )
 from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import ChromaStore, StoredChunk
 
@@ -134,8 +134,7 @@ class Retriever:
             return SearchResult(query, [], trace, query_tokens)
         token_matrices = self._token_matrices([c.chunk for c in candidates], trace)
         clock.lap("cache")
-        documents, mask = pad_token_matrices(token_matrices, self._late_encoder.token_dimension)
-        late = maxsim_scores(query_tokens, documents, mask)
+        late = maxsim_scores_ragged(query_tokens, token_matrices)
         clock.lap("maxsim")
         ranked = self._rank(candidates, late, weights or self.weights)
         clock.lap("fuse")

@@ -328,6 +328,39 @@ class ChromaStore:
                 yield StoredChunk.from_chroma(cid, doc, meta)
             offset += len(result["ids"])
 
+    def iter_embedded_chunks(
+        self, page_size: int = 1000
+    ) -> Iterator[tuple[list[StoredChunk], torch.Tensor]]:
+        """Every chunk with its dense vector, a page at a time: (chunks, (len(chunks), dim))."""
+        offset = 0
+        while True:
+            with _chroma_errors("read chunks"):
+                result = self._collection.get(
+                    include=["documents", "metadatas", "embeddings"], limit=page_size, offset=offset
+                )
+            if not result["ids"]:
+                return
+            chunks = [
+                StoredChunk.from_chroma(cid, doc, meta)
+                for cid, doc, meta in zip(
+                    result["ids"], result["documents"], result["metadatas"], strict=True
+                )
+            ]
+            yield chunks, torch.as_tensor(np.asarray(result["embeddings"], dtype=np.float32))
+            offset += len(chunks)
+
+    def kb_metadata(self) -> dict[str, str | int | float | bool]:
+        """Knowledge-base-level settings kept with the collection (model, dimension, head)."""
+        return dict(self._collection.metadata or {})
+
+    def update_kb_metadata(self, values: dict[str, str | int | float | bool]) -> None:
+        """Set knowledge-base-level settings, keeping the other keys (Chroma replaces them all).
+
+        Every process that opens the knowledge base afterwards reads the new values.
+        """
+        with _chroma_errors(f"update knowledge base {self.name!r}"):
+            self._collection.modify(metadata={**self.kb_metadata(), **values})
+
     def document_state(self, url: str) -> DocumentState | None:
         """What is stored for one document, or ``None`` if nothing is."""
         states = self._documents({"url": url})

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from assistant.knowledge import maxsim
-from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+from assistant.knowledge.maxsim import maxsim_scores, maxsim_scores_ragged, pad_token_matrices
 
 
 def reference_maxsim(
@@ -86,6 +86,9 @@ def test_matches_loop_reference_on_random_inputs(seed: int) -> None:
     torch.testing.assert_close(
         unmasked, torch.tensor(reference_maxsim(query, matrices)), atol=1e-5, rtol=0
     )
+    ragged = maxsim_scores_ragged(query, matrices)
+    torch.testing.assert_close(ragged, unmasked, atol=1e-5, rtol=0)
+    assert ragged[-1].item() == 0.0
 
 
 def test_padding_never_wins_a_maximum() -> None:
