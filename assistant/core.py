@@ -24,7 +24,8 @@ from assistant.chat.provider import ChatProvider
 from assistant.chat.providers import provider_from_name
 from assistant.errors import ConfigError, ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
-from assistant.knowledge.encoder import Encoder, TransformerEncoder
+from assistant.knowledge.colbert import ColBERTEncoder
+from assistant.knowledge.encoder import Encoder, TokenEncoder, TransformerEncoder
 from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
@@ -91,7 +92,7 @@ class _KnowledgeBase:
         self.lexical = LexicalIndex.load(self.lexical_dir)
         # The head recorded with the knowledge base, so every process ranks with the same one.
         self.heads_dir = settings.data_dir / "heads" / name
-        self.late_encoder = load_active_head(self.store, encoder, self.heads_dir)
+        self.late_encoder = load_active_head(self.store, assistant.late_encoder, self.heads_dir)
         self.head_version = (
             self.late_encoder.head_version if self.late_encoder else BASE_HEAD_VERSION
         )
@@ -105,7 +106,7 @@ class _KnowledgeBase:
                 max_tokens=settings.chunk_tokens,
                 overlap_tokens=settings.chunk_overlap_tokens,
             ),
-            late_encoder=self.late_encoder,
+            late_encoder=self.late_encoder or assistant.late_encoder,
             head_version=self.head_version,
         )
 
@@ -115,7 +116,7 @@ class _KnowledgeBase:
             assistant.encoder,
             assistant.token_cache,
             lexical=self.lexical if self.lexical is not None and len(self.lexical) else None,
-            late_encoder=self.late_encoder,
+            late_encoder=self.late_encoder or assistant.late_encoder,
             recall_k=assistant.settings.recall_k,
             head_version=self.head_version,
         )
@@ -148,6 +149,7 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self._encoder = encoder
+        self._late_encoder: TokenEncoder | None = None
         self._chroma = chroma
         self._token_cache = token_cache
         self._knowledge_bases: dict[str, _KnowledgeBase] = {}
@@ -173,6 +175,19 @@ class Assistant:
                     self.settings.embedding_model, max_length=self.settings.max_tokens_per_text
                 )
             return self._encoder
+
+    @property
+    def late_encoder(self) -> TokenEncoder:
+        """Token vectors for MaxSim: a ColBERT checkpoint when one is configured, else the
+        dense encoder's own pass."""
+        with self._lock:
+            if self._late_encoder is None:
+                name = self.settings.late_interaction_model
+                if name and name != self.settings.embedding_model:
+                    self._late_encoder = ColBERTEncoder(name)
+                else:
+                    self._late_encoder = self.encoder
+            return self._late_encoder
 
     @property
     def chroma(self) -> Any:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.knowledge.token_cache import RedisTokenCache, TieredTokenCache
+from assistant.knowledge.colbert import ColBERTEncoder
+from assistant.knowledge.token_cache import RedisTokenCache, TieredTokenCache, cache_key
+from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
 from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
 
 DOCS = {
@@ -90,3 +92,28 @@ def test_chroma_server_behaves_like_the_embedded_store(
         assert assistant.knowledge_bases() == ["default"]
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize("layout", ["pylate", "stanford"])
+def test_a_colbert_checkpoint_reranks_what_dense_recall_found(
+    make_assistant: Callable[..., Assistant], tmp_path: Path, layout: str
+) -> None:
+    writer = write_pylate_checkpoint if layout == "pylate" else write_stanford_checkpoint
+    checkpoint = writer(tmp_path / f"colbert-{layout}")
+    assistant = make_assistant(late_interaction_model=str(checkpoint))
+    late = assistant.late_encoder
+    assert isinstance(late, ColBERTEncoder) and late is not assistant.encoder
+    folder = _folder(tmp_path)
+    assert assistant.ingest([str(folder)]).count("added") == 3
+    result = assistant.search("single sign-on providers", k=3)
+    assert len(result.hits) == 3 and result.trace.cache_misses == 0
+    # Token vectors are the checkpoint's (its projection's width), cached under its model id.
+    chunk = assistant._kb("default").store.get([result.hits[0].chunk_id])[0]
+    (cached,) = assistant.token_cache.get_many([cache_key(late.model_id, "base", chunk.chunk_hash)])
+    assert cached is not None and cached.shape[1] == late.token_dimension != 384
+    assert result.query_tokens is not None and result.query_tokens.shape[1] == late.token_dimension
+    # Dense recall still comes from the embedding model: the same chunks are candidates.
+    baseline = make_assistant(data_dir=tmp_path / "baseline")
+    baseline.ingest([str(folder)])
+    dense_pool = {h.chunk_id for h in baseline.search("single sign-on providers", k=10).candidates}
+    assert {h.chunk_id for h in result.candidates} == dense_pool
