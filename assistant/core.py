@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import threading
 import weakref
@@ -26,6 +27,7 @@ from assistant.errors import ConfigError, ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.encoder import Encoder, TokenEncoder, TransformerEncoder
+from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
@@ -74,6 +76,9 @@ class SourceSummary:
     last_fetched: str
 
 
+FUSION_WEIGHTS_KEY = "fusion_weights"
+
+
 class _KnowledgeBase:
     """The per-knowledge-base parts, opened once and reused."""
 
@@ -96,6 +101,7 @@ class _KnowledgeBase:
         self.head_version = (
             self.late_encoder.head_version if self.late_encoder else BASE_HEAD_VERSION
         )
+        self.weights = self._fusion_weights()
         self.retriever = self._retriever(assistant)
         self.ingestor = Ingestor(
             self.store,
@@ -110,6 +116,18 @@ class _KnowledgeBase:
             head_version=self.head_version,
         )
 
+    def _fusion_weights(self) -> FusionWeights:
+        """The weights recorded with the knowledge base, recording the defaults on first use.
+
+        Keeping them with the knowledge base means a later change of defaults never silently
+        changes how an existing knowledge base ranks, and every process ranks alike.
+        """
+        stored = self.store.kb_metadata().get(FUSION_WEIGHTS_KEY)
+        if isinstance(stored, str):
+            return FusionWeights(**json.loads(stored))
+        self.store.update_kb_metadata({FUSION_WEIGHTS_KEY: json.dumps(DEFAULT_WEIGHTS.as_dict())})
+        return DEFAULT_WEIGHTS
+
     def _retriever(self, assistant: Assistant) -> Retriever:
         return Retriever(
             self.store,
@@ -119,6 +137,7 @@ class _KnowledgeBase:
             late_encoder=self.late_encoder or assistant.late_encoder,
             recall_k=assistant.settings.recall_k,
             head_version=self.head_version,
+            weights=self.weights,
         )
 
     def rebuild_lexical(self, assistant: Assistant) -> None:

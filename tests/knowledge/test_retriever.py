@@ -6,6 +6,7 @@ embedded store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from assistant.core import Assistant
 from assistant.knowledge.colbert import ColBERTEncoder
+from assistant.knowledge.fusion import DEFAULT_WEIGHTS
 from assistant.knowledge.token_cache import RedisTokenCache, TieredTokenCache, cache_key
 from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
 from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
@@ -117,3 +119,20 @@ def test_a_colbert_checkpoint_reranks_what_dense_recall_found(
     baseline.ingest([str(folder)])
     dense_pool = {h.chunk_id for h in baseline.search("single sign-on providers", k=10).candidates}
     assert {h.chunk_id for h in result.candidates} == dense_pool
+
+
+def test_fusion_weights_are_recorded_with_the_knowledge_base(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    assistant = make_assistant()
+    assistant.ingest([str(_folder(tmp_path))])
+    store = assistant._kb("default").store
+    assert json.loads(str(store.kb_metadata()["fusion_weights"])) == DEFAULT_WEIGHTS.as_dict()
+    # Another process opening the knowledge base ranks with what is recorded there.
+    store.update_kb_metadata(
+        {"fusion_weights": json.dumps({"dense": 1.0, "late_interaction": 0.0, "lexical": 0.0})}
+    )
+    reopened = make_assistant()
+    result = reopened.search("export a workspace", k=10)
+    assert result.trace.weights == {"dense": 1.0, "late_interaction": 0.0, "lexical": 0.0}
+    assert [h.rank for h in result.candidates] == [h.dense_rank for h in result.candidates]
