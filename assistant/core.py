@@ -402,6 +402,7 @@ class Assistant:
             knowledge_base.store,
             self.encoder,
             self.token_cache,
+            late_base=self.late_encoder,
             heads_dir=knowledge_base.heads_dir,
             weights=knowledge_base.retriever.weights,
             use_lexical=knowledge_base.lexical is not None and len(knowledge_base.lexical) > 0,

@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 
 from assistant.errors import ConfigError
-from assistant.knowledge.encoder import EncodedText, Encoder, TransformerEncoder
+from assistant.knowledge.encoder import EncodedText, Encoder, TokenEncoder, TransformerEncoder
 from assistant.knowledge.fusion import FusionWeights, fuse
 from assistant.knowledge.head import (
     ACTIVE_HEAD_KEY,
@@ -135,6 +135,7 @@ def tune_knowledge_base(
     encoder: Encoder,
     token_cache: TokenCache,
     *,
+    late_base: TokenEncoder | None = None,
     heads_dir: Path,
     weights: FusionWeights,
     use_lexical: bool,
@@ -146,7 +147,9 @@ def tune_knowledge_base(
 ) -> TuneReport:
     """Train a head on ``store``'s chunks; keep it if held-out MRR@10 beats the current stage.
 
-    ``current`` is the late encoder in use (``None``: base token vectors). When the head is kept
+    ``late_base`` makes the token vectors the head reads (default: ``encoder``'s own pass; a
+    ColBERT checkpoint when one is configured); ``encoder`` gives the dense vectors of recall.
+    ``current`` is the late encoder in use (``None``: ``late_base``'s vectors as they are). When the head is kept
     (or ``options.require_improvement`` is off) it is written under ``heads_dir``, every chunk's
     token vectors are cached under its version, and it is recorded as the knowledge base's
     active head. Callers must then rebuild their retriever and ingestor.
@@ -172,7 +175,7 @@ def tune_knowledge_base(
             f"{options.pairs.min_sentence_words}-{options.pairs.max_sentence_words} words or titles. "
             "Ingest more prose, then run `assistant tune` again"
         )
-    base = _BaseTokens(encoder, token_cache)
+    base = _BaseTokens(encoder, late_base or encoder, token_cache)
     data = _training_data(pairs, chunks, dense, base, options, notify)
     sample = _token_sample(data.positives, options)
     head = ProjectionHead.from_principal_components(sample, options.out_dimension)
@@ -205,10 +208,10 @@ def tune_knowledge_base(
     kept = after > before or not options.require_improvement
     logger.info("held-out MRR@10 %.4f → %.4f; head %s kept: %s", before, after, head.version, kept)
     if kept:
-        head.save(head_path(heads_dir, head.version), model_id=encoder.model_id)
-        _rebuild_cache(chunks, head, base, encoder.model_id, notify)
+        head.save(head_path(heads_dir, head.version), model_id=base.late.model_id)
+        _rebuild_cache(chunks, head, base, notify)
         store.update_kb_metadata({ACTIVE_HEAD_KEY: head.version})
-    token_dimension = current.token_dimension if current is not None else encoder.token_dimension
+    token_dimension = current.token_dimension if current is not None else base.late.token_dimension
     return TuneReport(
         knowledge_base=store.name,
         pairs=len(pairs.train),
@@ -228,15 +231,16 @@ def tune_knowledge_base(
 
 
 class _BaseTokens:
-    """Base token vectors of stored chunks: cached under the base key, else encoded and cached."""
+    """The encoders, and base token vectors of stored chunks (cached under the base key)."""
 
-    def __init__(self, encoder: Encoder, cache: TokenCache) -> None:
+    def __init__(self, encoder: Encoder, late: TokenEncoder, cache: TokenCache) -> None:
         self.encoder = encoder
+        self.late = late
         self.cache = cache
 
     def of(self, chunks: Sequence[StoredChunk]) -> list[torch.Tensor]:
-        """(n_tokens, base dimension) per chunk, in order."""
-        model_id = self.encoder.model_id
+        """(n_tokens, base dimension) per chunk, in order; misses are encoded and cached."""
+        model_id = self.late.model_id
         keys = [
             cache_key(model_id, BASE_HEAD_VERSION, chunk.chunk_hash) if chunk.chunk_hash else ""
             for chunk in chunks
@@ -248,7 +252,7 @@ class _BaseTokens:
             matrices.append(next(cached) if key else None)
         missing = [index for index, matrix in enumerate(matrices) if matrix is None]
         if missing:
-            encoded = self.encoder.encode_document_tokens(
+            encoded = self.late.encode_document_tokens(
                 [chunks[index].chunk.embedding_text for index in missing]
             )
             fresh: dict[str, torch.Tensor] = {}
@@ -261,16 +265,20 @@ class _BaseTokens:
 
 
 def _encode(
-    encoder: Encoder,
+    base: _BaseTokens,
     texts: Sequence[str],
     *,
     queries: bool,
     max_tokens: int | None,
     notify: TuneProgressCallback,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """One encoder pass per text: dense vectors (n, d) and float16 token matrices (cut)."""
+    """Dense vectors (n, d) and float16 base token matrices (cut at ``max_tokens``) of texts.
+
+    With no separate late-interaction model, one encoder pass gives both.
+    """
     dense: list[torch.Tensor] = []
     tokens: list[torch.Tensor] = []
+    encoder = base.encoder
     for start in range(0, len(texts), _ENCODE_BATCH):
         batch = list(texts[start : start + _ENCODE_BATCH])
         encoded: list[EncodedText]
@@ -280,12 +288,16 @@ def _encode(
         else:
             # TransformerEncoder encodes a query exactly as a passage, so queries batch too.
             encoded = encoder.encode_documents(batch)
-        for item in encoded:
-            dense.append(item.dense)
-            tokens.append(item.tokens[:max_tokens].to(torch.float16))
+        dense.extend(item.dense for item in encoded)
+        if base.late is encoder:
+            matrices = [item.tokens for item in encoded]
+        elif queries:
+            matrices = [base.late.encode_query_tokens(text) for text in batch]
+        else:
+            matrices = base.late.encode_document_tokens(batch)
+        tokens.extend(matrix[:max_tokens].to(torch.float16) for matrix in matrices)
         notify(TuneStep("encoding", len(batch)))
-    dimension = encoder.dimension
-    return (torch.stack(dense) if dense else torch.zeros(0, dimension)), tokens
+    return (torch.stack(dense) if dense else torch.zeros(0, encoder.dimension)), tokens
 
 
 def _load_chunks(store: ChromaStore) -> tuple[list[StoredChunk], torch.Tensor]:
@@ -313,13 +325,12 @@ def _training_data(
     train = pairs.train
     replaced = len(held_out_index_texts(chunks, pairs.held_out))
     notify(TuneStep("encoding", 0, total=2 * len(train) + len(pairs.held_out) + replaced))
-    encoder = base.encoder
     limit = options.max_document_tokens
     query_dense, queries = _encode(
-        encoder, [p.query for p in train], queries=True, max_tokens=None, notify=notify
+        base, [p.query for p in train], queries=True, max_tokens=None, notify=notify
     )
     _, positives = _encode(
-        encoder, [p.positive for p in train], queries=False, max_tokens=limit, notify=notify
+        base, [p.positive for p in train], queries=False, max_tokens=limit, notify=notify
     )
     candidates = [i for i, chunk in enumerate(chunks) if chunk.chunk_id in pairs.train_chunk_ids]
     mined = mine_hard_negatives(
@@ -391,7 +402,7 @@ class _Mirror:
         rows = sorted(texts)
         # The shipped index reads up to the encoder's own limit, not the training cut.
         replaced_dense, replaced_tokens = _encode(
-            base.encoder,
+            base,
             [texts[row] for row in rows],
             queries=False,
             max_tokens=None,
@@ -401,7 +412,7 @@ class _Mirror:
         if rows:
             mirrored[rows] = torch.nn.functional.normalize(replaced_dense, dim=-1)
         query_dense, query_tokens = _encode(
-            base.encoder,
+            base,
             [pair.query for pair in held_out],
             queries=True,
             max_tokens=None,
@@ -521,12 +532,11 @@ def _rebuild_cache(
     chunks: list[StoredChunk],
     head: ProjectionHead,
     base: _BaseTokens,
-    model_id: str,
     notify: TuneProgressCallback,
 ) -> None:
     """Cache every chunk's projected token vectors under the head's version."""
     notify(TuneStep("cache", 0, total=len(chunks)))
-    version = head.version
+    model_id, version = base.late.model_id, head.version
     for start in range(0, len(chunks), _REBUILD_BATCH):
         batch = chunks[start : start + _REBUILD_BATCH]
         base_matrices = base.of(batch)

@@ -17,6 +17,7 @@ import torch
 
 from assistant.core import Assistant
 from assistant.errors import ConfigError
+from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.encoder import TransformerEncoder
 from assistant.knowledge.head import (
     BASE_HEAD_VERSION,
@@ -41,6 +42,7 @@ from assistant.knowledge.pseudo_pairs import (
 from assistant.knowledge.tuning import TuneOptions, TuneStep
 from assistant.knowledge.vector_store import StoredChunk
 from assistant.settings import Settings
+from tests.support.checkpoints import write_pylate_checkpoint
 
 TOPICS = {
     "gardening": (
@@ -432,6 +434,29 @@ def test_a_kept_head_is_used_by_every_new_assistant(
     found = reopened.search("stoneware kilns fire glazed mugs", kb="notes", k=3)
     assert found.hits[0].title == "Pottery: kilns"
     assert found.trace.cache_misses == 0
+
+
+@pytest.mark.slow
+def test_a_head_over_a_colbert_checkpoint_reads_its_token_vectors(
+    make_assistant: Callable[..., Assistant], data_dir: Path, tmp_path: Path
+) -> None:
+    checkpoint = write_pylate_checkpoint(tmp_path / "colbert", token_dimension=16)
+    assistant = make_assistant(data_dir=data_dir, late_interaction_model=str(checkpoint))
+    colbert = assistant.late_encoder
+    assert isinstance(colbert, ColBERTEncoder)
+    report = assistant.tune(
+        "notes", options=_small_options(out_dimension=8, require_improvement=False)
+    )
+    assert report.kept
+    assert (report.bytes_per_token_before, report.bytes_per_token_after) == (18, 10)
+
+    reopened = make_assistant(data_dir=data_dir, late_interaction_model=str(checkpoint))
+    late = reopened._kb("notes").late_encoder
+    assert isinstance(late, ProjectedTokenEncoder) and isinstance(late.base, ColBERTEncoder)
+    assert late.model_id == colbert.model_id and late.token_dimension == 8
+    result = reopened.search("comet tails scatter solar wind", kb="notes", k=3)
+    assert result.hits and result.trace.cache_misses == 0
+    assert result.query_tokens is not None and result.query_tokens.shape[1] == 8
 
 
 @pytest.mark.slow
