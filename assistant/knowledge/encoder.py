@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +34,7 @@ __all__ = [
     "TokenEncoder",
     "TransformerEncoder",
     "resolve_model_path",
+    "shared_pass",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,27 @@ class Encoder(TokenEncoder, Protocol):
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens."""
         ...
+
+
+def shared_pass(
+    late: TokenEncoder, dense: Encoder
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """How to get ``late``'s token vectors from ``dense``'s own forward pass, if they share one.
+
+    The token vectors of ``dense`` itself are used as they are; a projection head over ``dense``
+    (an object with ``base`` and ``project``) projects them. Any other late encoder needs its
+    own pass (``None``).
+    """
+    if late is dense:
+        return _identity
+    project = getattr(late, "project", None)
+    if getattr(late, "base", None) is dense and callable(project):
+        return project  # type: ignore[no-any-return]
+    return None
+
+
+def _identity(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens
 
 
 def resolve_model_path(name: str) -> str:

@@ -19,7 +19,7 @@ import torch
 
 from assistant.errors import ConnectorError, EncoderError
 from assistant.knowledge.chunking import Chunk, Chunker
-from assistant.knowledge.encoder import Encoder, TokenEncoder
+from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import ChromaStore, ChunkRecord
 from connectors.base import Connector
@@ -179,9 +179,11 @@ class Ingestor:
         texts = [chunk.embedding_text for item in pending for chunk in item.chunks]
         try:
             encoded = self._encoder.encode_documents(texts)
+            # One pass per chunk when the late-interaction vectors come from the dense model.
+            from_pass = shared_pass(self._late_encoder, self._encoder)
             tokens = (
-                [e.tokens for e in encoded]
-                if self._late_encoder is self._encoder
+                [from_pass(e.tokens) for e in encoded]
+                if from_pass is not None
                 else self._late_encoder.encode_document_tokens(texts)
             )
         except EncoderError as exc:

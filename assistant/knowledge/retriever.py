@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from assistant.knowledge.encoder import Encoder, TokenEncoder
+from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
     DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
@@ -122,9 +122,10 @@ class Retriever:
         trace = SearchTrace(weights=(weights or self.weights).as_dict())
         clock = _Clock(trace)
         encoded = self._encoder.encode_query(query)
+        from_pass = shared_pass(self._late_encoder, self._encoder)
         query_tokens = (
-            encoded.tokens
-            if self._late_encoder is self._encoder
+            from_pass(encoded.tokens)
+            if from_pass is not None
             else self._late_encoder.encode_query_tokens(query)
         )
         clock.lap("encode")

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
-from assistant.knowledge.encoder import TokenEncoder, TransformerEncoder
+from assistant.knowledge.encoder import TokenEncoder, TransformerEncoder, shared_pass
 from assistant.knowledge.head import (
     ACTIVE_HEAD_KEY,
     BASE_HEAD_VERSION,
@@ -166,3 +166,18 @@ def test_active_head_is_read_from_the_knowledge_base(
     with caplog.at_level(logging.WARNING, logger="assistant.knowledge.head"):
         assert load_active_head(reopened, encoder, heads_dir) is None
     assert "using base token vectors" in caplog.text
+
+
+def test_a_head_over_the_dense_encoder_shares_its_forward_pass(encoder: TransformerEncoder) -> None:
+    head = ProjectionHead(torch.nn.functional.normalize(torch.randn(8, encoder.token_dimension)))
+    projected = ProjectedTokenEncoder(encoder, head)
+    assert shared_pass(encoder, encoder) is not None
+    from_pass = shared_pass(projected, encoder)
+    assert from_pass is not None
+    tokens = encoder.encode_query("reset two-factor authentication").tokens
+    torch.testing.assert_close(
+        from_pass(tokens), projected.encode_query_tokens("reset two-factor authentication")
+    )
+    second = ProjectionHead(torch.nn.functional.normalize(torch.randn(4, 8)))
+    over_another_model = ProjectedTokenEncoder(projected, second)  # its base is not the encoder
+    assert shared_pass(over_another_model, encoder) is None
