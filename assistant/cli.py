@@ -68,6 +68,21 @@ def _run(action: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def _progress(*, disable: bool = False, show_total: bool = False) -> Progress:
+    """Progress bars on standard error, gone when done (standard output stays clean)."""
+    count = "{task.completed:>6.0f}/{task.total}" if show_total else "{task.completed:>6.0f}"
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn(count),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=disable,
+    )
+
+
 def _queries(query: str) -> Iterator[str]:
     if query != "-":
         yield query
@@ -101,16 +116,7 @@ def ingest(
 ) -> None:
     """Add or refresh sources in a knowledge base."""
     assistant = _assistant()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.completed:>6.0f}"),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-        disable=as_json,
-    ) as progress:
+    with _progress(disable=as_json) as progress:
         loaded = progress.add_task("documents loaded", total=None)
         embedded = progress.add_task("chunks embedded", total=None)
         failed = progress.add_task("failed", total=None)
@@ -325,16 +331,7 @@ def tune(
         "evaluation": "held-out queries",
         "cache": "token cache rebuilt",
     }
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.completed:>6.0f}/{task.total}"),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-        disable=as_json,
-    ) as progress:
+    with _progress(disable=as_json, show_total=True) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(step: TuneStep) -> None:
@@ -386,15 +383,7 @@ def evaluate_command(
     from assistant.evaluation import METRIC_NAMES, EvaluationStep, evaluate
 
     assistant = _assistant()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.completed:>6.0f}"),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    ) as progress:
+    with _progress() as progress:
         tasks = {
             "documents": progress.add_task("documents loaded", total=None),
             "chunks": progress.add_task("chunks embedded", total=None),
