@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import doctest
 import logging
-import shutil
-import socket
 import sqlite3
 import struct
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,6 +31,7 @@ from assistant.knowledge.token_codec import (
     decode_tokens,
     encode_tokens,
 )
+from tests.support.servers import free_loopback_port, start_redis, stop
 
 
 def unit_rows(rows: int, dimension: int = 8, seed: int = 0) -> torch.Tensor:
@@ -293,51 +291,6 @@ def test_tiered_reads_through_and_writes_through(tmp_path: Path) -> None:
 # --- Redis -----------------------------------------------------------------------------------
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_redis(port: int, log_path: Path, password: str) -> subprocess.Popen[bytes]:
-    """Start a redis-server of this test alone on ``port`` and wait until it answers."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.fail("redis-server is not installed; install it (apt-get install redis-server)")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                *(executable, "--port", str(port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--requirepass", password),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    probe = redis.Redis(host="127.0.0.1", port=port, password=password, socket_connect_timeout=0.5)
-    try:
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                probe.ping()
-                return process
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _stop_redis(process)
-                    pytest.fail(f"redis-server did not start: {log_path.read_text()}")
-                time.sleep(0.05)
-    finally:
-        probe.close()
-
-
-def _stop_redis(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test alone; its keys are deleted afterwards."""
@@ -414,17 +367,17 @@ def test_redis_client_with_decoded_responses_is_refused(redis_url: str) -> None:
 def test_redis_outage_answers_misses_then_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = _free_loopback_port()
+    port = free_loopback_port()
     log_path = tmp_path / "redis.log"
     password = "not-a-real-secret"
-    process = _start_redis(port, log_path, password)
+    process = start_redis(port, log_path, password)
     url = f"redis://:{password}@127.0.0.1:{port}/0"
     cache = RedisTokenCache.from_url(url, backoff_seconds=1.0)
     try:
         cache.put_many({"k": unit_rows(3)})
         assert cache.get_many(["k"])[0] is not None
 
-        _stop_redis(process)
+        stop(process)
         with caplog.at_level(logging.WARNING, logger="assistant.knowledge.token_cache"):
             started = time.monotonic()
             assert cache.get_many(["k", "other"]) == [None, None]
@@ -440,10 +393,10 @@ def test_redis_outage_answers_misses_then_recovers(
         cache.get_many(["k"])
         assert cache.stats().errors == errors_after_outage
 
-        process = _start_redis(port, log_path, password)
+        process = start_redis(port, log_path, password)
         time.sleep(1.1)
         cache.put_many({"k": unit_rows(3)})
         assert cache.get_many(["k"])[0] is not None
     finally:
         cache.close()
-        _stop_redis(process)
+        stop(process)

@@ -22,18 +22,23 @@ def free_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_redis(port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a throwaway redis-server on ``port`` and wait until it answers."""
+def start_redis(port: int, log_path: Path, password: str | None = None) -> subprocess.Popen[bytes]:
+    """Start a throwaway redis-server on ``port`` (optionally password-protected), keeping
+    nothing on disk, and wait until it answers."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+            [
+                *(executable, "--port", str(port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+                *(("--requirepass", password) if password else ()),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    client = redis.Redis(port=port, password=password, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 10
     while True:
         try:
