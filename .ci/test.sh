@@ -8,6 +8,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 [ -d /usr/share/doc/python3.11/html ] || need_apt+=(python3.11-doc)
 if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
@@ -23,12 +24,41 @@ PYTHON=$(command -v python3.11 || command -v python3)
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
-# One Redis for the whole run, on a loopback port, keeping nothing on disk.
+# One Redis and one PostgreSQL for the whole run, on loopback ports, both stopped at exit.
 REDIS_PORT=${ASSISTANT_TEST_REDIS_PORT:-6391}
+POSTGRES_PORT=${ASSISTANT_TEST_POSTGRES_PORT:-6392}
+POSTGRES_DIR=/tmp/assistant-test-postgres-$POSTGRES_PORT
+
+# Fast shutdown (SIGINT) of the cluster in $POSTGRES_DIR, if one runs, then remove it.
+stop_postgres() {
+    local pid
+    pid=$(head -n 1 "$POSTGRES_DIR/postmaster.pid" 2>/dev/null || true)
+    # The pid file may be stale, its number reused: only signal a postgres.
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+        kill -INT "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$POSTGRES_DIR"
+}
+
+stop_services() {
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    stop_postgres
+}
+trap stop_services EXIT
+
+# Redis keeps nothing on disk.
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
     --pidfile "/tmp/assistant-test-redis-$REDIS_PORT.pid" --logfile "/tmp/assistant-test-redis-$REDIS_PORT.log"
-trap 'redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true' EXIT
 export ASSISTANT_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+# PostgreSQL: a throwaway cluster trusting 127.0.0.1, made and configured by the tests' own
+# start_postgres (which runs it as the postgres account when we are root); it waits until the
+# server accepts connections and leaves it running. Each test creates its own database in it.
+stop_postgres  # a cluster an interrupted run left behind
+.venv/bin/python -c 'import sys; from pathlib import Path; from tests.support.servers import start_postgres; start_postgres(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))' \
+    "$POSTGRES_PORT" "$POSTGRES_DIR" "/tmp/assistant-test-postgres-$POSTGRES_PORT.log"
+export ASSISTANT_TEST_POSTGRES_URL="postgresql+psycopg://assistant@127.0.0.1:$POSTGRES_PORT/postgres"
 
 .venv/bin/python -m pytest -q --cov=assistant --cov=connectors --cov-report=term:skip-covered --cov-fail-under=75 "$@"

@@ -7,7 +7,6 @@ of ``-`` reads one query per line from standard input (one JSON object per line 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from assistant.chat.events import Answer
+from assistant.chat.trace import retrieval_trace
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.knowledge.ingest import IngestReport, ProgressEvent
@@ -229,26 +229,23 @@ def search(
 
 
 def _answer_json(answer: Answer) -> dict[str, Any]:
-    retrieval = answer.retrieval
-    trace: dict[str, Any] = {"timings_ms": answer.timings_ms}
-    if retrieval is not None:
-        trace.update(asdict(retrieval.trace))
-        trace["timings_ms"] = answer.timings_ms or retrieval.trace.timings_ms
-        trace["context"] = [source.chunk_id for source in answer.sources]
-        trace["pool_size"] = retrieval.trace.candidates
-        trace["candidates"] = [
-            {key: value for key, value in hit.items() if key not in ("text", "title", "headings")}
-            for hit in _hit_json(dataclasses.replace(retrieval, hits=retrieval.candidates))[
-                "results"
-            ]
-        ]
+    trace: dict[str, Any] = (
+        retrieval_trace(answer.retrieval, answer.sources) if answer.retrieval is not None else {}
+    )
+    trace["timings_ms"] = answer.timings_ms or trace.get("timings_ms", {})
     return {
         "question": answer.question,
+        "standalone_question": answer.standalone_question,
         "answer": answer.answer,
         "citations": [asdict(citation) for citation in answer.citations],
         "sources": [asdict(source) for source in answer.sources],
         "provider": answer.provider,
+        "model": answer.model,
+        "outcome": answer.outcome,
         "usage": asdict(answer.usage),
+        "cost_usd": answer.cost_usd,
+        "conversation_id": answer.conversation_id,
+        "turn_id": answer.turn_id,
         "error": asdict(answer.error) if answer.error else None,
         "trace": trace,
     }
@@ -428,4 +425,7 @@ def _escape(text: str) -> str:
 
 def main() -> None:
     """Entry point of the ``assistant`` console script."""
+    # Registers the conversational commands on ``app``.
+    import assistant.cli_chat
+
     app()

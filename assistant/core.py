@@ -8,6 +8,7 @@ every part is also usable on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,12 +18,24 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from assistant.chat.answerer import Answerer, drain
+from assistant.assistants import AssistantConfig, AssistantRegistry
+from assistant.chat.answerer import Answerer, Brand, drain
+from assistant.chat.condense import Condenser, ProviderCondenser, RuleBasedCondenser
+from assistant.chat.conversations import (
+    Conversation,
+    ConversationStore,
+    ConversationSummary,
+    TurnRecord,
+)
 from assistant.chat.events import Answer, Citation, StreamEvent
 from assistant.chat.extractive import ExtractiveProvider
+from assistant.chat.history import HistoryTurn
+from assistant.chat.orchestrator import ChatOrchestrator, TurnBudget
 from assistant.chat.prompts import PromptLibrary
 from assistant.chat.provider import ChatProvider
 from assistant.chat.providers import provider_from_name
+from assistant.chat.tokens import context_window, counter_for
+from assistant.database.engine import Database, database_url
 from assistant.errors import ConfigError, ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.colbert import ColBERTEncoder
@@ -53,12 +66,16 @@ from connectors.sources import open_source, source_key
 __all__ = [
     "Answer",
     "Assistant",
+    "AssistantConfig",
     "Citation",
+    "Conversation",
+    "ConversationSummary",
     "IngestReport",
     "SearchHit",
     "SearchResult",
     "SourceSummary",
     "TuneReport",
+    "TurnRecord",
 ]
 
 logger = logging.getLogger(__name__)
@@ -172,9 +189,10 @@ class Assistant:
         self._chroma = chroma
         self._token_cache = token_cache
         self._knowledge_bases: dict[str, _KnowledgeBase] = {}
-        self._answerers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Answerer] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._answerers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str], Answerer]
+        ] = weakref.WeakKeyDictionary()
+        self._database: Database | None = None
         self._runner: asyncio.Runner | None = None
         self._runner_lock = threading.Lock()
         self._lock = threading.RLock()
@@ -248,6 +266,26 @@ class Assistant:
                     else durable
                 )
             return self._token_cache
+
+    @property
+    def database(self) -> Database:
+        """The application database (SQLite in the data dir, or ASSISTANT_DATABASE_URL)."""
+        with self._lock:
+            if self._database is None:
+                self._database = Database.open(
+                    database_url(self.settings.database_url, self.settings.data_dir)
+                )
+            return self._database
+
+    @property
+    def registry(self) -> AssistantRegistry:
+        """Per-assistant settings, kept in the application database."""
+        return AssistantRegistry(self.database)
+
+    @property
+    def conversation_store(self) -> ConversationStore:
+        """Conversations and turns, kept in the application database."""
+        return ConversationStore(self.database)
 
     def _kb(self, name: str, *, create: bool = False) -> _KnowledgeBase:
         with self._lock:
@@ -328,20 +366,128 @@ class Assistant:
         """The ``k`` best passages for ``query``, ranked by the late-interaction stage."""
         return self._kb(kb).retriever.search(query, k=k)
 
-    async def stream(self, question: str, *, kb: str = "default") -> AsyncIterator[StreamEvent]:
-        """Stream a cited answer: ``sources``, text deltas, ``citations``, ``done``."""
-        result = await asyncio.to_thread(self.search, question, kb=kb, k=self.settings.context_k)
-        async for event in self._answerer().stream(result):
-            yield event
+    # Conversations -------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        message: str,
+        *,
+        kb: str = "default",
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+        remember: bool = True,
+        history: Sequence[HistoryTurn] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a cited answer as the next turn of a conversation.
+
+        Events: ``sources`` (first; carries the conversation id), text deltas, ``citations``,
+        then ``done`` (usage, cost estimate, time per stage, the stored turn's id) or ``error``.
+        ``conversation_id`` ``None`` starts a new conversation; ``remember=False`` answers
+        without stored history and stores nothing. ``history`` (earlier exchanges the caller
+        holds) is used instead of the stored history.
+
+        Raises (before the first event):
+            NotFoundError: ``kb`` or the conversation does not exist.
+            InvalidInputError: the message is empty or too long.
+        """
+        orchestrator = self._orchestrator(kb)
+        # Closing this stream (a client that went away) closes the orchestrator's at once,
+        # and with it the provider's HTTP stream, rather than whenever it is collected.
+        async with contextlib.aclosing(
+            orchestrator.stream(
+                message,
+                conversation_id=conversation_id,
+                visitor=visitor,
+                remember=remember,
+                history=history,
+            )
+        ) as events:
+            async for event in events:
+                yield event
+
+    def chat(
+        self,
+        message: str,
+        *,
+        kb: str = "default",
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+    ) -> Answer:
+        """Answer ``message`` as the next turn of a conversation (drains ``stream``).
+
+        >>> first = bot.chat("What does Harbor Sync do?", kb="docs")  # doctest: +SKIP
+        >>> bot.chat("and how much does it cost?", kb="docs",  # doctest: +SKIP
+        ...          conversation_id=first.conversation_id).citations
+        """
+        return self._run_sync(self._chat(message, kb, conversation_id, visitor, remember=True))
 
     def ask(self, question: str, *, kb: str = "default") -> Answer:
-        """Answer ``question`` with citations, and the retrieval that chose its sources."""
-        result = self.search(question, kb=kb, k=self.settings.context_k)
-        answer = self._run_sync(self._drain(question, result))
-        return dataclasses.replace(answer, retrieval=result)
+        """Answer one question with citations, without conversation memory; ``retrieval`` holds
+        the search that chose the sources."""
+        return self._run_sync(self._chat(question, kb, None, None, remember=False))
 
-    async def _drain(self, question: str, result: SearchResult) -> Answer:
-        return await drain(question, self._answerer().stream(result))
+    async def _chat(
+        self,
+        message: str,
+        kb: str,
+        conversation_id: str | None,
+        visitor: str | None,
+        *,
+        remember: bool,
+    ) -> Answer:
+        orchestrator = self._orchestrator(kb)
+        retrieval: list[SearchResult] = []
+        answer = await drain(
+            message,
+            orchestrator.stream(
+                message,
+                conversation_id=conversation_id,
+                visitor=visitor,
+                remember=remember,
+                on_retrieval=retrieval.append,
+            ),
+        )
+        return dataclasses.replace(answer, retrieval=retrieval[0] if retrieval else None)
+
+    def conversations(
+        self, *, kb: str = "default", limit: int = 50, offset: int = 0
+    ) -> list[ConversationSummary]:
+        """Conversations with ``kb``'s assistant, most recently active first."""
+        return self.conversation_store.list_conversations(kb, limit=limit, offset=offset)
+
+    def conversation(self, conversation_id: str, *, kb: str = "default") -> Conversation:
+        """One conversation with every turn (question, answer, citations, trace, usage)."""
+        return self.conversation_store.get(kb, conversation_id)
+
+    def delete_conversation(self, conversation_id: str, *, kb: str = "default") -> None:
+        """Delete a conversation, its turns and their feedback."""
+        self.conversation_store.delete(kb, conversation_id)
+
+    def feedback(
+        self, turn_id: int, rating: int, comment: str = "", *, kb: str = "default"
+    ) -> None:
+        """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment."""
+        self.conversation_store.add_feedback(kb, turn_id, rating, comment)
+
+    def content_gaps(self, *, kb: str = "default", limit: int = 100) -> list[TurnRecord]:
+        """Questions the assistant could not answer from ``kb``, newest first."""
+        return self.conversation_store.content_gaps(kb, limit=limit)
+
+    # Per-assistant settings --------------------------------------------------------------------
+
+    def config(self, kb: str = "default") -> AssistantConfig:
+        """``kb``'s assistant settings (brand, answering, retrieval, access, limits)."""
+        return self.registry.get(kb)
+
+    def configure(self, kb: str = "default", **changes: object) -> AssistantConfig:
+        """Change ``kb``'s assistant settings by section and store them.
+
+        >>> bot.configure("docs", brand={"company": "Harbor", "tone": "Warm, brief."})  # doctest: +SKIP
+
+        Raises:
+            InvalidInputError: an unknown section or field, or an invalid value.
+        """
+        return self.registry.update(kb, dict(changes))
 
     def sources(self, *, kb: str = "default") -> list[SourceSummary]:
         """What has been ingested into ``kb``, grouped by the source it was ingested from."""
@@ -418,29 +564,101 @@ class Assistant:
                 self._knowledge_bases.pop(kb, None)
         return report
 
-    def _answerer(self) -> Answerer:
-        """Providers in ASSISTANT_PROVIDER order, then the extractive answerer as the last resort.
+    def _orchestrator(self, kb: str) -> ChatOrchestrator:
+        """The chat orchestrator of ``kb`` on the running event loop.
 
         Vendor SDK clients bind their connection pools to an event loop, so each loop gets its
-        own answerer.
+        own providers; a change of ``kb``'s settings builds new ones.
         """
+        knowledge_base = self._kb(kb)
+        config = self.registry.get(kb)
+        settings = self.settings
         loop = asyncio.get_running_loop()
+        key = (kb, config.model_dump_json())
         with self._lock:
-            answerer = self._answerers.get(loop)
+            per_loop = self._answerers.setdefault(loop, {})
+            answerer = per_loop.get(key)
             if answerer is None:
-                providers: list[ChatProvider] = []
-                for name in (part.strip() for part in self.settings.provider.split(",")):
-                    if name and name != "extractive":
-                        providers.append(provider_from_name(name, model=self.settings.model))
-                providers.append(ExtractiveProvider(self.encoder))
-                prompts_dir = self.settings.prompts_dir
-                answerer = Answerer(
-                    providers,
-                    prompts=PromptLibrary(prompts_dir) if prompts_dir else None,
-                    context_k=self.settings.context_k,
+                answerer = self._build_answerer(kb, config)
+                per_loop[key] = answerer
+        answering = config.answering
+        first = answerer.providers[0]
+        model = getattr(first, "model", None)
+        counter = counter_for(first.name, model)
+        max_output = answering.max_output_tokens or 1024
+        window = context_window(first.name, model)
+        history_tokens = settings.history_tokens
+        context_tokens = config.retrieval.context_tokens or settings.context_tokens
+        # The context never pushes the prompt past the model's window: room is kept for the
+        # answer, the earlier turns and the instructions.
+        context_tokens = max(256, min(context_tokens, window - max_output - history_tokens - 800))
+        # The brand's own name is in most questions; it is never what "it" refers to.
+        rules = RuleBasedCondenser(
+            ignored_terms=[kb, answerer.brand.assistant_name, answerer.brand.company]
+        )
+        condenser: Condenser = (
+            rules
+            if first.name == "extractive"
+            else ProviderCondenser(first, answerer.prompts, fallback=rules)
+        )
+        threshold = config.retrieval.no_answer_threshold
+        return ChatOrchestrator(
+            assistant=kb,
+            search=lambda query, k: knowledge_base.retriever.search(query, k=k),
+            answerer=answerer,
+            condenser=condenser,
+            counter=counter,
+            conversations=self.conversation_store,
+            budget=TurnBudget(
+                context_k=config.retrieval.context_k or settings.context_k,
+                context_tokens=context_tokens,
+                history_tokens=history_tokens,
+                candidates=max(20, 4 * (config.retrieval.context_k or settings.context_k)),
+                max_message_chars=config.limits.max_message_chars,
+            ),
+            no_answer_threshold=settings.no_answer_threshold if threshold is None else threshold,
+        )
+
+    def _build_answerer(self, kb: str, config: AssistantConfig) -> Answerer:
+        """Providers in order (the assistant's, else ASSISTANT_PROVIDER; then its fallbacks),
+        always ending with the extractive answerer."""
+        answering = config.answering
+        names = [
+            part.strip()
+            for part in (answering.provider or self.settings.provider).split(",")
+            if part.strip()
+        ]
+        names += [name for name in answering.fallbacks if name not in names]
+        providers: list[ChatProvider] = []
+        for position, name in enumerate(names):
+            if name == "extractive":
+                continue
+            # The model setting names the main provider's model; fallbacks use their defaults.
+            model = (answering.model or self.settings.model) if position == 0 else None
+            providers.append(
+                provider_from_name(
+                    name,
+                    model=model,
+                    temperature=answering.temperature,
+                    max_output_tokens=answering.max_output_tokens,
                 )
-                self._answerers[loop] = answerer
-            return answerer
+            )
+        providers.append(ExtractiveProvider(self.encoder))
+        brand = config.brand
+        display_name = brand.display_name or kb
+        prompts_dir = self.settings.prompts_dir
+        return Answerer(
+            providers,
+            prompts=PromptLibrary(prompts_dir) if prompts_dir else None,
+            brand=Brand(
+                assistant_name=display_name,
+                company=brand.company or display_name,
+                tone=brand.tone,
+                custom_instructions=brand.custom_instructions,
+                language=brand.language,
+                no_answer_message=brand.no_answer_message,
+            ),
+        )
 
     def _run_sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine for the synchronous API on one long-lived event loop."""
@@ -460,18 +678,27 @@ class Assistant:
                     cache.close()
             self._token_cache = None
             self._knowledge_bases.clear()
+            if self._database is not None:
+                self._database.close()
+                self._database = None
         with self._runner_lock:
             if self._runner is not None:
                 self._runner.run(self._close_providers())
                 self._runner.close()
                 self._runner = None
 
+    async def aclose(self) -> None:
+        """Close the provider clients bound to the running event loop (for async callers
+        that drive ``stream`` on their own loop)."""
+        await self._close_providers()
+
     async def _close_providers(self) -> None:
-        answerer = self._answerers.pop(asyncio.get_running_loop(), None)
-        for provider in answerer.providers if answerer else ():
-            close = getattr(provider, "aclose", None)
-            if close is not None:
-                await close()
+        answerers = self._answerers.pop(asyncio.get_running_loop(), {})
+        for answerer in answerers.values():
+            for provider in answerer.providers:
+                close = getattr(provider, "aclose", None)
+                if close is not None:
+                    await close()
 
     def __enter__(self) -> Assistant:
         return self

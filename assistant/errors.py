@@ -15,6 +15,12 @@ in one place. Messages say what failed and how to fix it.
     │   ├── TooLargeError           body or file over the configured maximum
     │   ├── UnsupportedContentError content that is not a document kind we read
     │   └── ParseError              corrupt or unreadable document
+    ├── InvalidInputError           a request or value the caller sent is not acceptable
+    ├── ConflictError               the thing to create exists already
+    ├── AuthenticationError         no key, or a key that is unknown or revoked
+    ├── PermissionDeniedError       a valid key used where it is not allowed (origin, assistant)
+    ├── RateLimitedError            too many requests for a key or visitor (has .retry_after)
+    ├── DatabaseError               the application database failed
     ├── StoreError                  the vector store (Chroma) failed
     ├── CacheError                  the token cache failed (logged and recomputed, never fatal)
     ├── EncoderError                the encoder model could not be loaded or run
@@ -29,19 +35,25 @@ from __future__ import annotations
 
 __all__ = [
     "AssistantError",
+    "AuthenticationError",
     "BlockedURLError",
     "CacheError",
     "ConfigError",
+    "ConflictError",
     "ConnectorError",
+    "DatabaseError",
     "EncoderError",
     "FetchError",
+    "InvalidInputError",
     "NotFoundError",
     "ParseError",
+    "PermissionDeniedError",
     "ProviderAuthError",
     "ProviderBadRequestError",
     "ProviderError",
     "ProviderRateLimitError",
     "ProviderUnavailableError",
+    "RateLimitedError",
     "StoreError",
     "TooLargeError",
     "UnsupportedContentError",
@@ -90,6 +102,34 @@ class UnsupportedContentError(ConnectorError):
 
 class ParseError(ConnectorError):
     """The document is corrupt or cannot be read."""
+
+
+class InvalidInputError(AssistantError):
+    """A request or value the caller sent is not acceptable (the message says which and why)."""
+
+
+class ConflictError(AssistantError):
+    """The thing to create exists already."""
+
+
+class AuthenticationError(AssistantError):
+    """No key was given, or the key is unknown or revoked."""
+
+
+class PermissionDeniedError(AssistantError):
+    """A valid key was used where it is not allowed (another assistant, an origin not listed)."""
+
+
+class RateLimitedError(AssistantError):
+    """Too many requests; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatabaseError(AssistantError):
+    """The application database failed (unreachable, or a migration could not run)."""
 
 
 class StoreError(AssistantError):

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     recall_k: int = Field(default=100, ge=1, le=1000)
     context_k: int = Field(default=5, ge=1, le=50)
 
+    # Chat turns: token budgets and the score under which the assistant says it does not know.
+    context_tokens: int = Field(default=3000, ge=256, le=200_000)
+    history_tokens: int = Field(default=1500, ge=0, le=100_000)
+    no_answer_threshold: float = Field(default=0.0, ge=-1.0, le=1.0)
+
     # Token cache.
     token_cache_format: Literal["int8", "int4", "fp16"] = "int8"
     token_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
@@ -62,6 +67,13 @@ class Settings(BaseSettings):
     fetch_concurrency: int = Field(default=4, ge=1, le=32)
     fetch_user_agent: str = "assistant-rag/0.1"
     max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+    # Ingestion jobs: how many run at once per process (the API's threads without Redis, or
+    # each `assistant worker`), how long a worker's hold on a job lasts unless renewed (a
+    # killed worker's job runs again after this), and how many interrupted runs a job gets.
+    job_concurrency: int = Field(default=1, ge=1, le=32)
+    job_lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    job_max_attempts: int = Field(default=3, ge=1, le=100)
 
     @field_validator(
         "database_url",

@@ -1,18 +1,30 @@
-"""Shared fixtures: a real Redis server, the packaged encoder, assistants on temporary data dirs."""
+"""Shared fixtures: real Redis and PostgreSQL servers, a fresh database per test (SQLite and
+PostgreSQL), the packaged encoder, assistants on temporary data dirs."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from assistant.core import Assistant
 from assistant.knowledge.encoder import TransformerEncoder
 from assistant.settings import Settings
-from tests.support.servers import free_loopback_port, start_redis, stop
+from tests.support.servers import (
+    POSTGRES_SUPERUSER,
+    find_postgres_bin_dir,
+    free_loopback_port,
+    start_postgres,
+    start_redis,
+    stop,
+    stop_postgres,
+    temporary_postgres_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +49,60 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL (``postgresql+psycopg``) of a PostgreSQL server's maintenance database.
+
+    ``ASSISTANT_TEST_POSTGRES_URL`` if set (its role must be allowed to create databases), else a
+    throwaway cluster started here on a free loopback port and stopped at the end of the test
+    session. Tests should not write here: ``database_url`` gives each test its own database.
+    """
+    configured = os.environ.get("ASSISTANT_TEST_POSTGRES_URL")
+    if configured:
+        yield (
+            make_url(configured)
+            .set(drivername="postgresql+psycopg")
+            .render_as_string(hide_password=False)
+        )
+        return
+    if find_postgres_bin_dir() is None:
+        pytest.fail(
+            "PostgreSQL is not installed; install it (apt-get install postgresql) or set "
+            "ASSISTANT_TEST_POSTGRES_URL to a PostgreSQL server whose role may create databases"
+        )
+    port = free_loopback_port()
+    # Not under pytest's temporary folders: as root the cluster runs as the postgres account,
+    # which cannot enter those (mode 0700, owned by root).
+    data_dir = Path(tempfile.mkdtemp(prefix="assistant-test-postgres-"))
+    try:
+        process = start_postgres(
+            port, data_dir, tmp_path_factory.mktemp("postgres") / "postgres.log"
+        )
+        try:
+            yield f"postgresql+psycopg://{POSTGRES_SUPERUSER}@127.0.0.1:{port}/postgres"
+        finally:
+            stop_postgres(process)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database, once per backend (ids ``sqlite``, ``postgresql``).
+
+    SQLite is a file in the test's temporary folder. PostgreSQL is a database created for this
+    test alone on the ``postgres_url`` server and dropped afterwards, together with any connection
+    left open; the server is only started when a PostgreSQL case runs.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/app.sqlite3"
+        return
+    with temporary_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -75,8 +75,10 @@ def test_every_prompt_template_renders() -> None:
     assert {"system", "answer", "source", "condense_question", "no_answer", "handoff"} <= set(names)
     values = {
         "assistant_name": "Ava",
-        "brand": "Harbor",
+        "company": "Harbor",
         "tone": "Be brief.",
+        "language": "de",
+        "language_instruction": "Answer in German.",
         "custom_instructions": "",
         "sources": "<source/>",
         "question": "q?",

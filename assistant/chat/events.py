@@ -38,6 +38,9 @@ class Source:
     heading_path: tuple[str, ...]
     text: str
     score: float
+    chunk_ids: tuple[str, ...] = ()
+    """Every chunk merged into this passage (overlapping neighbours of one document), best first;
+    empty means just ``chunk_id``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,15 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class SourcesEvent:
-    """The passages the answer is built from; always the first event."""
+    """The passages the answer is built from; always the first event.
+
+    ``question`` is the standalone question they were retrieved for (a follow-up condensed
+    with the conversation), ``conversation_id`` the conversation the turn belongs to.
+    """
 
     sources: tuple[Source, ...]
+    question: str = ""
+    conversation_id: str | None = None
     type: Literal["sources"] = "sources"
 
 
@@ -84,11 +93,21 @@ class CitationsEvent:
 
 @dataclass(frozen=True, slots=True)
 class DoneEvent:
-    """The end of a successful answer: usage, provider, and time spent per stage."""
+    """The end of a successful answer: usage, cost, provider and time spent per stage.
+
+    ``cost_usd`` is an estimate from published prices, ``None`` where the price is unknown.
+    ``outcome`` is ``no_answer`` when nothing relevant enough was found (a content gap).
+    ``turn_id`` identifies the stored turn (for feedback); ``None`` when it was not stored.
+    """
 
     usage: Usage
     provider: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    model: str | None = None
+    cost_usd: float | None = None
+    outcome: Literal["answered", "no_answer"] = "answered"
+    conversation_id: str | None = None
+    turn_id: int | None = None
     type: Literal["done"] = "done"
 
 
@@ -118,3 +137,9 @@ class Answer:
     error: ErrorEvent | None = None
     retrieval: SearchResult | None = None
     """The search that chose the sources: every candidate with its scores, stage timings."""
+    standalone_question: str = ""
+    model: str | None = None
+    cost_usd: float | None = None
+    outcome: Literal["answered", "no_answer", "error"] = "answered"
+    conversation_id: str | None = None
+    turn_id: int | None = None

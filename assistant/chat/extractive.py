@@ -9,6 +9,7 @@ in the order of their sources, each group followed by its ``[n]`` marker.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.text import split_sentences
 
 __all__ = ["Extract", "ExtractiveProvider"]
+
+# Bracketed numbers inside page text ("see [3]") would read as our citation markers.
+_MARKER_LIKE = re.compile(r"\s*\[\d{1,3}\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,9 @@ class ExtractiveProvider:
         sentences = [
             _Sentence(source, index, text)
             for source in sources[: self._max_sources]
-            for index, text in enumerate(split_sentences(source.text))
-            if len(text.split()) >= 3 or text.startswith(("-", "*"))
+            for index, raw in enumerate(split_sentences(source.text))
+            if (text := _MARKER_LIKE.sub("", raw).strip())
+            and (len(text.split()) >= 3 or text.startswith(("-", "*")))
         ]
         if not sentences:
             return Extract("", ())

@@ -30,7 +30,7 @@ PROMPTS_DIR = _default_directory()
 class PromptLibrary:
     """Loads and fills the templates of one prompts folder.
 
-    >>> PromptLibrary().render("no_answer").startswith("I couldn't find")
+    >>> PromptLibrary().render("no_answer", company="Harbor").startswith("I couldn't find")
     True
     """
 

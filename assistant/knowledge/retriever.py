@@ -48,6 +48,8 @@ class SearchHit:
     lexical_score: float | None
     rank: int
     score: float
+    position: int = -1
+    """The chunk's place in its document (0 = first); -1 where unknown."""
 
 
 @dataclass(slots=True)
@@ -213,6 +215,7 @@ class Retriever:
                     lexical_score=float(lexical[index]) if lexical is not None else None,
                     rank=rank,
                     score=float(final[index]),
+                    position=chunk.position,
                 )
             )
         return hits

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from assistant.chat.answerer import Answerer, citations_from_markers, drain
-from assistant.chat.events import ErrorEvent, Source, SourcesEvent, TextDelta
+from assistant.chat.events import ErrorEvent, Source, TextDelta
 from assistant.chat.extractive import ExtractiveProvider
 from assistant.chat.providers.openai import OpenAIProvider
 from assistant.core import Assistant
 from assistant.knowledge.encoder import TransformerEncoder
-from assistant.knowledge.retriever import SearchHit, SearchResult, SearchTrace
 from tests.chat.fake_openai import Drop, Fail, FakeOpenAIServer, Stream
 
 
@@ -36,18 +35,15 @@ async def openai_provider(fake: FakeOpenAIServer) -> AsyncIterator[OpenAIProvide
     await provider.aclose()
 
 
-def _result(question: str) -> SearchResult:
+def _sources() -> tuple[Source, ...]:
     texts = [
         ("https://help.example/billing", "Annual plans are refunded in full within 14 days."),
         ("https://help.example/security", "SSO works with Okta and Microsoft Entra ID."),
     ]
-    hits = [
-        SearchHit(
-            f"c{i}", url, url.rsplit("/", 1)[-1], (), text, i, 0.5, i, 0.6, None, None, i, 1.0
-        )
+    return tuple(
+        Source(i, f"c{i}", url.rsplit("/", 1)[-1], url, (), text, 0.6)
         for i, (url, text) in enumerate(texts, start=1)
-    ]
-    return SearchResult(question, hits, SearchTrace(timings_ms={"recall": 1.0}))
+    )
 
 
 async def test_llm_answer_markers_become_citations_and_unknown_markers_are_dropped(
@@ -55,8 +51,9 @@ async def test_llm_answer_markers_become_citations_and_unknown_markers_are_dropp
 ) -> None:
     fake.script(Stream(("Refunds take ", "14 days [1]. See also [7].")))
     answerer = Answerer([openai_provider, ExtractiveProvider(encoder)])
-    answer = await drain("refund?", answerer.stream(_result("refund?")))
-    assert answer.answer == "Refunds take 14 days [1]. See also [7]."
+    answer = await drain("refund?", answerer.stream("refund?", _sources()))
+    # The marker for a source that was not given never reaches the client.
+    assert answer.answer == "Refunds take 14 days [1]. See also ."
     assert [(c.n, c.url) for c in answer.citations] == [(1, "https://help.example/billing")]
     assert answer.provider.startswith("openai:")
     sent = fake.requests[0].body["messages"]
@@ -73,7 +70,10 @@ async def test_a_provider_failing_before_its_first_token_falls_back(
 ) -> None:
     fake.script(failure)
     answerer = Answerer([openai_provider, ExtractiveProvider(encoder)])
-    answer = await drain("how long is the refund window?", answerer.stream(_result("refund")))
+    answer = await drain(
+        "how long is the refund window?",
+        answerer.stream("how long is the refund window?", _sources()),
+    )
     assert answer.error is None and answer.provider == "extractive"
     assert "14 days" in answer.answer and answer.citations[0].n == 1
 
@@ -83,8 +83,7 @@ async def test_a_failure_after_the_first_token_ends_with_an_error_and_keeps_the_
 ) -> None:
     fake.script(Drop(("Refunds take ", "14 days")))
     answerer = Answerer([openai_provider, ExtractiveProvider(encoder)])
-    events = [event async for event in answerer.stream(_result("refund?"))]
-    assert isinstance(events[0], SourcesEvent)
+    events = [event async for event in answerer.stream("refund?", _sources())]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Refunds take 14 days"
     assert isinstance(events[-1], ErrorEvent) and events[-1].code == "ProviderUnavailableError"
 

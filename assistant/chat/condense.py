@@ -1,0 +1,400 @@
+"""Condensing a follow-up message into a standalone question before retrieval.
+
+A chat turn such as "and how much does it cost?" retrieves nothing useful on its own: its topic
+lives in the previous turn. A ``Condenser`` rewrites the message into a question that names its
+topic, and retrieval searches that instead. Two implementations:
+
+``ProviderCondenser``
+    Asks an LLM answer provider to rewrite the message, given the recent conversation.
+``RuleBasedCondenser``
+    A few deterministic rules and no model: for the offline extractive answerer, and the
+    fallback when the provider fails or replies with something unusable.
+
+Both return the message unchanged on the first turn of a conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from assistant.chat.events import TextDelta
+from assistant.chat.history import HistoryTurn
+from assistant.chat.prompts import PromptLibrary
+from assistant.chat.provider import ChatProvider, ChatRequest, Message
+from assistant.errors import AssistantError
+
+__all__ = [
+    "Condenser",
+    "ProviderCondenser",
+    "RuleBasedCondenser",
+    "clean_reply",
+    "rewrite_follow_up",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Condenser(Protocol):
+    """Turns the latest message of a conversation into a question retrieval can search alone."""
+
+    async def condense(self, question: str, history: Sequence[HistoryTurn]) -> str:
+        """The standalone question for ``question``; ``question`` itself when history is empty."""
+        ...
+
+
+def _word_set(words: str) -> frozenset[str]:
+    """The blank-separated words of ``words`` (keeps long word lists readable)."""
+    return frozenset(words.split())
+
+
+# Function words: they never name a topic. Question words, auxiliaries, pronouns, determiners,
+# prepositions and conjunctions, plus the quantity words of "how much" / "how long".
+_STOPWORDS = _word_set(
+    """
+    a about after again all also am an and any are as at be been before being both but by can
+    could did do does doing done during each either else even ever for from had has have having
+    he her here hers him his how i if in into is it its itself just me might mine more most much
+    many long my no nor not now of off on once only or other our ours out over own please same
+    shall she should so some such than thank thanks that the their theirs them then there these
+    they this those through to too under until up very via was we were what when where which
+    while who whom whose why will with within without would yes yet you your yours
+    """
+)
+
+# Common help-centre verbs. They are content words, but never part of a topic's noun phrase:
+# "How much does the Team plan cost?" is about "the Team plan", not "Team plan cost".
+_ACTION_WORDS = _word_set(
+    """
+    add added buy cancel change changed configure connect connected cost costs create delete
+    disable download enable export find get gets give include included includes install invite
+    keep kept know let like make need needs open pay remove reset run see set show sign start
+    stop support supports switch take try turn update upgrade downgrade upload use used using
+    want work works
+    """
+)
+
+_DETERMINERS = frozenset({"the", "a", "an", "my", "our", "your"})
+_PERSONAL_PRONOUNS = frozenset({"it", "they", "them"})
+_POSSESSIVE_PRONOUNS = frozenset({"its", "their"})
+_DEMONSTRATIVES = frozenset({"this", "that", "these", "those"})
+_BE_VERBS = frozenset({"is", "are", "was", "were"})
+_PREPOSITIONS = frozenset({"on", "in", "for", "with", "without", "at", "from", "by", "via", "to"})
+
+# A leading connective marks a follow-up; "what about X" / "how about X" ask the previous
+# question again about X.
+_CONNECTIVE = re.compile(
+    r"^\s*(?P<connective>what about|how about|and|also|so|but|plus)\b[\s,:;]*", re.IGNORECASE
+)
+_WORD = re.compile(r"\w(?:[\w'’.-]*\w)?")
+_SHORT_MESSAGE_WORDS = 3
+
+
+class _Word:
+    """One word of a message with its position, so a rewrite can splice the original text."""
+
+    __slots__ = ("end", "lower", "start", "text")
+
+    def __init__(self, match: re.Match[str]) -> None:
+        self.text = match.group()
+        self.lower = self.text.lower()
+        self.start = match.start()
+        self.end = match.end()
+
+
+def _words(text: str) -> list[_Word]:
+    return [_Word(match) for match in _WORD.finditer(text)]
+
+
+def _is_topic_word(word: _Word, ignored: Collection[str]) -> bool:
+    return (
+        word.lower not in _STOPWORDS
+        and word.lower not in _ACTION_WORDS
+        and word.lower not in ignored
+    )
+
+
+def _noun_phrase(question: str, ignored: Collection[str]) -> str | None:
+    """The main noun phrase of ``question``: its longest run of topic words (first on a tie).
+
+    The run keeps a determiner just before it ("the Team plan"). Runs made only of ``ignored``
+    terms (the product name, present in most questions) are used only when nothing else is.
+    """
+    words = _words(question)
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for index, word in enumerate([*words, None]):
+        inside = (
+            word is not None and word.lower not in _STOPWORDS and word.lower not in _ACTION_WORDS
+        )
+        if inside and start is None:
+            start = index
+        elif not inside and start is not None:
+            runs.append((start, index))
+            start = None
+    if not runs:
+        return None
+
+    def weight(run: tuple[int, int]) -> tuple[bool, int, int]:
+        has_topic = any(_is_topic_word(word, ignored) for word in words[run[0] : run[1]])
+        return (has_topic, run[1] - run[0], -run[0])
+
+    first, end = max(runs, key=weight)
+    if first > 0 and words[first - 1].lower in _DETERMINERS:
+        first -= 1
+    return question[words[first].start : words[end - 1].end]
+
+
+def _content_words(text: str, exclude: Collection[str]) -> list[str]:
+    seen: set[str] = set(exclude)
+    kept: list[str] = []
+    for word in _words(text):
+        if word.lower not in _STOPWORDS and word.lower not in seen:
+            seen.add(word.lower)
+            kept.append(word.text)
+    return kept
+
+
+def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
+    """The index of the first pronoun that can be replaced, and whether any reference dangles.
+
+    ``it``/``they``/``them``/``its``/``their`` refer back, except a placeholder "it" two words
+    before "to" ("is it possible to export?"). ``this``/``that``/``these``/``those`` do when
+    they stand alone (followed by a function word, an action word or nothing) and, for
+    ``that``, not as a relative after a noun ("a plan that includes SSO"). ``there``
+    does unless it is existential ("is there", "there are"); ``one`` does when no noun follows
+    ("which one is cheaper?") and is never replaced.
+    """
+    replaceable: int | None = None
+    dangling = False
+    for index, word in enumerate(words):
+        before = words[index - 1].lower if index > 0 else None
+        after = words[index + 1].lower if index + 1 < len(words) else None
+        standalone = after is None or after in _STOPWORDS or after in _ACTION_WORDS
+        if word.lower in _PERSONAL_PRONOUNS or word.lower in _POSSESSIVE_PRONOUNS:
+            # "is it possible to ...", "how long does it take to ...": a placeholder "it".
+            placeholder = index + 2 < len(words) and words[index + 2].lower == "to"
+            found = not (word.lower == "it" and placeholder)
+        elif word.lower in _DEMONSTRATIVES:
+            relative = word.lower == "that" and before is not None and before not in _STOPWORDS
+            found = standalone and not relative
+        else:
+            existential = before in _BE_VERBS or after in _BE_VERBS
+            dangling |= (word.lower == "there" and not existential) or (
+                word.lower in {"one", "ones"} and standalone
+            )
+            continue
+        if found:
+            dangling = True
+            if replaceable is None:
+                replaceable = index
+    return replaceable, dangling
+
+
+def _bare(text: str) -> str:
+    """``text`` without surrounding blanks and final punctuation."""
+    return text.strip().rstrip("?.!").strip()
+
+
+def _question(text: str) -> str:
+    """``text`` as a question: first letter capitalised, one trailing question mark."""
+    text = _bare(text)
+    return text[:1].upper() + text[1:] + "?" if text else text
+
+
+def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()) -> str:
+    """``message`` rewritten to stand alone, given the ``previous`` standalone question.
+
+    ``ignored`` terms (the product name) never make the previous question's topic when
+    anything else can. The rules, in order:
+
+    1. "what about X" / "how about X": the previous question asked about X instead, by putting
+       X in place of its main noun phrase ("How much does the Team plan cost?" + "what about
+       the Pro plan?" gives "How much does the Pro plan cost?"); X starting with a preposition
+       is added to the previous question ("... on Android?").
+    2. A pronoun referring back ("it", "its", "that", ...) is replaced by the previous
+       question's main noun phrase ("and how much does it cost?" gives "How much does the
+       Slack integration cost?"). A leading connective ("and", "also", "so", ...) is dropped.
+    3. A very short message (at most three words, at most one topic word) that starts with a
+       preposition is added to the previous question ("on Android?"). Any other follow-up (a
+       leading connective with no topic of its own, a reference that could not be replaced, a
+       very short message that is not an instruction like "reset my password") gets the
+       previous question's content words appended.
+    4. Anything else is self-contained and returned unchanged, less a leading connective.
+    """
+    if not _WORD.search(message):
+        return message
+    lowered_ignored = {term.lower() for term in ignored}
+    connective_match = _CONNECTIVE.match(message)
+    connective = connective_match.group("connective").lower() if connective_match else None
+    rest = message[connective_match.end() :] if connective_match else message
+    words = _words(rest)
+    topic_words = [word for word in words if _is_topic_word(word, lowered_ignored)]
+    noun_phrase = _noun_phrase(previous, lowered_ignored)
+    replaceable, dangling = _anaphora(words)
+    starts_with_preposition = bool(words) and words[0].lower in _PREPOSITIONS
+
+    if connective in {"what about", "how about"} and words and not dangling:
+        if starts_with_preposition or noun_phrase is None:
+            return _question(f"{_bare(previous)} {_bare(rest)}")
+        return _question(previous.replace(noun_phrase, _bare(rest), 1))
+    if replaceable is not None and noun_phrase is not None:
+        pronoun = words[replaceable]
+        # The previous turn introduced the topic, so "a desktop app" is now "the desktop app".
+        replacement = re.sub(r"^(?:a|an)\s+", "the ", noun_phrase, flags=re.IGNORECASE)
+        if pronoun.lower in _POSSESSIVE_PRONOUNS:
+            replacement = f"{replacement}'s"
+        return _question(rest[: pronoun.start] + replacement + rest[pronoun.end :])
+    short = len(words) <= _SHORT_MESSAGE_WORDS and len(topic_words) <= 1
+    imperative = bool(words) and words[0].lower in _ACTION_WORDS
+    if short and starts_with_preposition:
+        return _question(f"{_bare(previous)} {_bare(rest)}")
+    if (connective and not topic_words) or dangling or (short and not imperative):
+        exclude = {word.lower for word in words}
+        context = " ".join(_content_words(previous, exclude))
+        return _question(f"{_bare(rest)} {context}") if context else message
+    if connective:
+        return _question(rest)
+    return message
+
+
+class RuleBasedCondenser:
+    """Rewrites follow-ups with a few deterministic rules (see ``rewrite_follow_up``); no model.
+
+    ``ignored_terms`` are names that appear in most questions (the product name) and so do not
+    make a topic on their own.
+
+    >>> import asyncio
+    >>> turn = HistoryTurn("Which plans include the Slack integration?", "Team and up.")
+    >>> asyncio.run(RuleBasedCondenser().condense("and how much does it cost?", [turn]))
+    'How much does the Slack integration cost?'
+    """
+
+    def __init__(self, *, ignored_terms: Collection[str] = ()) -> None:
+        self.ignored_terms = frozenset(term.lower() for term in ignored_terms)
+
+    async def condense(self, question: str, history: Sequence[HistoryTurn]) -> str:
+        """The standalone question: ``question`` rewritten with the topic of the last turn."""
+        if not history:
+            return question
+        previous = history[-1].standalone_question or history[-1].question
+        return rewrite_follow_up(question, previous, self.ignored_terms)
+
+
+# What a model sometimes puts before or around the question despite the prompt.
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:standalone\s+question|rewritten\s+question|question)\s*:\s*", re.IGNORECASE
+)
+_QUOTES = "\"'`“”‘’«»"
+_ANSWER_CHARS = 300
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most about ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def clean_reply(reply: str) -> str:
+    """The question in a model's reply: no label, quotes or blank lines around it.
+
+    >>> clean_reply('Standalone question: "How much does the Team plan cost?"\\n')
+    'How much does the Team plan cost?'
+    """
+    text = _REPLY_PREFIX.sub("", reply.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return _REPLY_PREFIX.sub("", first).strip().strip(_QUOTES).strip()
+
+
+class ProviderCondenser:
+    """Asks a chat provider to rewrite the message, falling back to rules when it cannot.
+
+    The ``condense_question`` template gets the last ``max_history_turns`` turns (user message
+    and a shortened answer each) as ``$history`` and the message as ``$question``. It goes to
+    the provider as one user message and no system message: the template holds the whole
+    instruction, the task has nothing to do with the answering persona of ``system.txt``, and
+    every provider treats a user message the same way. A provider error (``AssistantError``),
+    an empty reply or one longer than ``max_chars`` makes ``fallback`` answer instead, with a
+    warning that names the provider and the error type only.
+
+    >>> condenser = ProviderCondenser(provider, PromptLibrary())  # doctest: +SKIP
+    >>> await condenser.condense("and how much does it cost?", history)  # doctest: +SKIP
+    'How much does the Slack integration cost?'
+    """
+
+    def __init__(
+        self,
+        provider: ChatProvider,
+        prompts: PromptLibrary,
+        *,
+        fallback: Condenser | None = None,
+        max_history_turns: int = 6,
+        max_chars: int = 500,
+    ) -> None:
+        if max_history_turns < 1:
+            raise ValueError("max_history_turns must be at least 1")
+        if max_chars < 1:
+            raise ValueError("max_chars must be at least 1")
+        self.provider = provider
+        self.prompts = prompts
+        self.fallback: Condenser = fallback if fallback is not None else RuleBasedCondenser()
+        self.max_history_turns = max_history_turns
+        self.max_chars = max_chars
+
+    def request(self, question: str, history: Sequence[HistoryTurn]) -> ChatRequest:
+        """The request sent to the provider for ``question`` after ``history``."""
+        lines: list[str] = []
+        for turn in history[-self.max_history_turns :]:
+            lines.append(f"User: {_shorten(turn.question, self.max_chars)}")
+            lines.append(f"Assistant: {_shorten(turn.answer, _ANSWER_CHARS)}")
+        rendered = self.prompts.render(
+            "condense_question", history="\n".join(lines), question=question
+        )
+        return ChatRequest(question, sources=(), messages=(Message("user", rendered),))
+
+    async def condense(self, question: str, history: Sequence[HistoryTurn]) -> str:
+        """The provider's standalone question, or the fallback's when the provider fails."""
+        if not history:
+            return question
+        try:
+            reply = await self._reply(self.request(question, history))
+        except AssistantError as exc:
+            logger.warning(
+                "provider %s could not condense the question (%s); using the fallback",
+                self.provider.name,
+                type(exc).__name__,
+            )
+            return await self.fallback.condense(question, history)
+        standalone = clean_reply(reply)
+        if not standalone or len(standalone) > self.max_chars:
+            logger.warning(
+                "provider %s condensed the question into %s; using the fallback",
+                self.provider.name,
+                "nothing" if not standalone else f"{len(standalone)} characters",
+            )
+            return await self.fallback.condense(question, history)
+        return standalone
+
+    async def _reply(self, request: ChatRequest) -> str:
+        """The streamed text, cut short once it is too long to be a question."""
+        text: list[str] = []
+        length = 0
+        stream = self.provider.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                    length += len(event.text)
+                    # Far past any question: stop paying for tokens the result will refuse.
+                    if length > 2 * self.max_chars:
+                        break
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+        return "".join(text)

@@ -1,0 +1,255 @@
+"""One chat turn: load the conversation, condense, retrieve, choose context, answer, store.
+
+``ChatOrchestrator`` composes parts that are each usable and tested alone: a ``Condenser``, a
+search function (the late-interaction retriever of one knowledge base), context selection under
+a token budget, an ``Answerer`` with its provider chain, and a ``ConversationStore``. It streams
+``sources`` first, then text deltas, ``citations`` and ``done`` (usage, cost, time per stage)
+or ``error``; after the stream it stores the turn with its retrieval trace.
+
+When the best late-interaction score of the recalled passages is under the no-answer
+threshold, no provider is called: the brand's no-answer text is streamed and the turn is stored
+as a content gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+
+from assistant.chat.answerer import Answerer
+from assistant.chat.condense import Condenser
+from assistant.chat.context import select_context
+from assistant.chat.conversations import ConversationStore, NewTurn
+from assistant.chat.events import (
+    Citation,
+    CitationsEvent,
+    DoneEvent,
+    ErrorEvent,
+    Source,
+    SourcesEvent,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from assistant.chat.history import HistoryTurn
+from assistant.chat.pricing import estimate_cost
+from assistant.chat.tokens import TokenCounter, trim_history
+from assistant.chat.trace import retrieval_trace
+from assistant.errors import InvalidInputError
+from assistant.knowledge.retriever import SearchResult
+
+__all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "TurnBudget"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NO_ANSWER_THRESHOLD = 0.0
+"""Best mean-MaxSim score under which a turn is declined as a content gap (see
+``bench/no_answer.py`` for how it is calibrated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnBudget:
+    """How much of the model's window a turn may fill, in the model's tokens."""
+
+    context_k: int = 5
+    """At most this many sources (after merging neighbouring chunks)."""
+    context_tokens: int = 3000
+    history_tokens: int = 1500
+    candidates: int = 20
+    """Ranked passages considered for the context before merging and budgeting."""
+    max_message_chars: int = 4000
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 3)
+
+
+class ChatOrchestrator:
+    """Runs chat turns against one knowledge base.
+
+    >>> orchestrator = ChatOrchestrator(  # doctest: +SKIP
+    ...     assistant="docs", search=retriever.search, answerer=answerer,
+    ...     condenser=RuleBasedCondenser(), counter=ApproximateCounter(), conversations=store)
+    >>> async for event in orchestrator.stream("and how much does it cost?", conversation_id=cid):
+    ...     print(event.type)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        assistant: str,
+        search: Callable[[str, int], SearchResult],
+        answerer: Answerer,
+        condenser: Condenser,
+        counter: TokenCounter,
+        conversations: ConversationStore | None = None,
+        budget: TurnBudget | None = None,
+        no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
+    ) -> None:
+        self.assistant = assistant
+        self._search = search
+        self.answerer = answerer
+        self._condenser = condenser
+        self._counter = counter
+        self._conversations = conversations
+        self.budget = budget or TurnBudget()
+        self.no_answer_threshold = no_answer_threshold
+
+    async def stream(
+        self,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+        remember: bool = True,
+        on_retrieval: Callable[[SearchResult], None] | None = None,
+        history: Sequence[HistoryTurn] | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Answer ``message`` as the next turn of ``conversation_id`` (a new one when ``None``).
+
+        With ``remember`` off (or no conversation store) the turn uses no stored history and
+        nothing is stored. ``history`` (earlier exchanges the caller holds, e.g. an OpenAI-style
+        message list) is used instead of the stored history. ``on_retrieval`` receives the
+        search result (every candidate, every score).
+
+        Raises (before the first event):
+            InvalidInputError: the message is empty or longer than the budget allows.
+            NotFoundError: ``conversation_id`` is not a conversation of this assistant.
+        """
+        started = time.perf_counter()
+        text = message.strip()
+        if not text:
+            raise InvalidInputError("the message is empty")
+        if len(text) > self.budget.max_message_chars:
+            raise InvalidInputError(
+                f"the message has {len(text)} characters; at most "
+                f"{self.budget.max_message_chars} are accepted"
+            )
+        timings: dict[str, float] = {}
+        store = self._conversations if remember else None
+        earlier: list[HistoryTurn] = list(history or ())
+        if store is not None:
+            stage = time.perf_counter()
+            if conversation_id is None:
+                conversation_id = await asyncio.to_thread(
+                    store.start, self.assistant, visitor=visitor
+                )
+            else:
+                # Loaded even when ``history`` is given: it checks the conversation exists
+                # before the first event rather than when the turn is stored.
+                stored = await asyncio.to_thread(store.history, self.assistant, conversation_id)
+                if history is None:
+                    earlier = stored
+            timings["history"] = _ms(stage)
+        else:
+            conversation_id = None
+        earlier = trim_history(
+            earlier, counter=self._counter, budget_tokens=self.budget.history_tokens
+        )
+
+        stage = time.perf_counter()
+        standalone = await self._condenser.condense(text, earlier) if earlier else text
+        timings["condense"] = _ms(stage)
+
+        result = await asyncio.to_thread(self._search, standalone, self.budget.candidates)
+        if on_retrieval is not None:
+            on_retrieval(result)
+        timings.update(result.trace.timings_ms)
+        stage = time.perf_counter()
+        top_score = max((hit.late_interaction_score for hit in result.hits), default=None)
+        answerable = top_score is not None and top_score >= self.no_answer_threshold
+        sources: tuple[Source, ...] = (
+            select_context(
+                result.hits,
+                counter=self._counter,
+                budget_tokens=self.budget.context_tokens,
+                max_sources=self.budget.context_k,
+            )
+            if answerable
+            else ()
+        )
+        timings["context"] = _ms(stage)
+        yield SourcesEvent(sources, standalone, conversation_id)
+
+        answer: list[str] = []
+        citations: tuple[Citation, ...] = ()
+        provider_started = time.perf_counter()
+        async for event in self.answerer.stream(standalone, sources, history=earlier, message=text):
+            if isinstance(event, TextDelta):
+                if not answer:
+                    timings["first_token"] = _ms(started)
+                answer.append(event.text)
+                yield event
+            elif isinstance(event, CitationsEvent):
+                citations = event.citations
+                yield event
+            elif isinstance(event, DoneEvent):
+                timings["answer"] = _ms(provider_started)
+                cost = estimate_cost(
+                    event.provider, event.model, event.usage.input_tokens, event.usage.output_tokens
+                )
+                turn = NewTurn(
+                    question=text,
+                    standalone_question=standalone,
+                    answer="".join(answer).strip(),
+                    sources=sources,
+                    citations=citations,
+                    trace=retrieval_trace(result, sources),
+                    provider=event.provider,
+                    model=event.model,
+                    usage=event.usage,
+                    cost_usd=cost,
+                    timings_ms=timings,
+                    outcome=event.outcome,
+                    top_score=top_score,
+                )
+                turn_id = await self._store(store, conversation_id, turn, timings)
+                timings["total"] = _ms(started)
+                yield DoneEvent(
+                    event.usage,
+                    event.provider,
+                    dict(timings),
+                    model=event.model,
+                    cost_usd=cost,
+                    outcome=event.outcome,
+                    conversation_id=conversation_id,
+                    turn_id=turn_id,
+                )
+            elif isinstance(event, ErrorEvent):
+                timings["total"] = _ms(started)
+                turn = NewTurn(
+                    question=text,
+                    standalone_question=standalone,
+                    answer="".join(answer).strip(),
+                    sources=sources,
+                    citations=citations,
+                    trace=retrieval_trace(result, sources),
+                    provider="",
+                    model=None,
+                    usage=Usage(),
+                    cost_usd=None,
+                    timings_ms=timings,
+                    outcome="error",
+                    top_score=top_score,
+                    error_code=event.code,
+                    error_message=event.message,
+                )
+                await self._store(store, conversation_id, turn, timings)
+                yield event
+
+    async def _store(
+        self,
+        store: ConversationStore | None,
+        conversation_id: str | None,
+        turn: NewTurn,
+        timings: dict[str, float],
+    ) -> int | None:
+        if store is None or conversation_id is None:
+            return None
+        stage = time.perf_counter()
+        turn_id = await asyncio.to_thread(store.record, self.assistant, conversation_id, turn)
+        timings["store"] = _ms(stage)
+        return turn_id

@@ -1,0 +1,28 @@
+"""The application database: assistants, conversations and turns, keys, jobs, feedback.
+
+SQLAlchemy 2 models with Alembic migrations; a SQLite file in the data dir by default and
+PostgreSQL by URL. ``Database.open(url)`` brings the schema up to date before first use.
+"""
+
+from assistant.database.engine import Database, database_url
+from assistant.database.models import (
+    ApiKeyRow,
+    AssistantRow,
+    Base,
+    ConversationRow,
+    FeedbackRow,
+    JobRow,
+    TurnRow,
+)
+
+__all__ = [
+    "ApiKeyRow",
+    "AssistantRow",
+    "Base",
+    "ConversationRow",
+    "Database",
+    "FeedbackRow",
+    "JobRow",
+    "TurnRow",
+    "database_url",
+]

@@ -1,0 +1,170 @@
+"""Tables of the application database (the system of record; Chroma and Redis are rebuildable).
+
+Every row that belongs to an assistant carries the assistant's name, and every query filters on
+it: that name is the tenant boundary. JSON columns hold documents the database never queries
+inside (brand settings, traces, citations), so one schema serves SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "ApiKeyRow",
+    "AssistantRow",
+    "Base",
+    "ConversationRow",
+    "FeedbackRow",
+    "JobRow",
+    "TurnRow",
+    "new_id",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (stored as UTC)."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random 32-hex-digit identifier: unguessable, so it can be handed to browsers."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AssistantRow(Base):
+    """An assistant (tenant): its knowledge base has the same name; ``config`` is its settings."""
+
+    __tablename__ = "assistants"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class ConversationRow(Base):
+    """A conversation with one assistant; ``visitor`` identifies the person where known."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    visitor: Mapped[str | None] = mapped_column(String(128), default=None)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    turns: Mapped[list[TurnRow]] = relationship(
+        back_populates="conversation",
+        order_by="TurnRow.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class TurnRow(Base):
+    """One question and its answer, with what retrieval chose and what it cost.
+
+    ``outcome`` is ``answered``, ``no_answer`` (a content gap: nothing relevant enough was
+    found) or ``error``. ``trace`` holds every candidate with its dense, late-interaction and
+    lexical scores and ranks, the chosen context and the time per stage.
+    """
+
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    standalone_question: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[str] = mapped_column(Text, default="")
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    citations: Mapped[list[Any]] = mapped_column(default=list)
+    trace: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    provider: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str | None] = mapped_column(String(128), default=None)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str] = mapped_column(String(16), default="answered", index=True)
+    top_score: Mapped[float | None] = mapped_column(Float, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    conversation: Mapped[ConversationRow] = relationship(back_populates="turns")
+
+
+class FeedbackRow(Base):
+    """A visitor's thumbs up (+1) or down (-1) on a turn, with an optional comment."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), index=True)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """An assistant's key, stored as a hash; ``prefix`` is the part safe to show again.
+
+    ``kind`` is ``secret`` (server to server) or ``public`` (the website widget, accepted only
+    from the assistant's allowed origins).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(24))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class JobRow(Base):
+    """A background ingestion job and what it has done so far.
+
+    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed``; ``report`` holds the
+    per-document outcomes (added, updated, unchanged, removed, failed with the reason).
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer, default=None)
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
