@@ -143,3 +143,47 @@ def test_partial_failures_exit_1_and_name_each_failure(tmp_path: Path) -> None:
     assert payload["added"] == 1 and payload["failed"] == 1
     failure = next(d for d in payload["documents"] if d["status"] == "failed")
     assert failure["url"].endswith("empty.txt") and failure["reason"]
+
+
+@pytest.mark.slow
+def test_chat_streams_keeps_context_and_answers_commands(sample_kb: Path) -> None:
+    session = (
+        "Which plans include the Slack integration?\n"
+        "/sources\n"
+        "and how much does it cost?\n"
+        "/reset\n"
+        "What is the capital of Mongolia?\n"
+        "/exit\n"
+    )
+    result = _cli("chat", "--kb", "help", data_dir=sample_kb, stdin=session)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Team, Business and Enterprise" in out
+    assert "[1]" in out and "integrations.html" in out
+    assert "(new conversation)" in out
+    # Both turns of the first conversation were stored in one conversation.
+    listed = _cli("gaps", "--kb", "help", "--json", data_dir=sample_kb)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["kb"] == "help"
+
+
+def test_configure_shows_and_changes_settings_and_rejects_typos(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    changed = _cli(
+        "configure",
+        "brand.company=Harbor",
+        'brand.suggested_questions=["How do refunds work?"]',
+        "answering.temperature=0.3",
+        "--kb",
+        "help",
+        data_dir=data_dir,
+    )
+    assert changed.returncode == 0, changed.stderr
+    config = json.loads(changed.stdout)
+    assert config["brand"]["company"] == "Harbor"
+    assert config["brand"]["suggested_questions"] == ["How do refunds work?"]
+    assert config["answering"]["temperature"] == 0.3
+    shown = json.loads(_cli("configure", "--kb", "help", data_dir=data_dir).stdout)
+    assert shown["brand"]["company"] == "Harbor"
+    typo = _cli("configure", "brand.colour=#fff", "--kb", "help", data_dir=data_dir)
+    assert typo.returncode == 1 and "colour" in typo.stderr and "Traceback" not in typo.stderr
