@@ -111,6 +111,7 @@ class _KnowledgeBase:
             create=create,
         )
         self.lexical_dir = settings.data_dir / "lexical" / name
+        self.lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self.lexical = LexicalIndex.load(self.lexical_dir)
         # The head recorded with the knowledge base, so every process ranks with the same one.
         self.heads_dir = settings.data_dir / "heads" / name
@@ -163,8 +164,17 @@ class _KnowledgeBase:
             (chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()
         )
         index.save(self.lexical_dir)
+        self.lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self.lexical = index
         self.retriever = self._retriever(assistant)
+
+    def reload_lexical_if_changed(self, assistant: Assistant) -> None:
+        """Pick up an index another process (an ingestion worker) saved since it was loaded."""
+        stamp = LexicalIndex.stamp(self.lexical_dir)
+        if stamp != self.lexical_stamp:
+            self.lexical_stamp = stamp
+            self.lexical = LexicalIndex.load(self.lexical_dir)
+            self.retriever = self._retriever(assistant)
 
 
 class Assistant:
@@ -293,6 +303,8 @@ class Assistant:
             if kb is None:
                 kb = _KnowledgeBase(self, name, create)
                 self._knowledge_bases[name] = kb
+            else:
+                kb.reload_lexical_if_changed(self)
             return kb
 
     def knowledge_bases(self) -> list[str]:
@@ -390,7 +402,9 @@ class Assistant:
             NotFoundError: ``kb`` or the conversation does not exist.
             InvalidInputError: the message is empty or too long.
         """
-        orchestrator = self._orchestrator(kb)
+        # Opening a knowledge base and reading its settings block: off the event loop.
+        knowledge_base, config = await asyncio.to_thread(self._kb_and_config, kb)
+        orchestrator = self._orchestrator(kb, knowledge_base, config)
         # Closing this stream (a client that went away) closes the orchestrator's at once,
         # and with it the provider's HTTP stream, rather than whenever it is collected.
         async with contextlib.aclosing(
@@ -435,7 +449,7 @@ class Assistant:
         *,
         remember: bool,
     ) -> Answer:
-        orchestrator = self._orchestrator(kb)
+        orchestrator = self._orchestrator(kb, *self._kb_and_config(kb))
         retrieval: list[SearchResult] = []
         answer = await drain(
             message,
@@ -564,14 +578,17 @@ class Assistant:
                 self._knowledge_bases.pop(kb, None)
         return report
 
-    def _orchestrator(self, kb: str) -> ChatOrchestrator:
+    def _kb_and_config(self, kb: str) -> tuple[_KnowledgeBase, AssistantConfig]:
+        return self._kb(kb), self.registry.get(kb)
+
+    def _orchestrator(
+        self, kb: str, knowledge_base: _KnowledgeBase, config: AssistantConfig
+    ) -> ChatOrchestrator:
         """The chat orchestrator of ``kb`` on the running event loop.
 
         Vendor SDK clients bind their connection pools to an event loop, so each loop gets its
         own providers; a change of ``kb``'s settings builds new ones.
         """
-        knowledge_base = self._kb(kb)
-        config = self.registry.get(kb)
         settings = self.settings
         loop = asyncio.get_running_loop()
         key = (kb, config.model_dump_json())

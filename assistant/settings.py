@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Chat turns: token budgets and the score under which the assistant says it does not know.
     context_tokens: int = Field(default=3000, ge=256, le=200_000)
     history_tokens: int = Field(default=1500, ge=0, le=100_000)
-    no_answer_threshold: float = Field(default=0.0, ge=-1.0, le=1.0)
+    no_answer_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
 
     # Token cache.
     token_cache_format: Literal["int8", "int4", "fp16"] = "int8"

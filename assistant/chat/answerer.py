@@ -9,10 +9,11 @@ number is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from assistant.chat.events import (
@@ -29,7 +30,7 @@ from assistant.chat.events import (
 )
 from assistant.chat.history import HistoryTurn
 from assistant.chat.prompts import PromptLibrary
-from assistant.chat.provider import ChatProvider, ChatRequest, Message
+from assistant.chat.provider import ChatProvider, ChatRequest, Message, ProviderEvent
 from assistant.errors import AssistantError
 from assistant.knowledge.text import split_sentences
 
@@ -115,6 +116,17 @@ class MarkerFilter:
         return _MARKER.sub(self._keep, text)
 
 
+async def _closable(events: AsyncIterator[ProviderEvent]) -> AsyncGenerator[ProviderEvent, None]:
+    """``events`` as a generator with ``aclose``, closing the provider's own stream with it."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+
+
 def _quoted(text: str) -> str:
     """Content made unable to open or close the ``<source>`` delimiters around it."""
     return _DELIMITER.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
@@ -179,26 +191,29 @@ class Answerer:
             text: list[str] = []
             citations: tuple[Citation, ...] | None = None
             try:
-                async for event in provider.stream(request):
-                    if isinstance(event, TextDelta):
-                        safe = markers.feed(event.text)
-                        text.append(event.text)
-                        if safe:
-                            yield TextDelta(safe)
-                    elif isinstance(event, CitationsEvent):
-                        citations = event.citations
-                    else:
-                        rest = markers.flush()
-                        if rest:
-                            yield TextDelta(rest)
-                        yield CitationsEvent(
-                            tuple(c for c in citations if c.n in numbers)
-                            if citations is not None
-                            else citations_from_markers("".join(text), sources)
-                        )
-                        yield DoneEvent(
-                            event.usage, event.provider, model=getattr(provider, "model", None)
-                        )
+                # Closed as soon as this stream is: a client gone mid-answer frees the
+                # provider's connection at once.
+                async with contextlib.aclosing(_closable(provider.stream(request))) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            safe = markers.feed(event.text)
+                            text.append(event.text)
+                            if safe:
+                                yield TextDelta(safe)
+                        elif isinstance(event, CitationsEvent):
+                            citations = event.citations
+                        else:
+                            rest = markers.flush()
+                            if rest:
+                                yield TextDelta(rest)
+                            yield CitationsEvent(
+                                tuple(c for c in citations if c.n in numbers)
+                                if citations is not None
+                                else citations_from_markers("".join(text), sources)
+                            )
+                            yield DoneEvent(
+                                event.usage, event.provider, model=getattr(provider, "model", None)
+                            )
                 return
             except AssistantError as exc:
                 # Before the first token the next provider can still answer; after it, the

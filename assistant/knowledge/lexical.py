@@ -84,6 +84,11 @@ class LexicalIndex:
         if not self.chunk_ids:
             return LexicalScores([], np.zeros(0, dtype=np.float32), {})
         tokens = _tokenize([text])[0]
+        if not tokens:
+            # A query of stopwords, digits or punctuation ("?", "0") matches nothing lexically.
+            return LexicalScores(
+                self.chunk_ids, np.zeros(len(self.chunk_ids), np.float32), self._positions
+            )
         scores = np.asarray(self._model.get_scores(tokens), dtype=np.float32)
         return LexicalScores(self.chunk_ids, scores, self._positions)
 
@@ -103,6 +108,16 @@ class LexicalIndex:
             shutil.rmtree(retired, ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def stamp(directory: Path) -> tuple[int, int, int] | None:
+        """A value that changes whenever ``save`` replaces the index in ``directory`` (by any
+        process); ``None`` when there is none. Cheap enough to check on every search."""
+        try:
+            status = (directory / _IDS_FILE).stat()
+        except OSError:
+            return None
+        return (status.st_ino, status.st_mtime_ns, status.st_size)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex | None:

@@ -48,6 +48,8 @@ def test_turns_are_kept_in_order_with_their_trace(store: ConversationStore) -> N
     assert history[0].standalone_question == "HOW DO REFUNDS WORK?"
     conversation = store.get("docs", conversation_id)
     assert conversation.title == "How do refunds work?" and conversation.visitor == "v-1"
+    # Aware on every database (SQLite stores none): valid RFC 3339 in API responses.
+    assert conversation.created_at.utcoffset() is not None
     turn = conversation.turns[1]
     assert turn.position == 2 and turn.usage == Usage(12, 5)
     assert turn.sources[0].heading_path == ("Refunds",)

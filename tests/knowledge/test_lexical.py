@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from assistant.knowledge.lexical import LexicalIndex
 
 CHUNKS = [
@@ -47,3 +49,10 @@ def test_empty_index_and_missing_directory(tmp_path: Path) -> None:
     empty.save(tmp_path / "empty")
     reloaded = LexicalIndex.load(tmp_path / "empty")
     assert reloaded is not None and len(reloaded) == 0
+
+
+@pytest.mark.parametrize("query", ["?", "0", "the of and", ""])
+def test_a_query_without_word_tokens_matches_nothing(query: str) -> None:
+    index = LexicalIndex.build([("c1", "Error E-4021: quota exceeded"), ("c2", "SSO with Okta")])
+    scores = index.query(query)
+    assert scores.top(5) == [] and scores.of(["c1", "c2"]) == [0.0, 0.0]

@@ -1,0 +1,196 @@
+"""Assistants, their keys and their widget: ``/api/assistants``.
+
+An assistant exists when it has stored settings or a knowledge base (the command line makes
+knowledge bases on first use, without settings); both share its name. Creating one stores its
+settings and makes its empty knowledge base, so it can answer ("I don't know") at once.
+Deleting one removes everything it owns: knowledge base, settings, keys, conversations with
+their turns and feedback, and jobs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import delete, select
+
+from assistant.api.deps import AdminAccess, ChatAccess, CoreDep, ManageAccess
+from assistant.api.keys import ApiKey, KeyStore
+from assistant.api.schemas import (
+    AssistantCreate,
+    AssistantList,
+    AssistantPublic,
+    AssistantUpdate,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyPublic,
+    WidgetPublic,
+)
+from assistant.assistants import AssistantConfig
+from assistant.core import Assistant
+from assistant.database.models import (
+    ApiKeyRow,
+    AssistantRow,
+    ConversationRow,
+    FeedbackRow,
+    JobRow,
+    TurnRow,
+)
+from assistant.errors import ConflictError, NotFoundError
+from assistant.knowledge.vector_store import ChromaStore
+
+__all__ = ["delete_assistant", "router"]
+
+router = APIRouter(prefix="/api/assistants", tags=["assistants"])
+
+
+def _exists(core: Assistant, name: str) -> bool:
+    return core.registry.exists(name) or name in core.knowledge_bases()
+
+
+def _require(core: Assistant, name: str) -> None:
+    if not _exists(core, name):
+        raise NotFoundError(f"no assistant named {name!r}; create it with POST /api/assistants")
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they were stored as UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _public(name: str, row: AssistantRow | None) -> AssistantPublic:
+    if row is None:
+        return AssistantPublic(name=name, config=AssistantConfig())
+    return AssistantPublic(
+        name=name,
+        config=AssistantConfig.model_validate(row.config),
+        created_at=_utc(row.created_at),
+    )
+
+
+def _read(core: Assistant, name: str) -> AssistantPublic:
+    with core.database.session() as session:
+        return _public(name, session.get(AssistantRow, name))
+
+
+def _key_public(key: ApiKey) -> KeyPublic:
+    return KeyPublic(
+        id=key.id,
+        kind=key.kind,
+        prefix=key.prefix,
+        label=key.label,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+        last_used_at=key.last_used_at,
+    )
+
+
+def delete_assistant(core: Assistant, name: str) -> None:
+    """Remove ``name``'s rows from the application database, then its knowledge base.
+
+    The rows go first, so its keys stop working at once; should the vector store fail after,
+    the knowledge base remains and deleting again finishes the job.
+    """
+    with core.database.session() as session:
+        session.execute(delete(FeedbackRow).where(FeedbackRow.assistant == name))
+        session.execute(delete(TurnRow).where(TurnRow.assistant == name))
+        session.execute(delete(ConversationRow).where(ConversationRow.assistant == name))
+        session.execute(delete(ApiKeyRow).where(ApiKeyRow.assistant == name))
+        session.execute(delete(JobRow).where(JobRow.assistant == name))
+        session.execute(delete(AssistantRow).where(AssistantRow.name == name))
+    if name in core.knowledge_bases():
+        # Dropping needs only the client and the name; opening the store would load the
+        # encoder and refuse a knowledge base built with another embedding model.
+        ChromaStore(core.chroma, None, name).drop()
+    # The core keeps each opened knowledge base (its Chroma collection, BM25 index and head);
+    # a stale one would serve a deleted collection to an assistant re-created under this name.
+    with core._lock:
+        core._knowledge_bases.pop(name, None)
+    data_dir = core.settings.data_dir
+    for folder in (data_dir / "lexical" / name, data_dir / "heads" / name):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=AssistantPublic)
+def create_assistant(body: AssistantCreate, core: CoreDep, caller: AdminAccess) -> AssistantPublic:
+    """Create an assistant and its empty knowledge base (admin); 409 if the name is taken."""
+    if _exists(core, body.name):
+        raise ConflictError(f"an assistant named {body.name!r} exists already")
+    core.ingest_connectors([], kb=body.name)
+    core.registry.put(body.name, body.config)
+    return _read(core, body.name)
+
+
+@router.get("", response_model=AssistantList)
+def list_assistants(core: CoreDep, caller: AdminAccess) -> AssistantList:
+    """Every assistant, by name (admin)."""
+    with core.database.session() as session:
+        rows = {row.name: row for row in session.scalars(select(AssistantRow)).all()}
+    names = sorted(set(rows) | set(core.knowledge_bases()))
+    return AssistantList(assistants=[_public(name, rows.get(name)) for name in names])
+
+
+@router.get("/{name}", response_model=AssistantPublic)
+def get_assistant(name: str, core: CoreDep, caller: ManageAccess) -> AssistantPublic:
+    """One assistant's settings (admin, or its secret key)."""
+    _require(core, name)
+    return _read(core, name)
+
+
+@router.patch("/{name}", response_model=AssistantPublic)
+def update_assistant(
+    name: str, body: AssistantUpdate, core: CoreDep, caller: AdminAccess
+) -> AssistantPublic:
+    """Change settings by section; fields left out keep their values (admin)."""
+    _require(core, name)
+    changes = body.model_dump(exclude_none=True)
+    if changes:
+        core.configure(name, **changes)
+    return _read(core, name)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_assistant(name: str, core: CoreDep, caller: AdminAccess) -> Response:
+    """Delete an assistant with its knowledge base, keys, conversations and jobs (admin)."""
+    _require(core, name)
+    delete_assistant(core, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{name}/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+def create_key(name: str, body: KeyCreate, core: CoreDep, caller: AdminAccess) -> KeyCreated:
+    """Make a key for the assistant; the key is in this answer only (admin)."""
+    _require(core, name)
+    key, plaintext = KeyStore(core.database).create(name, body.kind, body.label)
+    return KeyCreated(**_key_public(key).model_dump(), key=plaintext)
+
+
+@router.get("/{name}/keys", response_model=KeyList)
+def list_keys(name: str, core: CoreDep, caller: AdminAccess) -> KeyList:
+    """The assistant's keys without their secret part, revoked ones included (admin)."""
+    _require(core, name)
+    return KeyList(keys=[_key_public(key) for key in KeyStore(core.database).list(name)])
+
+
+@router.delete("/{name}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_key(name: str, key_id: str, core: CoreDep, caller: AdminAccess) -> Response:
+    """Revoke one of the assistant's keys; it is refused from the next request on (admin)."""
+    KeyStore(core.database).revoke(name, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/widget", response_model=WidgetPublic)
+def widget(name: str, core: CoreDep, caller: ChatAccess) -> WidgetPublic:
+    """What the website widget shows: name, greeting, suggested questions, logo, colour."""
+    _require(core, name)
+    brand = core.config(name).brand
+    return WidgetPublic(
+        name=name,
+        display_name=brand.display_name or name,
+        greeting=brand.greeting,
+        suggested_questions=brand.suggested_questions,
+        logo_url=str(brand.logo_url) if brand.logo_url else None,
+        primary_colour=brand.primary_colour,
+    )

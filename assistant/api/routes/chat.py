@@ -1,0 +1,117 @@
+"""Chat with an assistant (streamed or whole), feedback on turns, content gaps and search.
+
+``POST /api/assistants/{name}/chat`` streams ``text/event-stream`` by default: one SSE event
+per stream event (``sources``, ``text``…, ``citations``, ``done`` or ``error``), each named by
+its type with the event as JSON. An unknown assistant or conversation, or an invalid message,
+is answered with an ordinary problem response, because the first event is pulled before the
+response is chosen; a provider failing after that ends the stream with an ``error`` event.
+With ``"stream": false`` the same stream is drained into one ``AnswerPublic``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from assistant.api.chat_schemas import (
+    AnswerPublic,
+    ChatRequest,
+    FeedbackCreate,
+    GapList,
+    GapPublic,
+    SearchRequest,
+    SearchResultPublic,
+)
+from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
+from assistant.api.schemas import Problem
+from assistant.api.sse import encode_stream, first_event, sse_response
+from assistant.chat.answerer import drain
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/assistants", tags=["chat"])
+
+_EVENT_STREAM_EXAMPLE = (
+    'event: sources\ndata: {"sources":[...],"question":"...","conversation_id":"...",'
+    '"type":"sources"}\n\n'
+    'event: text\ndata: {"text":"You can ","type":"text"}\n\n'
+    'event: citations\ndata: {"citations":[{"n":1,"title":"...","url":"...","quote":"..."}],'
+    '"type":"citations"}\n\n'
+    'event: done\ndata: {"usage":{"input_tokens":0,"output_tokens":0},"provider":"extractive",'
+    '"timings_ms":{...},"conversation_id":"...","turn_id":1,"type":"done"}\n\n'
+)
+
+_PROBLEM_SCHEMA = "#/components/schemas/Problem"
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    status: {
+        "model": Problem,
+        "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_SCHEMA}}},
+    }
+    for status in (400, 401, 403, 404, 422, 429)
+}
+
+
+@router.post(
+    "/{name}/chat",
+    response_model=AnswerPublic,
+    responses={
+        200: {
+            "description": "The answer: an event stream (``stream: true``) or one JSON object.",
+            "content": {"text/event-stream": {"example": _EVENT_STREAM_EXAMPLE}},
+        },
+        **_PROBLEMS,
+    },
+)
+async def chat(
+    name: str, body: ChatRequest, caller: ChatAccess, core: CoreDep
+) -> AnswerPublic | Response:
+    """Answer ``message`` as the next turn of ``conversation_id`` (a new conversation if none).
+
+    The widget's public key may chat only from the assistant's allowed origins.
+    """
+    events = core.stream(
+        body.message,
+        kb=name,
+        conversation_id=body.conversation_id,
+        # A widget's visitor id comes with its key's checks; a server names its own users.
+        visitor=caller.visitor or body.visitor,
+        remember=body.remember,
+    )
+    if not body.stream:
+        return AnswerPublic.model_validate(await drain(body.message, events))
+    first = await first_event(events)
+    return sse_response(encode_stream(first, events))
+
+
+@router.post("/{name}/turns/{turn_id}/feedback", status_code=204, responses=_PROBLEMS)
+async def feedback(
+    name: str, turn_id: int, body: FeedbackCreate, caller: ChatAccess, core: CoreDep
+) -> Response:
+    """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment."""
+    await run_in_threadpool(core.feedback, turn_id, body.rating, body.comment, kb=name)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/gaps", response_model=GapList, responses=_PROBLEMS)
+async def content_gaps(
+    name: str,
+    caller: ManageAccess,
+    core: CoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> GapList:
+    """Questions the assistant declined because its content had nothing relevant, newest
+    first: what to write next."""
+    turns = await run_in_threadpool(core.content_gaps, kb=name, limit=limit)
+    return GapList(gaps=[GapPublic.from_turn(turn) for turn in turns])
+
+
+@router.post("/{name}/search", response_model=SearchResultPublic, responses=_PROBLEMS)
+async def search(
+    name: str, body: SearchRequest, caller: ManageAccess, core: CoreDep
+) -> SearchResultPublic:
+    """The ``k`` best passages for ``query`` with every signal's rank and score (the shape of
+    ``assistant search --json``)."""
+    result = await run_in_threadpool(core.search, body.query, kb=name, k=body.k)
+    return SearchResultPublic.from_result(result)

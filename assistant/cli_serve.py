@@ -1,0 +1,78 @@
+"""``assistant serve``: the HTTP API under uvicorn, registered on the main ``assistant`` app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from assistant.cli import KbOption, _assistant, _escape, _print_report, _run, app, errors
+from assistant.core import Assistant
+from assistant.settings import Settings
+
+__all__ = ["serve", "serve_url"]
+
+
+def serve_url(host: str, port: int) -> str:
+    """The base URL a server listening on ``host``:``port`` answers at.
+
+    >>> serve_url("::1", 8000)
+    'http://[::1]:8000'
+    """
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; others than loopback need an admin key.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders, pages or sitemaps to ingest into --kb first."),
+    ] = None,
+    kb: KbOption = "default",
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug.")
+    ] = "info",
+) -> None:
+    """Serve the HTTP API (assistants, keys, chat, sources) and the widget's endpoints."""
+    import uvicorn
+
+    from assistant.api.app import create_app
+    from assistant.api.auth import is_loopback_host
+
+    settings = Settings()
+    if settings.admin_key is None and not is_loopback_host(host):
+        errors.print(
+            f"[red]error:[/red] refusing to listen on {_escape(host)} without an admin key: "
+            "anyone who can reach it would manage every assistant. Set ASSISTANT_ADMIN_KEY "
+            "(e.g. to the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) "
+            "or listen on 127.0.0.1.",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    core: Assistant | None = None
+    if sources:
+        assistant = _assistant()
+        core = assistant
+        report = _run(lambda: assistant.ingest(sources, kb=kb))
+        _print_report(report, kb)
+    application = create_app(settings, core=core)
+    mode = (
+        "admin key required" if settings.admin_key else "no admin key: loopback clients are admin"
+    )
+    errors.print(
+        f"Serving the assistant API on {serve_url(host, port)} ({mode}); "
+        f"demo chat at {serve_url(host, port)}/ and API documentation at "
+        f"{serve_url(host, port)}/docs",
+        highlight=False,
+        markup=False,
+    )
+    try:
+        uvicorn.run(application, host=host, port=port, log_level=log_level)
+    finally:
+        if core is not None:
+            core.close()

@@ -1,0 +1,312 @@
+"""``AsyncClient``: ``Client`` for asyncio, on ``httpx.AsyncClient``, with the same methods as
+coroutines (``stream`` an async iterator, as on ``Assistant``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+
+from assistant.assistants import AssistantConfig
+from assistant.chat.conversations import Conversation, ConversationSummary, TurnRecord
+from assistant.chat.events import Answer, StreamEvent
+from assistant.client import _base as calls
+from assistant.client._errors import (
+    ApiConnectionError,
+    ApiInvalidInputError,
+    ApiNotFoundError,
+    error_from_response,
+)
+from assistant.client._ingest import (
+    IngestJob,
+    decode_job,
+    plan_ingest,
+    progress_events,
+    refused_source,
+    report_of,
+)
+from assistant.client._retry import RETRY_STATUSES, RetryableResponse
+from assistant.client._sync import connection_lost, poll_intervals
+from assistant.client._wire import (
+    Call,
+    SSEDecoder,
+    decode_answer,
+    decode_config,
+    decode_conversation,
+    decode_conversations,
+    decode_gap_turns,
+    decode_models,
+    decode_search,
+    decode_sources,
+)
+from assistant.core import SourceSummary
+from assistant.errors import ConfigError
+from assistant.knowledge.ingest import IngestReport, ProgressCallback
+from assistant.knowledge.retriever import SearchResult
+
+__all__ = ["AsyncClient"]
+
+logger = logging.getLogger("assistant.client")
+
+
+class AsyncClient:
+    """The assistant's HTTP API for asyncio: ``Client``'s methods as coroutines.
+
+    >>> async with AsyncClient("https://assistant.example.com", "sk_...") as bot:  # doctest: +SKIP
+    ...     async for event in bot.stream("How do I reset my password?", kb="help-centre"):
+    ...         print(event)
+
+    ``transport`` replaces the network (an ``httpx.MockTransport`` in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = calls.ClientSettings(
+            base_url, api_key, timeout=timeout, max_retries=max_retries, backoff=backoff
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self._settings.base_url,
+            headers=self._settings.headers,
+            timeout=self._settings.timeout,
+            transport=transport,
+        )
+
+    # Sending ----------------------------------------------------------------------------------
+
+    async def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
+        """Send ``call`` under the retry policy; a failure status raises its ``ClientError``."""
+        try:
+            async for attempt in self._settings.policy.async_retrying(idempotent=call.idempotent):
+                with attempt:
+                    request = self._settings.request(self._http, call)
+                    response = await self._http.send(request, stream=stream)
+                    if response.status_code in RETRY_STATUSES:
+                        await response.aread()
+                        await response.aclose()
+                        raise RetryableResponse(response)
+        except RetryableResponse as exhausted:
+            response = exhausted.response
+        except httpx.TransportError as exc:
+            raise ApiConnectionError(f"{call.method} {call.path} failed: {exc!r}") from exc
+        if response.is_error:
+            await response.aread()
+            await response.aclose()
+            raise error_from_response(response.status_code, response.headers, response.content)
+        return response
+
+    async def _json(self, call: Call) -> Any:
+        response = await self._send(call)
+        return response.json() if response.content else None
+
+    # The shared surface ----------------------------------------------------------------------
+
+    async def search(self, query: str, *, kb: str = "default", k: int = 10) -> SearchResult:
+        """The ``k`` best passages for ``query``, ranked by the late-interaction stage."""
+        return decode_search(await self._json(calls.search_call(query, kb, k)))
+
+    async def stream(
+        self,
+        message: str,
+        *,
+        kb: str = "default",
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a cited answer as the next turn of a conversation (Server-Sent Events).
+
+        Events as ``Assistant.stream``: ``sources`` (with the conversation id), text deltas,
+        ``citations``, then ``done`` or ``error``. A connection lost after the first event ends
+        the stream with an ``error`` event (``code`` ``ApiConnectionError``), like any failure
+        after an answer has started; failures before it raise.
+
+        >>> async for event in bot.stream("Can I pay yearly?", kb="help-centre"):  # doctest: +SKIP
+        ...     if event.type == "text":
+        ...         print(event.text, end="", flush=True)
+        """
+        call = calls.chat_call(message, kb, conversation_id, visitor, stream=True)
+        response = await self._send(call, stream=True)
+        finished = False
+        try:
+            decoder = SSEDecoder()
+            async for line in response.aiter_lines():
+                event = decoder.feed(line)
+                if event is not None:
+                    finished = event.type in ("done", "error")
+                    yield event
+        except httpx.TransportError as exc:
+            yield connection_lost(repr(exc))
+            return
+        finally:
+            await response.aclose()
+        if not finished:
+            yield connection_lost("the stream ended before the answer was complete")
+
+    async def chat(
+        self,
+        message: str,
+        *,
+        kb: str = "default",
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+    ) -> Answer:
+        """Answer ``message`` as the next turn of a conversation (``None``: a new one)."""
+        call = calls.chat_call(message, kb, conversation_id, visitor, stream=False)
+        return decode_answer(await self._json(call))
+
+    async def ask(self, question: str, *, kb: str = "default") -> Answer:
+        """Answer one question with citations, without earlier turns; nothing is stored.
+
+        ``retrieval`` is ``None`` (the API does not send the search).
+        """
+        return decode_answer(
+            await self._json(
+                calls.chat_call(question, kb, None, None, stream=False, remember=False)
+            )
+        )
+
+    async def ingest(
+        self,
+        sources: Sequence[str],
+        *,
+        kb: str = "default",
+        crawl: bool = False,
+        max_pages: int | None = None,
+        max_depth: int = 3,
+        progress: ProgressCallback | None = None,
+        wait: bool = True,
+    ) -> IngestReport:
+        """Ingest files, folders, page URLs, sitemaps or (with ``crawl``) whole sites.
+
+        URLs become server jobs that fetch them; files and folders are read here and uploaded.
+        With ``wait`` (default) the jobs are followed to their end and the report is complete
+        (``progress`` hears of documents loaded, chunks embedded and failures as they are
+        polled); without, it returns at once. Either way the report is an ``IngestResult``
+        whose ``jobs`` are the server's jobs.
+
+        Raises:
+            ConfigError: no source was given.
+        """
+        if not sources:
+            raise ConfigError("give at least one file, folder or URL to ingest")
+        started = time.monotonic()
+        # Reading and checking the files is blocking work: off the event loop.
+        plan = await asyncio.to_thread(
+            plan_ingest, sources, crawl=crawl, max_pages=max_pages, max_depth=max_depth
+        )
+        jobs: list[IngestJob] = []
+        for body in plan.web_sources:
+            try:
+                jobs.append(decode_job(await self._json(calls.add_source_call(kb, body))))
+            except ApiInvalidInputError as refusal:
+                # Refused URLs (blocked address, malformed) fail alone, as in-process.
+                plan.unreadable.append(refused_source(body, refusal))
+        for batch in plan.uploads:
+            jobs.append(decode_job(await self._json(calls.upload_call(kb, batch))))
+        if wait:
+            jobs = [await self._follow(job, kb, progress) for job in jobs]
+        return report_of(jobs, plan.unreadable, time.monotonic() - started)
+
+    async def _follow(
+        self, job: IngestJob, kb: str, progress: ProgressCallback | None
+    ) -> IngestJob:
+        seen: IngestJob | None = None
+        intervals = poll_intervals()
+        while True:
+            if progress is not None:
+                for event in progress_events(seen, job):
+                    progress(event)
+            if job.finished:
+                return job
+            seen = job
+            await asyncio.sleep(next(intervals))
+            job = await self.job(job.id, kb=kb)
+
+    async def sources(self, *, kb: str = "default") -> list[SourceSummary]:
+        """What has been ingested into ``kb``, grouped by the source it was ingested from."""
+        return decode_sources(await self._json(calls.sources_call(kb)))
+
+    async def forget(self, source: str, *, kb: str = "default") -> int:
+        """Remove a source (or a single document by its URL); returns chunks removed."""
+        removed = await self._json(calls.forget_call(source, kb))
+        return int(removed["removed_chunks"])
+
+    async def conversations(
+        self, *, kb: str = "default", limit: int = 50, offset: int = 0
+    ) -> list[ConversationSummary]:
+        """Conversations with ``kb``'s assistant, most recently active first."""
+        return decode_conversations(
+            await self._json(calls.conversations_call(kb, limit, offset)), kb
+        )
+
+    async def conversation(self, conversation_id: str, *, kb: str = "default") -> Conversation:
+        """One conversation with every turn (question, answer, citations, trace, usage)."""
+        return decode_conversation(await self._json(calls.export_call(conversation_id, kb)))
+
+    async def delete_conversation(self, conversation_id: str, *, kb: str = "default") -> None:
+        """Delete a conversation, its turns and their feedback."""
+        await self._send(calls.delete_conversation_call(conversation_id, kb))
+
+    async def feedback(
+        self, turn_id: int, rating: int, comment: str = "", *, kb: str = "default"
+    ) -> None:
+        """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment."""
+        await self._send(calls.feedback_call(turn_id, rating, comment, kb))
+
+    async def content_gaps(self, *, kb: str = "default", limit: int = 100) -> list[TurnRecord]:
+        """Questions the assistant could not answer from ``kb``, newest first.
+
+        The gaps route names the turns; their conversations are read for the whole records.
+        """
+        gaps = await self._json(calls.gaps_call(kb, limit))
+        conversations: dict[str, Conversation] = {}
+        for gap in gaps["gaps"]:
+            conversation_id = gap["conversation_id"]
+            if conversation_id not in conversations:
+                try:
+                    conversations[conversation_id] = await self.conversation(conversation_id, kb=kb)
+                except ApiNotFoundError:
+                    logger.info("conversation %s went away while reading gaps", conversation_id)
+        return decode_gap_turns(gaps, conversations)
+
+    async def config(self, kb: str = "default") -> AssistantConfig:
+        """``kb``'s assistant settings (brand, answering, retrieval, access, limits)."""
+        return decode_config(await self._json(calls.config_call(kb)))
+
+    async def configure(self, kb: str = "default", **changes: object) -> AssistantConfig:
+        """Change ``kb``'s assistant settings by section and store them (admin key).
+
+        >>> bot.configure("docs", brand={"tone": "Warm, brief."})  # doctest: +SKIP
+        """
+        return decode_config(await self._json(calls.configure_call(kb, changes)))
+
+    async def knowledge_bases(self) -> list[str]:
+        """Names of the knowledge bases this key may use (all of them for the admin key)."""
+        return decode_models(await self._json(calls.models_call()))
+
+    # Beyond the shared surface ---------------------------------------------------------------
+
+    async def job(self, job_id: str, *, kb: str = "default") -> IngestJob:
+        """An ingestion job as it is now (``IngestResult.jobs`` names them)."""
+        return decode_job(await self._json(calls.job_call(job_id, kb)))
+
+    async def aclose(self) -> None:
+        """Close the connections; the client cannot be used after."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,249 @@
+"""Running one ingestion job: claim its row, ingest what its spec names, record the outcome.
+
+``run_job`` is the same wherever it runs (a thread of the API process or an ``assistant
+worker``). Running a job again is safe: ingestion skips documents whose content is unchanged
+and replaces exactly the chunks of changed ones, so a job interrupted at any point and run
+again ends with the same chunks as one clean run.
+
+Uploaded files are kept in ``<data dir>/uploads/<job id>/`` until their job has finished, then
+removed; they are stored under the stable source name ``upload://<file name>``, so uploading a
+new version of a file replaces the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from assistant.core import Assistant
+from assistant.errors import AssistantError, ConnectorError, TooLargeError
+from assistant.jobs.store import JobRecord, JobStore
+from assistant.knowledge.ingest import DocumentOutcome, IngestReport, ProgressEvent
+from connectors.document import LoadResult, SourceFailure
+from connectors.files import parse_bytes
+from connectors.sources import is_url
+
+__all__ = ["UPLOAD_SCHEME", "JobInterrupted", "UploadConnector", "run_job", "upload_dir"]
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_SCHEME = "upload://"
+"""Prefix of the source name of an uploaded file: ``upload://faq.md``."""
+
+_SITEMAP_HINT = "sitemap"
+
+
+class JobInterrupted(Exception):
+    """Raised inside a running job when its process is stopping; the job goes back to queued."""
+
+
+def upload_dir(data_dir: Path, job_id: str) -> Path:
+    """The folder that holds job ``job_id``'s uploaded files until it finishes."""
+    return data_dir / "uploads" / job_id
+
+
+class UploadConnector:
+    """One uploaded file, read with the file connector's parsers, named ``upload://<name>``."""
+
+    def __init__(self, path: Path, name: str, *, max_bytes: int) -> None:
+        self.source = UPLOAD_SCHEME + name
+        self.complete = False
+        self._path = path
+        self._name = name
+        self._max_bytes = max_bytes
+
+    def load(self) -> Iterator[LoadResult]:
+        """Yield the file's document, or a ``SourceFailure`` saying why it cannot be read."""
+        try:
+            if not self._path.is_file():
+                raise ConnectorError(self.source, "the uploaded file is gone; upload it again")
+            data = self._path.read_bytes()
+            if len(data) > self._max_bytes:
+                raise TooLargeError(self.source, f"over the {self._max_bytes}-byte limit")
+            yield parse_bytes(data, self.source, name_hint=self._name)
+        except ConnectorError as failure:
+            yield SourceFailure(self.source, failure.reason, failure)
+        self.complete = True
+
+
+class _Progress:
+    """The ingestion progress callback: counts documents, writes them to the row at most
+    every ``interval`` seconds, and stops the job when ``stop`` is set."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        total: int | None,
+        stop: threading.Event | None,
+        interval: float,
+    ) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._total = total
+        self._stop = stop
+        self._interval = interval
+        self._last_write = 0.0
+        self.done = 0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise JobInterrupted(self._job_id)
+        if event.kind in ("loaded", "failed"):
+            self.done += event.count
+        now = time.monotonic()
+        if now - self._last_write >= self._interval:
+            self._last_write = now
+            self.write()
+
+    def write(self) -> None:
+        """Write the count now; a failed write costs only the progress display."""
+        try:
+            self._store.progress(self._job_id, self.done, self._total)
+        except AssistantError as exc:
+            logger.warning("could not record the progress of job %s: %s", self._job_id, exc)
+
+
+_LOCKS_GUARD = threading.Lock()
+_ASSISTANT_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _assistant_lock(assistant: str) -> threading.Lock:
+    """One lock per assistant in this process: its jobs run one at a time, so two of them
+    never rebuild the same knowledge base's indexes at once."""
+    with _LOCKS_GUARD:
+        return _ASSISTANT_LOCKS.setdefault(assistant, threading.Lock())
+
+
+def run_job(
+    core: Assistant,
+    job_id: str,
+    *,
+    stop: threading.Event | None = None,
+    progress_interval: float = 0.5,
+) -> JobRecord | None:
+    """Run job ``job_id`` to its end and return its final record.
+
+    Returns ``None`` when the job is not to run (finished already, unknown, or abandoned by
+    too many interrupted attempts, which marks it failed). When ``stop`` is set the job stops
+    at its next document, goes back to ``queued`` and its files are kept for the next run.
+    Errors never escape: they are recorded on the job.
+    """
+    store = JobStore(core.database)
+    job = store.mark_running(job_id, max_attempts=core.settings.job_max_attempts)
+    if job is None:
+        ended = store.find(job_id)
+        if ended is None or ended.finished:
+            # Given up, deleted with its assistant, or ended by a process that died before
+            # cleaning up: its uploaded files (if any) have no further use.
+            shutil.rmtree(upload_dir(core.settings.data_dir, job_id), ignore_errors=True)
+        return None
+    progress = _Progress(store, job_id, _expected_total(job), stop, progress_interval)
+    progress.write()
+    try:
+        with _assistant_lock(job.assistant):
+            report = _execute(core, store, job, progress)
+    except JobInterrupted:
+        logger.info("job %s stopped with its process; it will run again", job_id)
+        store.requeue(job_id)
+        return store.find(job_id)
+    except AssistantError as exc:
+        logger.warning("job %s failed: %s", job_id, exc)
+        store.fail(job_id, str(exc))
+    except Exception as exc:
+        # The row must never stay "running" because of a bug; the traceback goes to the log.
+        logger.exception("job %s failed unexpectedly", job_id)
+        store.fail(job_id, f"unexpected failure ({type(exc).__name__}); see the server log")
+    else:
+        progress.write()
+        failures = report.failures
+        if failures and len(failures) == len(report.outcomes):
+            first = failures[0]
+            store.fail(job_id, f"nothing could be ingested: {first.url}: {first.reason}", report)
+        else:
+            store.finish(job_id, report)
+    if job.kind == "upload":
+        shutil.rmtree(upload_dir(core.settings.data_dir, job_id), ignore_errors=True)
+    return store.find(job_id)
+
+
+def _expected_total(job: JobRecord) -> int | None:
+    if job.kind == "upload":
+        return len(job.spec.files)
+    if job.kind == "url":
+        return len(job.spec.sources)
+    return None  # a crawl, sitemap or resync finds out how many pages there are as it goes
+
+
+def _execute(core: Assistant, store: JobStore, job: JobRecord, progress: _Progress) -> IngestReport:
+    spec = job.spec
+    if job.kind == "upload":
+        folder = upload_dir(core.settings.data_dir, job.id)
+        connectors = [
+            UploadConnector(folder / name, name, max_bytes=core.settings.max_file_bytes)
+            for name in spec.files
+        ]
+        return core.ingest_connectors(connectors, kb=job.assistant, progress=progress)
+    if job.kind == "resync":
+        return _resync(core, store, job.assistant, progress)
+    return core.ingest(
+        list(spec.sources),
+        kb=job.assistant,
+        crawl=spec.crawl,
+        max_pages=spec.max_pages,
+        max_depth=spec.max_depth,
+        progress=progress,
+    )
+
+
+def _resync(core: Assistant, store: JobStore, assistant: str, progress: _Progress) -> IngestReport:
+    """Ingest every known source of ``assistant`` again, each the way it was first added.
+
+    How a URL was added (a page, a sitemap or a crawl, with its limits) comes from the
+    assistant's earlier jobs; a source added otherwise (the command line) is taken for a crawl
+    when it holds pages other than itself. Uploaded files have nothing to fetch again: their
+    documents are reported unchanged.
+    """
+    added_as: dict[str, tuple[bool, int | None, int]] = {}
+    for earlier in reversed(store.list_jobs(assistant, limit=10_000)):
+        if earlier.kind in ("url", "sitemap", "crawl") and earlier.status == "succeeded":
+            for source in earlier.spec.sources:
+                added_as[source] = (
+                    earlier.spec.crawl,
+                    earlier.spec.max_pages,
+                    earlier.spec.max_depth,
+                )
+    documents: dict[str, list[str]] = {}
+    for state in core.documents(kb=assistant):
+        documents.setdefault(state.source, []).append(state.url)
+    report = IngestReport()
+    groups: dict[tuple[bool, int | None, int], list[str]] = {}
+    for source, urls in sorted(documents.items()):
+        if source.startswith(UPLOAD_SCHEME):
+            report.outcomes.extend(
+                DocumentOutcome(
+                    url, "unchanged", reason="an uploaded file; upload it again to change it"
+                )
+                for url in urls
+            )
+            continue
+        crawled = is_url(source) and _SITEMAP_HINT not in source.lower() and urls != [source]
+        groups.setdefault(added_as.get(source, (crawled, None, 3)), []).append(source)
+    for (crawl, max_pages, max_depth), sources in groups.items():
+        part = core.ingest(
+            sources,
+            kb=assistant,
+            crawl=crawl,
+            max_pages=max_pages,
+            max_depth=max_depth,
+            progress=progress,
+        )
+        report.outcomes.extend(part.outcomes)
+        report.chunks_embedded += part.chunks_embedded
+        report.seconds += part.seconds
+        report.incomplete_sources.extend(part.incomplete_sources)
+    return report

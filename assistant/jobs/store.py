@@ -1,0 +1,286 @@
+"""Ingestion jobs in the application database: the record a job's life is read from.
+
+The row is the job's truth, whichever queue carries it: a job survives a restart of the API
+or of a worker because its row says what to do (``spec``) and how far it got (``status``,
+``attempts``). Every read by an API caller is scoped by the assistant's name, so one
+assistant never sees another's jobs.
+
+::
+
+    store = JobStore(database)
+    job = store.create("docs", "crawl", JobSpec(sources=("https://example.com/",), crawl=True))
+    store.mark_running(job.id, max_attempts=3)
+    store.finish(job.id, report)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import delete, select, update
+
+from assistant.database.engine import Database
+from assistant.database.models import JobRow, new_id, utcnow
+from assistant.errors import NotFoundError
+from assistant.knowledge.ingest import DocumentOutcome, IngestReport
+
+__all__ = ["JobKind", "JobRecord", "JobSpec", "JobStatus", "JobStore"]
+
+JobKind = Literal["url", "sitemap", "crawl", "upload", "resync"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a job ingests.
+
+    ``sources`` are URLs (``url``, ``sitemap``, ``crawl``); ``files`` are the names of the
+    uploaded files kept in the job's upload folder (``upload``); ``resync`` needs neither.
+    """
+
+    sources: tuple[str, ...] = ()
+    crawl: bool = False
+    max_pages: int | None = None
+    max_depth: int = 3
+    files: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as stored in the job row."""
+        return {
+            "sources": list(self.sources),
+            "crawl": self.crawl,
+            "max_pages": self.max_pages,
+            "max_depth": self.max_depth,
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        """The spec stored by ``to_json`` (missing fields take their defaults)."""
+        max_pages = data.get("max_pages")
+        return cls(
+            sources=tuple(str(source) for source in data.get("sources") or ()),
+            crawl=bool(data.get("crawl", False)),
+            max_pages=int(max_pages) if max_pages is not None else None,
+            max_depth=int(data.get("max_depth", 3)),
+            files=tuple(str(name) for name in data.get("files") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A stored job: what it ingests, how far it got and, once finished, its report."""
+
+    id: str
+    assistant: str
+    kind: JobKind
+    spec: JobSpec
+    status: JobStatus
+    progress_done: int
+    progress_total: int | None
+    report: IngestReport | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended (succeeded or failed)."""
+        return self.status in FINISHED
+
+
+def report_to_json(report: IngestReport) -> dict[str, Any]:
+    """An ingestion report as stored in the job row."""
+    return {
+        "outcomes": [asdict(outcome) for outcome in report.outcomes],
+        "chunks_embedded": report.chunks_embedded,
+        "seconds": report.seconds,
+        "incomplete_sources": list(report.incomplete_sources),
+    }
+
+
+def report_from_json(data: Mapping[str, Any]) -> IngestReport | None:
+    """The report stored by ``report_to_json``; ``None`` for a job without one yet."""
+    if not data:
+        return None
+    return IngestReport(
+        outcomes=[DocumentOutcome(**outcome) for outcome in data.get("outcomes") or ()],
+        chunks_embedded=int(data.get("chunks_embedded", 0)),
+        seconds=float(data.get("seconds", 0.0)),
+        incomplete_sources=[str(source) for source in data.get("incomplete_sources") or ()],
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` with its UTC zone (SQLite hands stored times back without one)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        assistant=row.assistant,
+        kind=cast(JobKind, row.kind),
+        spec=JobSpec.from_json(row.spec),
+        status=cast(JobStatus, row.status),
+        progress_done=row.progress_done,
+        progress_total=row.progress_total,
+        report=report_from_json(row.report),
+        error=row.error,
+        attempts=row.attempts,
+        created_at=_utc(row.created_at),
+        started_at=_utc(row.started_at) if row.started_at is not None else None,
+        finished_at=_utc(row.finished_at) if row.finished_at is not None else None,
+    )
+
+
+class JobStore:
+    """Create, claim, advance and finish ingestion jobs kept in ``JobRow``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def create(
+        self, assistant: str, kind: JobKind, spec: JobSpec, *, job_id: str | None = None
+    ) -> JobRecord:
+        """Record a new ``queued`` job (``job_id`` when the caller needs it in advance)."""
+        row = JobRow(
+            id=job_id or new_id(),
+            assistant=assistant,
+            kind=kind,
+            spec=spec.to_json(),
+            status="queued",
+            progress_done=0,
+            report={},
+            attempts=0,
+            created_at=utcnow(),
+        )
+        with self._database.session() as session:
+            session.add(row)
+            session.flush()
+            return _record(row)
+
+    def get(self, assistant: str, job_id: str) -> JobRecord:
+        """Assistant ``assistant``'s job ``job_id``.
+
+        Raises:
+            NotFoundError: no such job, or it belongs to another assistant.
+        """
+        with self._database.session() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or row.assistant != assistant:
+                raise NotFoundError(f"assistant {assistant!r} has no job {job_id!r}")
+            return _record(row)
+
+    def find(self, job_id: str) -> JobRecord | None:
+        """Job ``job_id`` whoever it belongs to (for the runners), or ``None``."""
+        with self._database.session() as session:
+            row = session.get(JobRow, job_id)
+            return _record(row) if row is not None else None
+
+    def list_jobs(self, assistant: str, *, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        """Assistant ``assistant``'s jobs, newest first."""
+        with self._database.session() as session:
+            rows = session.scalars(
+                select(JobRow)
+                .where(JobRow.assistant == assistant)
+                .order_by(JobRow.created_at.desc(), JobRow.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_record(row) for row in rows]
+
+    def unfinished(self) -> list[JobRecord]:
+        """Every ``queued`` or ``running`` job of every assistant, oldest first: the jobs to
+        put back on a queue after a restart."""
+        with self._database.session() as session:
+            rows = session.scalars(
+                select(JobRow)
+                .where(JobRow.status.in_(("queued", "running")))
+                .order_by(JobRow.created_at, JobRow.id)
+            )
+            return [_record(row) for row in rows]
+
+    def mark_running(self, job_id: str, *, max_attempts: int) -> JobRecord | None:
+        """Claim job ``job_id`` for a run: ``running``, one more attempt, progress reset.
+
+        Returns ``None`` when the job must not run: it does not exist, it has finished, or it
+        was left ``running`` by ``max_attempts`` attempts that each stopped mid-job (the
+        process died), in which case it is marked failed instead of being tried forever.
+        """
+        with self._database.session() as session:
+            row = session.get(JobRow, job_id, with_for_update=True)
+            if row is None or row.status in FINISHED:
+                return None
+            if row.status == "running" and row.attempts >= max_attempts:
+                row.status = "failed"
+                row.error = (
+                    f"the job was interrupted {row.attempts} times (its process stopped "
+                    "mid-job); check the worker's log and memory, then start it again"
+                )
+                row.finished_at = utcnow()
+                return None
+            row.status = "running"
+            row.attempts += 1
+            row.progress_done = 0
+            row.error = None
+            row.started_at = utcnow()
+            session.flush()
+            return _record(row)
+
+    def progress(self, job_id: str, done: int, total: int | None = None) -> None:
+        """Record how many documents a running job has handled (of ``total`` where known)."""
+        with self._database.session() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "running")
+                .values(progress_done=done, progress_total=total)
+            )
+
+    def finish(self, job_id: str, report: IngestReport) -> None:
+        """Mark the job ``succeeded`` with its report."""
+        self._end(job_id, "succeeded", report, None)
+
+    def fail(self, job_id: str, error: str, report: IngestReport | None = None) -> None:
+        """Mark the job ``failed`` with the reason (and the report, where there is one)."""
+        self._end(job_id, "failed", report, error)
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back to ``queued`` (its process is stopping; it runs again on
+        the next start without counting as an interrupted attempt)."""
+        with self._database.session() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "running")
+                .values(status="queued", attempts=JobRow.attempts - 1)
+            )
+
+    def delete_assistant_jobs(self, assistant: str) -> int:
+        """Delete every job of ``assistant``; returns how many there were."""
+        with self._database.session() as session:
+            result = session.execute(delete(JobRow).where(JobRow.assistant == assistant))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def _end(
+        self, job_id: str, status: JobStatus, report: IngestReport | None, error: str | None
+    ) -> None:
+        with self._database.session() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                return  # deleted with its assistant while it ran
+            row.status = status
+            row.error = error
+            row.finished_at = utcnow()
+            if report is not None:
+                row.report = report_to_json(report)
+                handled = sum(1 for outcome in report.outcomes if outcome.status != "removed")
+                row.progress_done = max(row.progress_done, handled)
+                if row.progress_total is not None:
+                    row.progress_total = max(row.progress_total, row.progress_done)

@@ -1,0 +1,179 @@
+"""``assistant worker``: runs ingestion jobs from the Redis queue, in a process of its own.
+
+The queue is an arq queue (``assistant.jobs.queue.QUEUE_NAME``). A job stays in it until a
+worker has run it to its end, so a job survives the API's restart and the worker's.
+
+How a worker that dies mid-job (SIGKILL, out of memory, a lost machine) is recovered from:
+arq marks a job it starts with an in-progress key that expires; while the key lives no other
+worker starts the job. arq sets that key for the job's whole timeout, which for ingestion
+would mean hours, so here the key is a short *lease* (``ASSISTANT_JOB_LEASE_SECONDS``,
+default 60) that the running job renews every third of it. When a worker dies its lease
+lapses and any running worker starts the job again within the lease plus half a second (the
+poll delay). The new attempt re-ingests idempotently: documents the dead worker stored are
+unchanged and skipped, the rest are added, so no chunk is lost or duplicated. After
+``ASSISTANT_JOB_MAX_ATTEMPTS`` interrupted attempts the job is marked failed.
+
+A worker stopped with SIGTERM or SIGINT stops its jobs at their next document and puts them
+back on the queue (arq retries cancelled jobs); that does not count as an interrupted attempt.
+Jobs of one assistant run one at a time across all workers (a lock in Redis, also a lease), so
+two workers never rebuild one knowledge base's indexes at once. Every minute, and at start,
+a worker puts back on the queue any unfinished job the queue lost (Redis flushed or down when
+the job was created); the job id is the queue's key, so that never runs a job twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+from typing import Any
+
+from arq import ArqRedis, Retry, Worker, func
+from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
+from redis.exceptions import LockError, RedisError
+
+from assistant.core import Assistant
+from assistant.errors import ConfigError
+from assistant.jobs.queue import FUNCTION_NAME, QUEUE_NAME, RedisQueue
+from assistant.jobs.runner import run_job
+from assistant.jobs.store import JobStore
+
+__all__ = ["JOB_TIMEOUT_SECONDS", "ingest_job", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+JOB_TIMEOUT_SECONDS = 7 * 24 * 3600
+"""arq's limit on one run of a job: a crawl of a large site may take hours; the lease, not this
+timeout, is what detects a dead worker."""
+
+# Every start of a job counts as one of arq's tries, including the deferrals while another
+# worker holds the assistant's lock; the limit that matters is ASSISTANT_JOB_MAX_ATTEMPTS,
+# enforced on the job row, so arq's own is set out of reach.
+_ARQ_MAX_TRIES = 10_000
+_LOCK_PREFIX = "assistant:ingest-lock:"
+_RECOVER_INTERVAL_SECONDS = 60.0
+
+
+class _LeasedWorker(Worker):
+    """arq's worker with a short in-progress lease (renewed by the running job)."""
+
+    def __init__(self, *args: Any, lease_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # arq derives this from the timeout (timeout + 10 s); a dead worker's job would wait
+        # that long before another worker may start it.
+        self.in_progress_timeout_s = lease_seconds
+
+
+async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
+    """arq function: run job ``job_id``, renewing its lease; returns its final status.
+
+    Raises ``arq.Retry`` (run again later) when another worker is ingesting into the same
+    assistant's knowledge base.
+    """
+    core: Assistant = ctx["core"]
+    redis: ArqRedis = ctx["redis"]
+    lease: float = ctx["lease_seconds"]
+    job = await asyncio.to_thread(JobStore(core.database).find, job_id)
+    if job is None or job.finished:
+        return "skipped"
+    lock = redis.lock(_LOCK_PREFIX + job.assistant, timeout=lease)
+    if not await lock.acquire(blocking=False):
+        logger.info("job %s waits: assistant %r is being ingested elsewhere", job_id, job.assistant)
+        raise Retry(defer=lease)
+    stop = threading.Event()
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(None, functools.partial(run_job, core, job_id, stop=stop))
+    renewal = asyncio.create_task(_renew(redis, job_id, lock, lease))
+    try:
+        record = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # The worker is stopping: let the job reach its next document and go back to queued,
+        # then let arq put it back on the queue.
+        stop.set()
+        await asyncio.wait([work])
+        raise
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(LockError, RedisError):
+            await lock.release()
+    return record.status if record is not None else "skipped"
+
+
+async def _renew(redis: ArqRedis, job_id: str, lock: Any, lease: float) -> None:
+    """Extend the job's in-progress key and the assistant's lock every third of the lease."""
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await redis.pexpire(in_progress_key_prefix + job_id, int(lease * 1000))
+            await lock.reacquire()
+        except (LockError, RedisError) as exc:
+            logger.warning("could not renew the lease of job %s: %s", job_id, exc)
+
+
+async def _recover_periodically(queue: RedisQueue) -> None:
+    while True:
+        try:
+            await queue.recover()
+        except Exception as exc:
+            # Recovery is a safety net; a failed round is retried at the next one.
+            logger.warning("could not put unfinished jobs back on the queue: %s", exc)
+        await asyncio.sleep(_RECOVER_INTERVAL_SECONDS)
+
+
+def run_worker(core: Assistant, *, concurrency: int | None = None, burst: bool = False) -> None:
+    """Run jobs from the Redis queue until SIGTERM/SIGINT (or, with ``burst``, until the
+    queue is empty).
+
+    Raises:
+        ConfigError: ASSISTANT_REDIS_URL is not set.
+
+    >>> run_worker(Assistant.from_settings())  # doctest: +SKIP
+    """
+    asyncio.run(_serve(core, concurrency, burst))
+
+
+async def _serve(core: Assistant, concurrency: int | None, burst: bool) -> None:
+    settings = core.settings
+    if settings.redis_url is None:
+        raise ConfigError(
+            "the worker takes its jobs from Redis: set ASSISTANT_REDIS_URL (without it, "
+            "`assistant serve` runs ingestion jobs itself)"
+        )
+    redis_url = settings.redis_url.get_secret_value()
+    lease = settings.job_lease_seconds
+    recovery = RedisQueue(core.database, redis_url)
+    recovering: list[asyncio.Task[None]] = []
+
+    async def on_startup(_ctx: dict[str, Any]) -> None:
+        recovering.append(asyncio.create_task(_recover_periodically(recovery)))
+
+    async def on_shutdown(_ctx: dict[str, Any]) -> None:
+        for task in recovering:
+            task.cancel()
+        await recovery.close()
+
+    worker = _LeasedWorker(
+        functions=[func(ingest_job, name=FUNCTION_NAME, max_tries=_ARQ_MAX_TRIES)],
+        queue_name=QUEUE_NAME,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        max_jobs=concurrency or settings.job_concurrency,
+        job_timeout=JOB_TIMEOUT_SECONDS,
+        # The job row is the record of the outcome; arq's copy would only be stale.
+        keep_result=0,
+        poll_delay=0.5,
+        burst=burst,
+        ctx={"core": core, "lease_seconds": lease},
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        lease_seconds=lease,
+    )
+    logger.info("worker started: queue %s, lease %.0f s", QUEUE_NAME, lease)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        logger.info("worker stopping")
+    finally:
+        await worker.close()
