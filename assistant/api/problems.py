@@ -9,6 +9,11 @@ Every failure of the API answers with the same shape::
 exception to its problem; ``install_problem_handlers`` registers it for the ``AssistantError``
 tree, request validation, HTTP errors and anything unexpected (a 500 whose detail never holds
 the exception's text, a traceback, a header or a key; the traceback goes to the server log).
+
+The OpenAPI document says so too: routers declare their errors with ``error_responses``, and
+``install_problem_handlers`` puts the ``Problem`` schema those declarations refer to in it::
+
+    router = APIRouter(responses=error_responses(401, 403, 404, 422))
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.api.schemas import Problem
 from assistant.errors import (
     AssistantError,
     AuthenticationError,
@@ -43,9 +51,12 @@ from assistant.errors import (
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA_REF",
     "PROBLEM_TYPE_BASE",
     "ApiProblem",
+    "OpenAPIResponses",
     "ProblemGuardMiddleware",
+    "error_responses",
     "handle_exception",
     "install_problem_handlers",
     "problem_for",
@@ -56,6 +67,12 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://assistant-rag.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+"""Where the OpenAPI document keeps the schema of a problem document."""
+
+OpenAPIResponses = dict[int | str, dict[str, Any]]
+"""The ``responses=`` argument of FastAPI's routers and routes: OpenAPI response objects by
+status, with FastAPI's ``model`` key for a pydantic model."""
 
 _TITLES = {
     "invalid_input": "Invalid input",
@@ -233,6 +250,93 @@ class ProblemGuardMiddleware:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Register ``handle_exception`` for every error the API can meet."""
+    """Register ``handle_exception`` for every error the API can meet, and the ``Problem``
+    schema (``PROBLEM_SCHEMA_REF``) in the application's OpenAPI document."""
     for error_type in (AssistantError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(error_type, handle_exception)
+    _document_problem_schema(app)
+
+
+# OpenAPI ------------------------------------------------------------------------------------
+
+_DESCRIPTIONS = {
+    400: "The request cannot be used (``invalid_input``): a body that cannot be read, or a "
+    "value the assistant refuses.",
+    401: "No API key, or an unknown or revoked one (``authentication_failed``).",
+    403: "The key may not do this (``permission_denied``): another assistant's key, a public "
+    "key outside its allowed origins or outside chat, or a server key sent from a web page.",
+    404: "No such assistant, or nothing with that id in it (``not_found``).",
+    409: "It exists already (``conflict``).",
+    413: "The body, or a file in it, is larger than accepted (``payload_too_large``).",
+    415: "Content that is not a kind of document this reads (``unsupported_media_type``).",
+    422: "The request does not match this document (``invalid_input``); ``errors`` lists where.",
+    429: "Too many requests for the key or the visitor (``rate_limited``); retry after "
+    "``Retry-After`` seconds.",
+    502: "The answer provider failed (``provider_error``).",
+    503: "The application database or the vector store is unavailable "
+    "(``database_unavailable``, ``store_unavailable``).",
+}
+
+# Headers that problem_for always sets on these statuses.
+_HEADERS: dict[int, dict[str, dict[str, object]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The authentication scheme to use: ``Bearer``.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before the next request.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+def error_responses(*statuses: int, model: type[BaseModel] | None = None) -> OpenAPIResponses:
+    """Declarations of error ``statuses`` for a router's or route's ``responses=``.
+
+    Each is a problem document (``application/problem+json``, the ``Problem`` schema), or with
+    ``model`` that model as ``application/json`` (the OpenAI-compatible routes' error shape).
+    Declaring 422 also keeps FastAPI from declaring its own validation error body, which this
+    API never sends.
+
+    >>> sorted(error_responses(401, 404))
+    [401, 404]
+    >>> list(error_responses(404)[404]["content"])
+    ['application/problem+json']
+    """
+    responses: OpenAPIResponses = {}
+    for status in statuses:
+        response: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
+        if model is None:
+            response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+        else:
+            response["model"] = model
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        responses[status] = response
+    return responses
+
+
+def _document_problem_schema(app: FastAPI) -> None:
+    """Add the ``Problem`` schema to the document ``app`` builds.
+
+    FastAPI registers the schemas of a response's ``model`` only, and declares a ``model`` as
+    ``application/json``, which problem documents are not; so the declarations name the
+    schema by reference, and it is added here.
+    """
+    build = app.openapi
+    schema = Problem.model_json_schema(mode="serialization")
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI builds it once and keeps it
+        components = document.setdefault("components", {})
+        components.setdefault("schemas", {}).setdefault("Problem", schema)
+        return document
+
+    # FastAPI's documented way to change the document: replace the application's method.
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 
 from assistant.api.deps import AdminAccess, ChatAccess, CoreDep, ManageAccess
 from assistant.api.keys import ApiKey, KeyStore
+from assistant.api.problems import error_responses
 from assistant.api.schemas import (
     AssistantCreate,
     AssistantList,
@@ -43,7 +44,15 @@ from assistant.knowledge.vector_store import ChromaStore
 
 __all__ = ["delete_assistant", "router"]
 
-router = APIRouter(prefix="/api/assistants", tags=["assistants"])
+# Every route authenticates, and reads the application database.
+router = APIRouter(
+    prefix="/api/assistants", tags=["assistants"], responses=error_responses(401, 403, 503)
+)
+# The routes that name an assistant; 429 where an assistant's key may call (rate-limited).
+_NAMED = error_responses(404, 422)
+_NAMED_LIMITED = error_responses(404, 422, 429)
+# The routes that read a JSON body: unreadable (400), too large (413), invalid (422).
+_JSON_BODY = error_responses(400, 413, 422)
 
 
 def _exists(core: Assistant, name: str) -> bool:
@@ -113,7 +122,12 @@ def delete_assistant(core: Assistant, name: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=AssistantPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AssistantPublic,
+    responses=_JSON_BODY | error_responses(409),
+)
 def create_assistant(body: AssistantCreate, core: CoreDep, caller: AdminAccess) -> AssistantPublic:
     """Create an assistant and its empty knowledge base (admin); 409 if the name is taken."""
     if _exists(core, body.name):
@@ -132,14 +146,14 @@ def list_assistants(core: CoreDep, caller: AdminAccess) -> AssistantList:
     return AssistantList(assistants=[_public(name, rows.get(name)) for name in names])
 
 
-@router.get("/{name}", response_model=AssistantPublic)
+@router.get("/{name}", response_model=AssistantPublic, responses=_NAMED_LIMITED)
 def get_assistant(name: str, core: CoreDep, caller: ManageAccess) -> AssistantPublic:
     """One assistant's settings (admin, or its secret key)."""
     _require(core, name)
     return _read(core, name)
 
 
-@router.patch("/{name}", response_model=AssistantPublic)
+@router.patch("/{name}", response_model=AssistantPublic, responses=_NAMED | _JSON_BODY)
 def update_assistant(
     name: str, body: AssistantUpdate, core: CoreDep, caller: AdminAccess
 ) -> AssistantPublic:
@@ -151,7 +165,7 @@ def update_assistant(
     return _read(core, name)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NAMED)
 def remove_assistant(name: str, core: CoreDep, caller: AdminAccess) -> Response:
     """Delete an assistant with its knowledge base, keys, conversations and jobs (admin)."""
     _require(core, name)
@@ -159,7 +173,12 @@ def remove_assistant(name: str, core: CoreDep, caller: AdminAccess) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{name}/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+@router.post(
+    "/{name}/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    responses=_NAMED | _JSON_BODY,
+)
 def create_key(name: str, body: KeyCreate, core: CoreDep, caller: AdminAccess) -> KeyCreated:
     """Make a key for the assistant; the key is in this answer only (admin)."""
     _require(core, name)
@@ -167,21 +186,21 @@ def create_key(name: str, body: KeyCreate, core: CoreDep, caller: AdminAccess) -
     return KeyCreated(**_key_public(key).model_dump(), key=plaintext)
 
 
-@router.get("/{name}/keys", response_model=KeyList)
+@router.get("/{name}/keys", response_model=KeyList, responses=_NAMED)
 def list_keys(name: str, core: CoreDep, caller: AdminAccess) -> KeyList:
     """The assistant's keys without their secret part, revoked ones included (admin)."""
     _require(core, name)
     return KeyList(keys=[_key_public(key) for key in KeyStore(core.database).list(name)])
 
 
-@router.delete("/{name}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NAMED)
 def revoke_key(name: str, key_id: str, core: CoreDep, caller: AdminAccess) -> Response:
     """Revoke one of the assistant's keys; it is refused from the next request on (admin)."""
     KeyStore(core.database).revoke(name, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/widget", response_model=WidgetPublic)
+@router.get("/{name}/widget", response_model=WidgetPublic, responses=_NAMED_LIMITED)
 def widget(name: str, core: CoreDep, caller: ChatAccess) -> WidgetPublic:
     """What the website widget shows: name, greeting, suggested questions, logo, colour."""
     _require(core, name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.chat_schemas import (
@@ -25,13 +25,17 @@ from assistant.api.chat_schemas import (
     SearchResultPublic,
 )
 from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
-from assistant.api.schemas import Problem
+from assistant.api.problems import error_responses
 from assistant.api.sse import encode_stream, first_event, sse_response
 from assistant.chat.answerer import drain
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/assistants", tags=["chat"])
+router = APIRouter(
+    prefix="/api/assistants",
+    tags=["chat"],
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+)
 
 _EVENT_STREAM_EXAMPLE = (
     'event: sources\ndata: {"sources":[...],"question":"...","conversation_id":"...",'
@@ -43,14 +47,10 @@ _EVENT_STREAM_EXAMPLE = (
     '"timings_ms":{...},"conversation_id":"...","turn_id":1,"type":"done"}\n\n'
 )
 
-_PROBLEM_SCHEMA = "#/components/schemas/Problem"
-_PROBLEMS: dict[int | str, dict[str, object]] = {
-    status: {
-        "model": Problem,
-        "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_SCHEMA}}},
-    }
-    for status in (400, 401, 403, 404, 422, 429)
-}
+# The routes that read a JSON body: unreadable or refused (400), too large (413).
+_JSON_BODY = error_responses(400, 413)
+# Turn ids are the database's 64-bit integers; a larger one is invalid, not a lookup.
+_MAX_TURN_ID = 2**63 - 1
 
 
 @router.post(
@@ -61,7 +61,8 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
             "description": "The answer: an event stream (``stream: true``) or one JSON object.",
             "content": {"text/event-stream": {"example": _EVENT_STREAM_EXAMPLE}},
         },
-        **_PROBLEMS,
+        # A provider that fails before the first event (502).
+        **error_responses(400, 413, 502),
     },
 )
 async def chat(
@@ -85,16 +86,20 @@ async def chat(
     return sse_response(encode_stream(first, events))
 
 
-@router.post("/{name}/turns/{turn_id}/feedback", status_code=204, responses=_PROBLEMS)
+@router.post("/{name}/turns/{turn_id}/feedback", status_code=204, responses=_JSON_BODY)
 async def feedback(
-    name: str, turn_id: int, body: FeedbackCreate, caller: ChatAccess, core: CoreDep
+    name: str,
+    turn_id: Annotated[int, Path(ge=1, le=_MAX_TURN_ID)],
+    body: FeedbackCreate,
+    caller: ChatAccess,
+    core: CoreDep,
 ) -> Response:
     """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment."""
     await run_in_threadpool(core.feedback, turn_id, body.rating, body.comment, kb=name)
     return Response(status_code=204)
 
 
-@router.get("/{name}/gaps", response_model=GapList, responses=_PROBLEMS)
+@router.get("/{name}/gaps", response_model=GapList)
 async def content_gaps(
     name: str,
     caller: ManageAccess,
@@ -107,7 +112,7 @@ async def content_gaps(
     return GapList(gaps=[GapPublic.from_turn(turn) for turn in turns])
 
 
-@router.post("/{name}/search", response_model=SearchResultPublic, responses=_PROBLEMS)
+@router.post("/{name}/search", response_model=SearchResultPublic, responses=_JSON_BODY)
 async def search(
     name: str, body: SearchRequest, caller: ManageAccess, core: CoreDep
 ) -> SearchResultPublic:

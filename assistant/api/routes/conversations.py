@@ -22,29 +22,28 @@ from assistant.api.chat_schemas import (
     ConversationSummaryPublic,
 )
 from assistant.api.deps import CoreDep, ManageAccess
-from assistant.api.schemas import Problem
+from assistant.api.problems import error_responses
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/assistants", tags=["conversations"])
+router = APIRouter(
+    prefix="/api/assistants",
+    tags=["conversations"],
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+)
 
-_PROBLEM_SCHEMA = "#/components/schemas/Problem"
-_PROBLEMS: dict[int | str, dict[str, object]] = {
-    status: {
-        "model": Problem,
-        "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_SCHEMA}}},
-    }
-    for status in (401, 403, 404, 422, 429)
-}
+# Past this an offset would skip every conversation any assistant could hold; the bound keeps
+# the value within what the database's integers take.
+_MAX_OFFSET = 1_000_000
 
 
-@router.get("/{name}/conversations", response_model=ConversationList, responses=_PROBLEMS)
+@router.get("/{name}/conversations", response_model=ConversationList)
 async def list_conversations(
     name: str,
     caller: ManageAccess,
     core: CoreDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
 ) -> ConversationList:
     """Conversations with the assistant, most recently active first."""
     summaries = await run_in_threadpool(core.conversations, kb=name, limit=limit, offset=offset)
@@ -56,7 +55,6 @@ async def list_conversations(
 @router.get(
     "/{name}/conversations/{conversation_id}",
     response_model=ConversationPublic,
-    responses=_PROBLEMS,
 )
 async def get_conversation(
     name: str, conversation_id: str, caller: ManageAccess, core: CoreDep
@@ -69,7 +67,6 @@ async def get_conversation(
 @router.get(
     "/{name}/conversations/{conversation_id}/export",
     response_model=ConversationExport,
-    responses=_PROBLEMS,
 )
 async def export_conversation(
     name: str, conversation_id: str, caller: ManageAccess, core: CoreDep
@@ -87,7 +84,7 @@ async def export_conversation(
     )
 
 
-@router.delete("/{name}/conversations/{conversation_id}", status_code=204, responses=_PROBLEMS)
+@router.delete("/{name}/conversations/{conversation_id}", status_code=204)
 async def delete_conversation(
     name: str, conversation_id: str, caller: ManageAccess, core: CoreDep
 ) -> Response:

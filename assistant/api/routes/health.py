@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.api.deps import AdminAccess, CoreDep, SettingsDep
 from assistant.api.metrics import METRICS_CONTENT_TYPE, metrics_of
+from assistant.api.problems import error_responses
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.schemas import HealthPublic, ReadinessPublic
 from assistant.core import Assistant
@@ -85,7 +86,7 @@ async def readyz(request: Request, core: CoreDep, settings: SettingsDep) -> JSON
     return JSONResponse(readiness.model_dump(exclude_none=True), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses=error_responses(401, 403, 503))
 async def metrics(request: Request, caller: AdminAccess) -> Response:
     """Prometheus metrics (text exposition format); needs the admin key."""
     return Response(metrics_of(request).render(), media_type=METRICS_CONTENT_TYPE)

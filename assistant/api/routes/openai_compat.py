@@ -53,7 +53,7 @@ from assistant.api.chat_schemas import (
     OpenAIErrorBody,
 )
 from assistant.api.deps import CoreDep
-from assistant.api.problems import problem_for
+from assistant.api.problems import error_responses, problem_for
 from assistant.api.sse import close_stream, first_event, sse_message, sse_response, stream_failure
 from assistant.chat.answerer import drain
 from assistant.chat.events import (
@@ -128,16 +128,25 @@ class OpenAIRoute(APIRoute):
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIError} for status in (400, 401, 403, 404, 429, 502)
-}
+# Authentication reads the application database, and secret keys are rate-limited.
+_MODELS_ERRORS = error_responses(401, 403, 429, 503, model=OpenAIError)
+_COMPLETIONS_ERRORS = error_responses(
+    400, 401, 403, 404, 413, 422, 429, 502, 503, model=OpenAIError
+)
+_COMPLETIONS_ERRORS[400]["description"] = (
+    "The request is not valid (``invalid_input``): it does not match this document, or its "
+    "messages end without the user's question."
+)
+_COMPLETIONS_ERRORS[422]["description"] = (
+    "Not sent: an invalid request is answered with 400, as OpenAI answers it."
+)
 
 
 async def _names(core: Assistant) -> list[str]:
     return await run_in_threadpool(core.knowledge_bases)
 
 
-@router.get("/models", response_model=ModelList, responses=_ERRORS)
+@router.get("/models", response_model=ModelList, responses=_MODELS_ERRORS)
 async def list_models(request: Request, core: CoreDep) -> ModelList:
     """The assistants the key may use: all of them for the admin key, its own for a secret
     key."""
@@ -299,7 +308,7 @@ async def _chunks(
             "description": "A ``chat.completion``, or with ``stream`` its chunks as events.",
             "content": {"text/event-stream": {}},
         },
-        **_ERRORS,
+        **_COMPLETIONS_ERRORS,
     },
 )
 async def chat_completions(

@@ -21,6 +21,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.deps import CoreDep, ManageAccess
+from assistant.api.problems import error_responses
 from assistant.api.sources_schemas import (
     JobList,
     JobPublic,
@@ -70,7 +71,15 @@ _UPLOAD_BODY = {
     },
 }
 
-router = APIRouter(prefix="/api/assistants/{name}", tags=["sources"])
+# Past this an offset would skip every job any assistant could hold; the bound keeps the
+# value within what the database's integers take.
+_MAX_OFFSET = 1_000_000
+
+router = APIRouter(
+    prefix="/api/assistants/{name}",
+    tags=["sources"],
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+)
 
 
 async def get_job_queue(request: Request) -> JobQueue:
@@ -88,7 +97,7 @@ async def get_job_queue(request: Request) -> JobQueue:
 QueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 
 
-@router.post("/sources", status_code=202)
+@router.post("/sources", status_code=202, responses=error_responses(400, 413))
 async def add_source(
     name: str, body: SourceCreate, _caller: ManageAccess, core: CoreDep, queue: QueueDep
 ) -> JobPublic:
@@ -126,6 +135,7 @@ def _check_reachable(url: str, core: Assistant) -> None:
 @router.post(
     "/sources/upload",
     status_code=202,
+    responses=error_responses(400, 413, 415),
     openapi_extra={"requestBody": _UPLOAD_BODY},
     # The application's limit is for JSON bodies; this route counts and limits its own bytes
     # (per file, and in all) as they stream in.
@@ -204,7 +214,7 @@ async def list_jobs(
     core: CoreDep,
     _queue: QueueDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
 ) -> JobList:
     """The assistant's ingestion jobs, newest first."""
     jobs = await run_in_threadpool(
