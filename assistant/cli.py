@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from assistant.chat.events import Answer
-from assistant.chat.trace import retrieval_trace
+from assistant.chat.trace import hit_document, retrieval_trace
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.knowledge.ingest import IngestReport, ProgressEvent
@@ -175,24 +175,7 @@ def _print_report(report: IngestReport, kb: str) -> None:
 def _hit_json(result: SearchResult) -> dict[str, Any]:
     return {
         "query": result.query,
-        "results": [
-            {
-                "chunk_id": hit.chunk_id,
-                "url": hit.url,
-                "title": hit.title,
-                "headings": list(hit.heading_path),
-                "text": hit.text,
-                "dense_rank": hit.dense_rank,
-                "dense_score": round(hit.dense_score, 6),
-                "late_interaction_rank": hit.late_interaction_rank,
-                "late_interaction_score": round(hit.late_interaction_score, 6),
-                "lexical_rank": hit.lexical_rank,
-                "lexical_score": None if hit.lexical_score is None else round(hit.lexical_score, 6),
-                "rank": hit.rank,
-                "score": round(hit.score, 6),
-            }
-            for hit in result.hits
-        ],
+        "results": [hit_document(hit) for hit in result.hits],
         "trace": asdict(result.trace),
     }
 
