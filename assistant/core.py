@@ -15,6 +15,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -203,6 +204,7 @@ class Assistant:
             asyncio.AbstractEventLoop, dict[tuple[str, str], Answerer]
         ] = weakref.WeakKeyDictionary()
         self._database: Database | None = None
+        self._search_pool: ThreadPoolExecutor | None = None
         self._runner: asyncio.Runner | None = None
         self._runner_lock = threading.Lock()
         self._lock = threading.RLock()
@@ -634,7 +636,17 @@ class Assistant:
                 max_message_chars=config.limits.max_message_chars,
             ),
             no_answer_threshold=settings.no_answer_threshold if threshold is None else threshold,
+            executor=self._searches(),
         )
+
+    def _searches(self) -> ThreadPoolExecutor:
+        """The bounded pool chat searches run in (``ASSISTANT_SEARCH_WORKERS`` threads)."""
+        with self._lock:
+            if self._search_pool is None:
+                self._search_pool = ThreadPoolExecutor(
+                    max_workers=self.settings.search_workers, thread_name_prefix="search"
+                )
+            return self._search_pool
 
     def _build_answerer(self, kb: str, config: AssistantConfig) -> Answerer:
         """Providers in order (the assistant's, else ASSISTANT_PROVIDER; then its fallbacks),
@@ -698,6 +710,9 @@ class Assistant:
             if self._database is not None:
                 self._database.close()
                 self._database = None
+            if self._search_pool is not None:
+                self._search_pool.shutdown(wait=False)
+                self._search_pool = None
         with self._runner_lock:
             if self._runner is not None:
                 self._runner.run(self._close_providers())

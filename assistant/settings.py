@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     context_tokens: int = Field(default=3000, ge=256, le=200_000)
     history_tokens: int = Field(default=1500, ge=0, le=100_000)
     no_answer_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
+    # Chat searches that run at once; each already uses every core through torch.
+    search_workers: int = Field(default=1, ge=1, le=64)
 
     # Token cache.
     token_cache_format: Literal["int8", "int4", "fp16"] = "int8"

@@ -149,7 +149,11 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 @contextmanager
 def running_server(
-    data_dir: Path, provider_url: str, admin_key: str, log_path: Path
+    data_dir: Path,
+    provider_url: str,
+    admin_key: str,
+    log_path: Path,
+    extra_environment: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """``assistant serve`` on a free loopback port over ``data_dir``; yields its base URL."""
     port = free_loopback_port()
@@ -166,6 +170,7 @@ def running_server(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
+    environment |= extra_environment or {}
     command = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning"]
     with log_path.open("wb") as log:
@@ -388,6 +393,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per turn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server (repeat), e.g. ASSISTANT_SEARCH_WORKERS=2",
+    )
     parser.add_argument("--json", type=Path, help="write the results to this file")
     args = parser.parse_args(argv)
     if args.chunks < RECALL_K or args.turns < 1 or min(args.concurrency) < 1 or args.warmup < 0:
@@ -419,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_path = Path(scratch) / "server.log"
         with FakeOpenAIServer() as provider:
             provider.script(Stream(ANSWER, prompt_tokens=1000, completion_tokens=4))
-            with running_server(data_dir, provider.url, admin_key, log_path) as url:
+            extra = dict(assignment.split("=", 1) for assignment in args.server_env)
+            with running_server(data_dir, provider.url, admin_key, log_path, extra) as url:
                 key = configure(url, admin_key)
                 if args.warmup:
                     warmed, _ = asyncio.run(

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from assistant.chat.answerer import Answerer
@@ -93,6 +94,7 @@ class ChatOrchestrator:
         conversations: ConversationStore | None = None,
         budget: TurnBudget | None = None,
         no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
+        executor: Executor | None = None,
     ) -> None:
         self.assistant = assistant
         self._search = search
@@ -102,6 +104,7 @@ class ChatOrchestrator:
         self._conversations = conversations
         self.budget = budget or TurnBudget()
         self.no_answer_threshold = no_answer_threshold
+        self._executor = executor
 
     async def stream(
         self,
@@ -159,7 +162,12 @@ class ChatOrchestrator:
         standalone = await self._condenser.condense(text, earlier) if earlier else text
         timings["condense"] = _ms(stage)
 
-        result = await asyncio.to_thread(self._search, standalone, self.budget.candidates)
+        # Searches run in their own bounded pool: torch already uses every core for one, so
+        # running many side by side only adds contention, and database calls in the default
+        # pool never queue behind them.
+        result = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._search, standalone, self.budget.candidates
+        )
         if on_retrieval is not None:
             on_retrieval(result)
         timings.update(result.trace.timings_ms)
