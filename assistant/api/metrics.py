@@ -5,7 +5,9 @@
   streamed answer is timed to its last byte.
 - ``assistant_chat_turns_total``, ``assistant_provider_tokens_total``,
   ``assistant_chat_cost_usd_total``, ``assistant_provider_errors_total``: fed by the chat routes
-  through ``observe_turn`` / ``observe_stream_error``.
+  through ``observed`` (or ``observe_turn`` / ``observe_stream_error``).
+- ``assistant_chat_stage_duration_seconds``: time per stage of a chat turn (encode, recall,
+  cache, maxsim, first_token, …), from each turn's ``done`` event.
 - ``assistant_rate_limited_requests_total``: requests refused by a rate limit, per scope.
 - ``assistant_token_cache_hit_ratio`` (and hits, misses): read from the core's token cache when
   scraped.
@@ -16,7 +18,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -26,7 +28,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.chat.events import DoneEvent, ErrorEvent
+from assistant.chat.events import DoneEvent, ErrorEvent, StreamEvent
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -38,6 +40,7 @@ __all__ = [
     "metrics_of",
     "observe_stream_error",
     "observe_turn",
+    "observed",
 ]
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -120,6 +123,14 @@ class ApiMetrics:
             ("assistant", "provider"),
             registry=registry,
         )
+        self.stage_duration = Histogram(
+            "assistant_chat_stage_duration_seconds",
+            "Time spent per stage of a chat turn (history, condense, encode, recall, cache, "
+            "maxsim, fuse, context, first_token, answer, store, total).",
+            ("stage",),
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.provider_errors = Counter(
             "assistant_provider_errors",
             "Answers that failed after streaming started, by error code.",
@@ -148,6 +159,8 @@ class ApiMetrics:
         self.tokens.labels(assistant, done.provider, "output").inc(done.usage.output_tokens)
         if done.cost_usd:
             self.cost.labels(assistant, done.provider).inc(done.cost_usd)
+        for stage, milliseconds in done.timings_ms.items():
+            self.stage_duration.labels(stage).observe(milliseconds / 1000.0)
 
     def observe_stream_error(self, assistant: str, error: ErrorEvent) -> None:
         """Count an answer that failed after it started streaming."""
@@ -176,6 +189,25 @@ def observe_turn(request: Request, assistant: str, done: DoneEvent) -> None:
 def observe_stream_error(request: Request, assistant: str, error: ErrorEvent) -> None:
     """Count a failed answer of ``assistant`` (call with the ``error`` event)."""
     metrics_of(request).observe_stream_error(assistant, error)
+
+
+async def observed(
+    request: Request, assistant: str, events: AsyncIterator[StreamEvent]
+) -> AsyncGenerator[StreamEvent, None]:
+    """``events`` unchanged, counting each finished or failed turn on the way; closing this
+    stream closes ``events`` (a client that went away stops the provider)."""
+    metrics = metrics_of(request)
+    try:
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                metrics.observe_turn(assistant, event)
+            elif isinstance(event, ErrorEvent):
+                metrics.observe_stream_error(assistant, event)
+            yield event
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class MetricsMiddleware:

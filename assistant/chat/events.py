@@ -108,6 +108,9 @@ class DoneEvent:
     outcome: Literal["answered", "no_answer"] = "answered"
     conversation_id: str | None = None
     turn_id: int | None = None
+    cache_hits: int = 0
+    """Candidates whose token embeddings came from the cache; ``cache_misses`` were recomputed."""
+    cache_misses: int = 0
     type: Literal["done"] = "done"
 
 

@@ -230,6 +230,8 @@ class ChatOrchestrator:
                     outcome=event.outcome,
                     conversation_id=conversation_id,
                     turn_id=turn_id,
+                    cache_hits=result.trace.cache_hits,
+                    cache_misses=result.trace.cache_misses,
                 )
             elif isinstance(event, ErrorEvent):
                 timings["total"] = _ms(started)

@@ -137,6 +137,22 @@ def test_a_streamed_answer_sends_sources_text_citations_then_done(
     assert isinstance(done["turn_id"], int)
     assert set(done["usage"]) == {"input_tokens", "output_tokens"}
     assert done["provider"] == "extractive" and done["timings_ms"]["total"] > 0
+    assert done["cache_hits"] + done["cache_misses"] > 0
+
+
+def test_turns_feed_the_metrics(chat: Chat, client: httpx.Client) -> None:
+    def turns() -> float:
+        scraped = client.get("/metrics", headers=chat.auth("admin")).text
+        line = 'assistant_chat_turns_total{assistant="harbor",outcome="answered",provider="extractive"}'
+        found = [row for row in scraped.splitlines() if row.startswith(line)]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    before = turns()
+    _stream(client, chat, "harbor", {"message": SLACK_QUESTION})
+    _ask(client, chat, "harbor", {"message": SLACK_QUESTION})
+    assert turns() == before + 2
+    scraped = client.get("/metrics", headers=chat.auth("admin")).text
+    assert 'assistant_chat_stage_duration_seconds_count{stage="maxsim"}' in scraped
 
 
 def test_json_mode_drains_the_same_stream(chat: Chat, client: httpx.Client) -> None:

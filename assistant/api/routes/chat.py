@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.chat_schemas import (
@@ -25,6 +25,7 @@ from assistant.api.chat_schemas import (
     SearchResultPublic,
 )
 from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
+from assistant.api.metrics import observed
 from assistant.api.problems import error_responses
 from assistant.api.sse import encode_stream, first_event, sse_response
 from assistant.chat.answerer import drain
@@ -66,13 +67,13 @@ _MAX_TURN_ID = 2**63 - 1
     },
 )
 async def chat(
-    name: str, body: ChatRequest, caller: ChatAccess, core: CoreDep
+    request: Request, name: str, body: ChatRequest, caller: ChatAccess, core: CoreDep
 ) -> AnswerPublic | Response:
     """Answer ``message`` as the next turn of ``conversation_id`` (a new conversation if none).
 
     The widget's public key may chat only from the assistant's allowed origins.
     """
-    events = core.stream(
+    stream = core.stream(
         body.message,
         kb=name,
         conversation_id=body.conversation_id,
@@ -80,6 +81,7 @@ async def chat(
         visitor=caller.visitor or body.visitor,
         remember=body.remember,
     )
+    events = observed(request, name, stream)
     if not body.stream:
         return AnswerPublic.model_validate(await drain(body.message, events))
     first = await first_event(events)

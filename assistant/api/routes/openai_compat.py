@@ -53,6 +53,7 @@ from assistant.api.chat_schemas import (
     OpenAIErrorBody,
 )
 from assistant.api.deps import CoreDep
+from assistant.api.metrics import observed
 from assistant.api.problems import error_responses, problem_for
 from assistant.api.sse import close_stream, first_event, sse_message, sse_response, stream_failure
 from assistant.chat.answerer import drain
@@ -319,14 +320,18 @@ async def chat_completions(
     await _authorize_model(request, core, name)
     question, history = conversation_from_messages(body.messages)
     remember = body.conversation_id is not None
-    events = core.stream(
-        question,
-        kb=name,
-        conversation_id=body.conversation_id,
-        visitor=body.user,
-        remember=remember,
-        # A stored conversation continued with just the new message uses its stored turns.
-        history=None if remember and not history else history,
+    events = observed(
+        request,
+        name,
+        core.stream(
+            question,
+            kb=name,
+            conversation_id=body.conversation_id,
+            visitor=body.user,
+            remember=remember,
+            # A stored conversation continued with just the new message uses its stored turns.
+            history=None if remember and not history else history,
+        ),
     )
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
