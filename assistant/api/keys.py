@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, cast
 
 from sqlalchemy import delete, select
@@ -40,13 +40,6 @@ _LONGEST_KEY = 128  # anything longer is not one of ours; refused without a data
 def hash_key(plaintext: str) -> str:
     """The stored form of a key: its SHA-256, hex."""
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back without a zone; they were stored as UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +69,9 @@ class ApiKey:
             kind=cast(KeyKind, row.kind),
             prefix=row.prefix,
             label=row.label,
-            created_at=_aware(row.created_at) or utcnow(),
-            revoked_at=_aware(row.revoked_at),
-            last_used_at=_aware(row.last_used_at),
+            created_at=row.created_at or utcnow(),
+            revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
         )
 
 
@@ -137,7 +130,7 @@ class KeyStore:
             if row is None or row.revoked_at is not None:
                 return None
             now = self._clock()
-            last_used = _aware(row.last_used_at)
+            last_used = row.last_used_at
             if last_used is None or now - last_used >= self._touch_interval:
                 row.last_used_at = now
             return ApiKey.from_row(row)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import delete, select, update
@@ -118,11 +118,6 @@ def report_from_json(data: Mapping[str, Any]) -> IngestReport | None:
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    """``moment`` with its UTC zone (SQLite hands stored times back without one)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _record(row: JobRow) -> JobRecord:
     return JobRecord(
         id=row.id,
@@ -135,9 +130,9 @@ def _record(row: JobRow) -> JobRecord:
         report=report_from_json(row.report),
         error=row.error,
         attempts=row.attempts,
-        created_at=_utc(row.created_at),
-        started_at=_utc(row.started_at) if row.started_at is not None else None,
-        finished_at=_utc(row.finished_at) if row.finished_at is not None else None,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
 
 

@@ -10,7 +10,6 @@ their turns and feedback, and jobs.
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy import delete, select
@@ -64,18 +63,13 @@ def _require(core: Assistant, name: str) -> None:
         raise NotFoundError(f"no assistant named {name!r}; create it with POST /api/assistants")
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone; they were stored as UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _public(name: str, row: AssistantRow | None) -> AssistantPublic:
     if row is None:
         return AssistantPublic(name=name, config=AssistantConfig())
     return AssistantPublic(
         name=name,
         config=AssistantConfig.model_validate(row.config),
-        created_at=_utc(row.created_at),
+        created_at=row.created_at,
     )
 
 
