@@ -13,7 +13,6 @@ widget routes, a last-resort problem answer for unexpected errors, and the body 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,10 +35,19 @@ from assistant.api.problems import (
     problem_response,
 )
 from assistant.api.ratelimit import RateLimiter
-from assistant.api.routes import assistants, demo, health
+from assistant.api.routes import (
+    assistants,
+    chat,
+    conversations,
+    demo,
+    health,
+    openai_compat,
+    sources,
+)
 from assistant.api.schemas import ASSISTANT_NAME_PATTERN
 from assistant.core import Assistant
 from assistant.errors import AssistantError
+from assistant.jobs.queue import open_job_queue
 from assistant.settings import Settings
 
 __all__ = [
@@ -54,10 +62,6 @@ logger = logging.getLogger(__name__)
 
 MAX_JSON_BODY_BYTES = 1024 * 1024
 """Largest request body accepted by routes that do not set their own ``max_body_size``."""
-
-# Route modules that live beside this one and are included when present; an application
-# without one of them still serves everything else.
-_OPTIONAL_ROUTERS = ("chat", "conversations", "openai_compat", "sources")
 
 _ASSISTANT_PATH = re.compile(r"^/api/assistants/([^/]+)/")
 _NAME = re.compile(ASSISTANT_NAME_PATTERN)
@@ -200,16 +204,10 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(assistants.router)
     app.include_router(demo.router)
-    for module_name in _OPTIONAL_ROUTERS:
-        qualified = f"assistant.api.routes.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:  # a missing dependency of the module is a real error
-                raise
-            logger.info("the %s routes are not installed; serving without them", module_name)
-            continue
-        app.include_router(module.router)
+    app.include_router(chat.router)
+    app.include_router(conversations.router)
+    app.include_router(openai_compat.router)
+    app.include_router(sources.router)
 
 
 def _open_database(core: Assistant) -> None:
@@ -221,12 +219,6 @@ def _open_database(core: Assistant) -> None:
 
 async def _start_jobs(app: FastAPI, core: Assistant) -> None:
     """Open the ingestion job queue and put back the jobs an earlier process left unfinished."""
-    try:
-        from assistant.jobs.queue import open_job_queue
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("assistant.jobs", "assistant.jobs.queue"):
-            raise
-        return
     try:
         queue = await run_in_threadpool(open_job_queue, core)
         app.state.job_queue = queue
