@@ -5,14 +5,14 @@
   streamed answer is timed to its last byte.
 - ``assistant_chat_turns_total``, ``assistant_provider_tokens_total``,
   ``assistant_chat_cost_usd_total``, ``assistant_provider_errors_total``: fed by the chat routes
-  through ``observed`` (or ``observe_turn`` / ``observe_stream_error``).
+  through ``observed``, which wraps each answer's event stream.
 - ``assistant_chat_stage_duration_seconds``: time per stage of a chat turn (encode, recall,
   cache, maxsim, first_token, …), from each turn's ``done`` event.
 - ``assistant_rate_limited_requests_total``: requests refused by a rate limit, per scope.
 - ``assistant_token_cache_hit_ratio`` (and hits, misses): read from the core's token cache when
   scraped.
 
->>> observe_turn(request, "help-centre", done_event)  # doctest: +SKIP
+>>> events = observed(request, "help-centre", core.stream(message, kb="help-centre"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ __all__ = [
     "ApiMetrics",
     "MetricsMiddleware",
     "metrics_of",
-    "observe_stream_error",
-    "observe_turn",
     "observed",
 ]
 
@@ -179,16 +177,6 @@ def metrics_of(request: Request) -> ApiMetrics:
     """The metrics of the application serving ``request``."""
     metrics: ApiMetrics = request.app.state.metrics
     return metrics
-
-
-def observe_turn(request: Request, assistant: str, done: DoneEvent) -> None:
-    """Count a finished chat turn of ``assistant`` (call with the ``done`` event)."""
-    metrics_of(request).observe_turn(assistant, done)
-
-
-def observe_stream_error(request: Request, assistant: str, error: ErrorEvent) -> None:
-    """Count a failed answer of ``assistant`` (call with the ``error`` event)."""
-    metrics_of(request).observe_stream_error(assistant, error)
 
 
 async def observed(
