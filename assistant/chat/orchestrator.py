@@ -189,6 +189,35 @@ class ChatOrchestrator:
 
         answer: list[str] = []
         citations: tuple[Citation, ...] = ()
+
+        async def record(
+            done: DoneEvent | None, cost: float | None, error: ErrorEvent | None = None
+        ) -> int | None:
+            """Store the turn as it ended (with ``done``, or failed with ``error``)."""
+            if store is None or conversation_id is None:
+                return None  # nothing is kept, so the trace is not even built
+            turn = NewTurn(
+                question=text,
+                standalone_question=standalone,
+                answer="".join(answer).strip(),
+                sources=sources,
+                citations=citations,
+                trace=retrieval_trace(result, sources),
+                provider=done.provider if done else "",
+                model=done.model if done else None,
+                usage=done.usage if done else Usage(),
+                cost_usd=cost,
+                timings_ms=timings,
+                outcome=done.outcome if done else "error",
+                top_score=top_score,
+                error_code=error.code if error else None,
+                error_message=error.message if error else None,
+            )
+            stage = time.perf_counter()
+            turn_id = await asyncio.to_thread(store.record, self.assistant, conversation_id, turn)
+            timings["store"] = _ms(stage)
+            return turn_id
+
         provider_started = time.perf_counter()
         async for event in self.answerer.stream(standalone, sources, history=earlier, message=text):
             if isinstance(event, TextDelta):
@@ -204,22 +233,7 @@ class ChatOrchestrator:
                 cost = estimate_cost(
                     event.provider, event.model, event.usage.input_tokens, event.usage.output_tokens
                 )
-                turn = NewTurn(
-                    question=text,
-                    standalone_question=standalone,
-                    answer="".join(answer).strip(),
-                    sources=sources,
-                    citations=citations,
-                    trace=retrieval_trace(result, sources),
-                    provider=event.provider,
-                    model=event.model,
-                    usage=event.usage,
-                    cost_usd=cost,
-                    timings_ms=timings,
-                    outcome=event.outcome,
-                    top_score=top_score,
-                )
-                turn_id = await self._store(store, conversation_id, turn, timings)
+                turn_id = await record(event, cost)
                 timings["total"] = _ms(started)
                 yield DoneEvent(
                     event.usage,
@@ -235,36 +249,5 @@ class ChatOrchestrator:
                 )
             elif isinstance(event, ErrorEvent):
                 timings["total"] = _ms(started)
-                turn = NewTurn(
-                    question=text,
-                    standalone_question=standalone,
-                    answer="".join(answer).strip(),
-                    sources=sources,
-                    citations=citations,
-                    trace=retrieval_trace(result, sources),
-                    provider="",
-                    model=None,
-                    usage=Usage(),
-                    cost_usd=None,
-                    timings_ms=timings,
-                    outcome="error",
-                    top_score=top_score,
-                    error_code=event.code,
-                    error_message=event.message,
-                )
-                await self._store(store, conversation_id, turn, timings)
+                await record(None, None, event)
                 yield event
-
-    async def _store(
-        self,
-        store: ConversationStore | None,
-        conversation_id: str | None,
-        turn: NewTurn,
-        timings: dict[str, float],
-    ) -> int | None:
-        if store is None or conversation_id is None:
-            return None
-        stage = time.perf_counter()
-        turn_id = await asyncio.to_thread(store.record, self.assistant, conversation_id, turn)
-        timings["store"] = _ms(stage)
-        return turn_id
