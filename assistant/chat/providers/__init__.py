@@ -19,7 +19,7 @@ from assistant.chat.provider import ChatProvider
 from assistant.chat.providers.presets import PRESETS
 from assistant.errors import ConfigError
 
-__all__ = ["ProviderOptions", "available_providers", "provider_from_name"]
+__all__ = ["ProviderOptions", "available_providers", "check_limits", "provider_from_name"]
 
 
 class ProviderOptions(TypedDict, total=False):
@@ -30,6 +30,25 @@ class ProviderOptions(TypedDict, total=False):
     timeout_seconds: float
     connect_timeout_seconds: float
     max_retries: int
+
+
+def check_limits(
+    *,
+    max_output_tokens: int | None,
+    timeout_seconds: float,
+    connect_timeout_seconds: float,
+    max_retries: int,
+) -> None:
+    """Refuse limits no request could be made with, naming the value (``ConfigError``)."""
+    if max_output_tokens is not None and max_output_tokens < 1:
+        raise ConfigError(f"max_output_tokens must be at least 1, got {max_output_tokens}")
+    if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
+        raise ConfigError(
+            f"timeouts must be positive, got timeout_seconds={timeout_seconds} and "
+            f"connect_timeout_seconds={connect_timeout_seconds}"
+        )
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be 0 or more, got {max_retries}")
 
 
 ProviderFactory = Callable[[str | None, Mapping[str, str], ProviderOptions], ChatProvider]

@@ -28,8 +28,8 @@ from anthropic.types import MessageParam, RawMessageDeltaEvent, RawMessageStartE
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
+from assistant.chat.providers import check_limits
 from assistant.errors import (
-    ConfigError,
     ProviderAuthError,
     ProviderBadRequestError,
     ProviderError,
@@ -114,15 +114,12 @@ class AnthropicProvider:
                 f"no Anthropic API key: set {API_KEY_VARIABLE} (or pass api_key) to a key from "
                 "https://platform.claude.com/settings/keys"
             )
-        if max_output_tokens is not None and max_output_tokens < 1:
-            raise ConfigError(f"max_output_tokens must be at least 1, got {max_output_tokens}")
-        if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
-            raise ConfigError(
-                f"timeouts must be positive, got timeout_seconds={timeout_seconds} and "
-                f"connect_timeout_seconds={connect_timeout_seconds}"
-            )
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be 0 or more, got {max_retries}")
+        check_limits(
+            max_output_tokens=max_output_tokens,
+            timeout_seconds=timeout_seconds,
+            connect_timeout_seconds=connect_timeout_seconds,
+            max_retries=max_retries,
+        )
         self.model = model
         self.temperature = temperature
         self.max_output_tokens = max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS

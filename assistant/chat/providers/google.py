@@ -35,6 +35,7 @@ from google.genai import types as genai_types
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
+from assistant.chat.providers import check_limits
 from assistant.errors import (
     ConfigError,
     ProviderAuthError,
@@ -123,15 +124,12 @@ class GoogleProvider:
                 f"no Gemini API key: {_KEY_HINT}, or pass api_key, to a key from "
                 "https://aistudio.google.com/apikey"
             )
-        if max_output_tokens is not None and max_output_tokens < 1:
-            raise ConfigError(f"max_output_tokens must be at least 1, got {max_output_tokens}")
-        if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
-            raise ConfigError(
-                f"timeouts must be positive, got timeout_seconds={timeout_seconds} and "
-                f"connect_timeout_seconds={connect_timeout_seconds}"
-            )
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be 0 or more, got {max_retries}")
+        check_limits(
+            max_output_tokens=max_output_tokens,
+            timeout_seconds=timeout_seconds,
+            connect_timeout_seconds=connect_timeout_seconds,
+            max_retries=max_retries,
+        )
         if retry_initial_delay_seconds < 0:
             raise ConfigError(
                 f"retry_initial_delay_seconds must be 0 or more, got {retry_initial_delay_seconds}"
