@@ -208,13 +208,7 @@ def measure_cache(
     def warming_search(query: str, k: int) -> SearchResult:
         if not full:
             # The cache holds only what was written: write this query's candidate pool first.
-            dense = encoder.encode_query(query).dense
-            ids = [chunk.chunk_id for chunk, _ in kb.store.query(dense, retrieval.RECALL_K)]
-            ids += [chunk_id for chunk_id, _ in kb.lexical.query(query).top(retrieval.RECALL_K)]
-            indices = {retrieval.chunk_index(chunk_id) for chunk_id in ids}
-            cache.put_many(
-                {kb.keys[i]: retrieval.token_matrix(seed, i, int(kb.lengths[i])) for i in indices}
-            )
+            retrieval.write_candidate_matrices(kb, encoder, cache, query, seed)
         return retriever.search(query, k=k)
 
     warming = build_orchestrator(warming_search, conversations)

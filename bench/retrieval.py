@@ -145,6 +145,18 @@ def chunk_index(chunk_id: str) -> int:
     return int(chunk_id.removeprefix("c"))
 
 
+def write_candidate_matrices(
+    kb: KnowledgeBase, encoder: TransformerEncoder, cache: TokenCache, question: str, seed: int
+) -> None:
+    """Write the token matrices of ``question``'s candidate pool (the dense top-k from Chroma
+    and the BM25 top-k), so that a search for it finds every candidate cached."""
+    dense = encoder.encode_query(question).dense
+    ids = [chunk.chunk_id for chunk, _ in kb.store.query(dense, RECALL_K)]
+    ids += [chunk_id for chunk_id, _ in kb.lexical.query(question).top(RECALL_K)]
+    indices = {chunk_index(chunk_id) for chunk_id in ids}
+    cache.put_many({kb.keys[i]: token_matrix(seed, i, int(kb.lengths[i])) for i in indices})
+
+
 def load_questions(paths: Sequence[Path], needed: int) -> list[str]:
     """Short questions from text files (one per line) and BEIR ``queries.jsonl`` files."""
     questions: list[str] = []

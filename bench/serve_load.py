@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from assistant.knowledge.encoder import TransformerEncoder  # noqa: E402
-from assistant.knowledge.token_cache import SQLiteTokenCache, TokenCache  # noqa: E402
+from assistant.knowledge.token_cache import SQLiteTokenCache  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from bench.common import (  # noqa: E402
     Latency,
@@ -65,14 +65,12 @@ from bench.common import (  # noqa: E402
 from bench.retrieval import (  # noqa: E402
     DEFAULT_QUESTIONS,
     RECALL_K,
-    KnowledgeBase,
     ZipfVocabulary,
     build_knowledge_base,
-    chunk_index,
     console,
     fill_caches,
     load_questions,
-    token_matrix,
+    write_candidate_matrices,
 )
 from tests.chat.fake_openai import FakeOpenAIServer, Stream  # noqa: E402
 from tests.support.servers import free_loopback_port, stop  # noqa: E402
@@ -115,23 +113,11 @@ def prepare_data_dir(
         else:
             started = time.perf_counter()
             for question in dict.fromkeys(questions):
-                write_candidates(kb, encoder, cache, question, seed)
+                write_candidate_matrices(kb, encoder, cache, question, seed)
             kb.seconds["token_cache"] = time.perf_counter() - started
     finally:
         cache.close()
     return {phase: round(seconds, 2) for phase, seconds in kb.seconds.items()}
-
-
-def write_candidates(
-    kb: KnowledgeBase, encoder: TransformerEncoder, cache: TokenCache, question: str, seed: int
-) -> None:
-    """Write the token matrices of ``question``'s candidate pool: what the server's search
-    recalls for it (dense top-100 from Chroma and BM25 top-100), so it finds them cached."""
-    dense = encoder.encode_query(question).dense
-    ids = [chunk.chunk_id for chunk, _ in kb.store.query(dense, RECALL_K)]
-    ids += [chunk_id for chunk_id, _ in kb.lexical.query(question).top(RECALL_K)]
-    indices = {chunk_index(chunk_id) for chunk_id in ids}
-    cache.put_many({kb.keys[i]: token_matrix(seed, i, int(kb.lengths[i])) for i in indices})
 
 
 def build_in_child(
