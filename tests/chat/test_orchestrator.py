@@ -261,7 +261,9 @@ def test_the_extractive_answer_does_not_repeat_injected_markers(
     answer = bot.ask("How long does delivery to Asia take?")
     assert "9 working days" in answer.answer
     assert "[9]" not in answer.answer and [c.n for c in answer.citations] == [1]
-    assert "system prompt" not in answer.answer.lower() or "IGNORE" in answer.sources[0].text
+    # The injected instruction is page text the answer has no reason to quote.
+    assert "ignore previous instructions" not in answer.answer.lower()
+    assert "system prompt" not in answer.answer.lower()
 
 
 def test_each_assistant_answers_with_its_own_provider(
