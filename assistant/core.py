@@ -46,9 +46,9 @@ from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.retriever import Retriever, SearchHit, SearchResult
+from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
-    RedisTokenCache,
     SQLiteTokenCache,
     TieredTokenCache,
     TokenCache,
@@ -198,6 +198,7 @@ class Assistant:
         self._encoder = encoder
         self._late_encoder: TokenEncoder | None = None
         self._chroma = chroma
+        # A cache passed in becomes the assistant's: ``close`` closes it.
         self._token_cache = token_cache
         self._knowledge_bases: dict[str, _KnowledgeBase] = {}
         self._answerers: weakref.WeakKeyDictionary[
@@ -697,14 +698,11 @@ class Assistant:
             return self._runner.run(coroutine)
 
     def close(self) -> None:
-        """Close the token cache's connections; the assistant can be used again after."""
+        """Close the token cache (every tier), the database and the provider clients; the
+        assistant can be used again after, with fresh ones."""
         with self._lock:
-            caches = [self._token_cache]
-            if isinstance(self._token_cache, TieredTokenCache):
-                caches = [self._token_cache.first, self._token_cache.second]
-            for cache in caches:
-                if isinstance(cache, SQLiteTokenCache | RedisTokenCache):
-                    cache.close()
+            if self._token_cache is not None:
+                self._token_cache.close()
             self._token_cache = None
             self._knowledge_bases.clear()
             if self._database is not None:

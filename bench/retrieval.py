@@ -56,9 +56,9 @@ from assistant.knowledge.maxsim import (  # noqa: E402
     pad_token_matrices,
 )
 from assistant.knowledge.retriever import Retriever  # noqa: E402
+from assistant.knowledge.redis_token_cache import RedisTokenCache  # noqa: E402
 from assistant.knowledge.token_cache import (  # noqa: E402
     InProcessTokenCache,
-    RedisTokenCache,
     TokenCache,
     cache_key,
 )

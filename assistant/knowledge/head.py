@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import TokenEncoder
-from assistant.knowledge.vector_store import ChromaStore
+from assistant.knowledge.vector_store import KnowledgeBaseAdmin
 
 __all__ = [
     "ACTIVE_HEAD_KEY",
@@ -236,7 +236,7 @@ def head_path(heads_dir: Path, version: str) -> Path:
 
 
 def load_active_head(
-    store: ChromaStore, base: TokenEncoder, heads_dir: Path
+    store: KnowledgeBaseAdmin, base: TokenEncoder, heads_dir: Path
 ) -> ProjectedTokenEncoder | None:
     """The late encoder of the head recorded as active for ``store``'s knowledge base.
 

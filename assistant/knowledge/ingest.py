@@ -21,7 +21,7 @@ from assistant.errors import ConnectorError, EncoderError
 from assistant.knowledge.chunking import Chunk, Chunker
 from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
 from assistant.knowledge.token_cache import TokenCache, cache_key
-from assistant.knowledge.vector_store import ChromaStore, ChunkRecord
+from assistant.knowledge.vector_store import ChunkRecord, VectorStore
 from connectors.base import Connector
 from connectors.document import Document, SourceFailure, Unchanged
 
@@ -91,7 +91,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: ChromaStore,
+        store: VectorStore,
         encoder: Encoder,
         token_cache: TokenCache,
         chunker: Chunker,

@@ -24,7 +24,7 @@ from assistant.knowledge.fusion import (
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.token_cache import TokenCache, cache_key
-from assistant.knowledge.vector_store import ChromaStore, StoredChunk
+from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
 __all__ = ["Candidate", "Retriever", "SearchHit", "SearchResult", "SearchTrace"]
 
@@ -95,7 +95,7 @@ class Retriever:
 
     def __init__(
         self,
-        store: ChromaStore,
+        store: VectorSearch,
         encoder: Encoder,
         token_cache: TokenCache,
         *,

@@ -1,20 +1,23 @@
-"""Caches of per-chunk token matrices: in-process LRU, SQLite file, Redis, and a two-tier stack.
+"""Caches of per-chunk token matrices: in-process LRU, SQLite file, and a two-tier stack.
 
 Token matrices are recomputable, so a cache never fails a query: every backend logs a failure as a
 warning and answers a miss (or skips a write) instead of raising. Values go in and come out as
-(n_tokens, d) float32 tensors and are stored in the binary formats of ``token_codec``.
+(n_tokens, d) float32 tensors and are stored in the binary formats of ``token_codec``. The Redis
+tier is ``RedisTokenCache`` in ``redis_token_cache``. Whoever builds a cache closes it; a closed
+cache answers misses and skips writes.
 
 Example::
 
     cache = TieredTokenCache(
         InProcessTokenCache(max_bytes=256 * 2**20),
-        RedisTokenCache.from_url("redis://127.0.0.1:6379/0"),
+        RedisTokenCache.from_url("redis://127.0.0.1:6379/0"),  # from redis_token_cache
     )
     key = cache_key(encoder.model_id, "", chunk.content_hash)
     [tokens] = cache.get_many([key])
     if tokens is None:
         tokens = encoder.encode_documents([chunk.text])[0].tokens
         cache.put_many({key: tokens})
+    cache.close()
 """
 
 from __future__ import annotations
@@ -30,10 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
-import redis
 import torch
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from assistant.errors import CacheError, ConfigError
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, TOKEN_FORMATS, decode_tokens
@@ -41,7 +41,6 @@ from assistant.knowledge.token_codec import encode_tokens as encode_token_matrix
 
 __all__ = [
     "InProcessTokenCache",
-    "RedisTokenCache",
     "SQLiteTokenCache",
     "TieredTokenCache",
     "TokenCache",
@@ -55,9 +54,6 @@ _Item = TypeVar("_Item")
 
 SQLITE_MAX_PARAMETERS = 500
 """Keys per ``SELECT ... WHERE key IN (...)``; SQLite builds limit bound parameters."""
-
-REDIS_MGET_BATCH = 1000
-"""Keys per MGET (and SETs per pipeline round-trip) sent to Redis."""
 
 
 def cache_key(model_id: str, head_version: str, content_hash: str) -> str:
@@ -101,13 +97,21 @@ class TokenCache(Protocol):
         """Counters since the cache was created."""
         ...
 
+    def close(self) -> None:
+        """Release connections and memory; afterwards every key misses and writes are skipped.
 
-def _check_format(format: str) -> None:
+        Idempotent, and never raises.
+        """
+        ...
+
+
+def check_format(format: str) -> None:
+    """Refuse a token format the codec does not know (``ConfigError``)."""
     if format not in TOKEN_FORMATS:
         raise ConfigError(f"unknown token format {format!r}; use one of {', '.join(TOKEN_FORMATS)}")
 
 
-def _encode_all(items: Mapping[str, torch.Tensor], format: str) -> dict[str, bytes]:
+def encode_all(items: Mapping[str, torch.Tensor], format: str) -> dict[str, bytes]:
     """Encode each matrix, leaving out (with a warning) those the codec refuses."""
     encoded: dict[str, bytes] = {}
     for key, matrix in items.items():
@@ -118,7 +122,8 @@ def _encode_all(items: Mapping[str, torch.Tensor], format: str) -> dict[str, byt
     return encoded
 
 
-def _decode_or_none(key: str, data: bytes | None) -> torch.Tensor | None:
+def decode_or_none(key: str, data: bytes | None) -> torch.Tensor | None:
+    """Decode a stored value; a missing or unreadable one (logged) is a miss."""
     if data is None:
         return None
     try:
@@ -137,7 +142,7 @@ class InProcessTokenCache:
     def __init__(self, max_bytes: int, format: str = DEFAULT_FORMAT) -> None:
         if max_bytes <= 0:
             raise ConfigError(f"max_bytes must be positive, got {max_bytes}")
-        _check_format(format)
+        check_format(format)
         self.max_bytes = max_bytes
         self.format = format
         self._entries: OrderedDict[str, bytes] = OrderedDict()
@@ -145,6 +150,7 @@ class InProcessTokenCache:
         self._bytes_used = 0
         self._hits = 0
         self._misses = 0
+        self._closed = False
 
     @property
     def hits(self) -> int:
@@ -179,12 +185,14 @@ class InProcessTokenCache:
                     self._hits += 1
                 found.append(data)
         # Decoding is the costly part and needs no lock.
-        return [_decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+        return [decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
         """Store matrices, evicting least recently used ones until under ``max_bytes``."""
-        encoded = _encode_all(items, self.format)
+        encoded = encode_all(items, self.format)
         with self._lock:
+            if self._closed:
+                return
             for key, data in encoded.items():
                 previous = self._entries.pop(key, None)
                 if previous is not None:
@@ -203,6 +211,13 @@ class InProcessTokenCache:
         with self._lock:
             return TokenCacheStats(self._hits, self._misses, len(self._entries), self._bytes_used)
 
+    def close(self) -> None:
+        """Drop every entry (freeing the memory); later reads miss and writes are skipped."""
+        with self._lock:
+            self._closed = True
+            self._entries.clear()
+            self._bytes_used = 0
+
 
 class SQLiteTokenCache:
     """Token matrices in a SQLite file, so separate runs of the command reuse them.
@@ -214,7 +229,7 @@ class SQLiteTokenCache:
     """
 
     def __init__(self, path: Path, format: str = DEFAULT_FORMAT) -> None:
-        _check_format(format)
+        check_format(format)
         self.path = Path(path)
         self.format = format
         self._lock = threading.Lock()
@@ -249,7 +264,7 @@ class SQLiteTokenCache:
             if self._connection is not None:
                 try:
                     unique_keys = list(dict.fromkeys(keys))
-                    for batch in _slices(unique_keys, SQLITE_MAX_PARAMETERS):
+                    for batch in slices(unique_keys, SQLITE_MAX_PARAMETERS):
                         placeholders = ",".join("?" * len(batch))
                         rows = self._connection.execute(
                             f"SELECT key, value FROM token_cache WHERE key IN ({placeholders})",
@@ -259,7 +274,7 @@ class SQLiteTokenCache:
                 except sqlite3.Error as exc:
                     self._fail("read", exc)
                     found = {}
-        results = [_decode_or_none(key, found.get(key)) for key in keys]
+        results = [decode_or_none(key, found.get(key)) for key in keys]
         hits = sum(result is not None for result in results)
         with self._lock:
             self._hits += hits
@@ -268,7 +283,7 @@ class SQLiteTokenCache:
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
         """Insert or replace matrices in one transaction."""
-        encoded = _encode_all(items, self.format)
+        encoded = encode_all(items, self.format)
         if not encoded:
             return
         with self._lock:
@@ -324,160 +339,6 @@ class SQLiteTokenCache:
         )
 
 
-class RedisTokenCache:
-    """Token matrices in Redis, shared by every process of a deployment.
-
-    The client must be created with ``decode_responses=False`` (values are binary). Reads are one
-    pipelined round-trip of MGETs of up to 1000 keys; writes one pipeline of SETs (with EX when
-    ``ttl_seconds`` is set). Any Redis error is logged as a warning and answered as all misses or
-    a skipped write; for ``backoff_seconds`` afterwards the cache answers misses without touching
-    the network, then tries again, so a restarted Redis is used again.
-
-    Give the client short timeouts and at most one retry without backoff (``from_url`` does):
-    redis-py's defaults (5 s timeouts, 10 retries with backoff up to 1 s) would stall the query
-    that first meets a stopped Redis for seconds.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "assistant:tok:",
-        format: str = DEFAULT_FORMAT,
-        ttl_seconds: int | None = None,
-        backoff_seconds: float = 5.0,
-    ) -> None:
-        _check_format(format)
-        if client.get_connection_kwargs().get("decode_responses"):
-            raise ConfigError("the Redis client for token caches needs decode_responses=False")
-        if ttl_seconds is not None and ttl_seconds <= 0:
-            raise ConfigError(f"ttl_seconds must be positive or None, got {ttl_seconds}")
-        self.client = client
-        self.prefix = prefix
-        self.format = format
-        self.ttl_seconds = ttl_seconds
-        self.backoff_seconds = backoff_seconds
-        self._lock = threading.Lock()
-        self._retry_at = 0.0
-        self._failing = False
-        self._hits = 0
-        self._misses = 0
-        self._errors = 0
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        prefix: str = "assistant:tok:",
-        format: str = DEFAULT_FORMAT,
-        ttl_seconds: int | None = None,
-        backoff_seconds: float = 5.0,
-        timeout_seconds: float = 0.5,
-    ) -> RedisTokenCache:
-        """Connect lazily to ``url`` (``redis://[[user]:password@]host[:port][/db]``).
-
-        Connect and socket timeouts are ``timeout_seconds``; a broken pooled connection is retried
-        once (a server-side idle close), never more, so a stopped Redis fails fast.
-
-        Raises:
-            ConfigError: the URL cannot be parsed.
-        """
-        try:
-            client = redis.Redis.from_url(
-                url,
-                decode_responses=False,
-                socket_connect_timeout=timeout_seconds,
-                socket_timeout=timeout_seconds,
-                retry=Retry(NoBackoff(), 1),
-            )
-        except ValueError as exc:
-            # The URL may hold a password, so the message names the problem, not the URL.
-            raise ConfigError(
-                f"invalid Redis URL for the token cache: {exc}; expected "
-                "redis://[[user]:password@]host[:port][/db]"
-            ) from None
-        return cls(
-            client,
-            prefix=prefix,
-            format=format,
-            ttl_seconds=ttl_seconds,
-            backoff_seconds=backoff_seconds,
-        )
-
-    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
-        """Matrices for ``keys`` in order (None = miss); all misses while Redis is failing."""
-        values: list[Any] = [None] * len(keys)
-        if keys and self._available():
-            try:
-                pipeline = self.client.pipeline(transaction=False)
-                for batch in _slices(list(keys), REDIS_MGET_BATCH):
-                    pipeline.mget([self.prefix + key for key in batch])
-                replies = pipeline.execute()
-                values = [value for reply in replies for value in reply]
-                self._succeeded()
-            except (redis.RedisError, OSError) as exc:
-                self._failed(exc)
-        results = [_decode_or_none(key, value) for key, value in zip(keys, values, strict=True)]
-        hits = sum(result is not None for result in results)
-        with self._lock:
-            self._hits += hits
-            self._misses += len(keys) - hits
-        return results
-
-    def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
-        """Store matrices; skipped (with a warning) while Redis is failing."""
-        if not items or not self._available():
-            return
-        encoded = _encode_all(items, self.format)
-        try:
-            for batch in _slices(list(encoded.items()), REDIS_MGET_BATCH):
-                pipeline = self.client.pipeline(transaction=False)
-                for key, data in batch:
-                    pipeline.set(self.prefix + key, data, ex=self.ttl_seconds)
-                pipeline.execute()
-            self._succeeded()
-        except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
-
-    def stats(self) -> TokenCacheStats:
-        """Hits, misses and errors (entries and bytes are not counted in Redis)."""
-        with self._lock:
-            return TokenCacheStats(self._hits, self._misses, errors=self._errors)
-
-    def close(self) -> None:
-        """Close the client's connections."""
-        self.client.close()
-
-    def _available(self) -> bool:
-        with self._lock:
-            return time.monotonic() >= self._retry_at
-
-    def _succeeded(self) -> None:
-        with self._lock:
-            if self._failing:
-                logger.info("token cache: Redis is reachable again")
-            self._failing = False
-
-    def _failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self._errors += 1
-            self._retry_at = time.monotonic() + self.backoff_seconds
-            first_failure = not self._failing
-            self._failing = True
-        connection = self.client.get_connection_kwargs()
-        # redis-py messages name host and port, never credentials; the URL is not logged.
-        logger.log(
-            logging.WARNING if first_failure else logging.DEBUG,
-            "token cache: Redis at %s:%s failed (%s: %s); answering misses for %.1f s",
-            connection.get("host", "?"),
-            connection.get("port", "?"),
-            type(exc).__name__,
-            exc,
-            self.backoff_seconds,
-        )
-
-
 class TieredTokenCache:
     """A fast cache in front of a larger one: read-through and write-through.
 
@@ -521,7 +382,13 @@ class TieredTokenCache:
         with self._lock:
             return TokenCacheStats(self._hits, self._misses)
 
+    def close(self) -> None:
+        """Close both tiers."""
+        self.first.close()
+        self.second.close()
 
-def _slices(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+
+def slices(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+    """Consecutive pieces of ``items`` of at most ``size`` (one batch of keys each)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -60,7 +60,7 @@ from assistant.knowledge.pseudo_pairs import (
 )
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, bytes_per_token
-from assistant.knowledge.vector_store import ChromaStore, StoredChunk
+from assistant.knowledge.vector_store import KnowledgeBaseAdmin, StoredChunk
 from assistant.metrics import mrr_at_k
 
 __all__ = [
@@ -131,7 +131,7 @@ class TuneReport:
 
 
 def tune_knowledge_base(
-    store: ChromaStore,
+    store: KnowledgeBaseAdmin,
     encoder: Encoder,
     token_cache: TokenCache,
     *,
@@ -300,7 +300,7 @@ def _encode(
     return (torch.stack(dense) if dense else torch.zeros(0, encoder.dimension)), tokens
 
 
-def _load_chunks(store: ChromaStore) -> tuple[list[StoredChunk], torch.Tensor]:
+def _load_chunks(store: KnowledgeBaseAdmin) -> tuple[list[StoredChunk], torch.Tensor]:
     """Every chunk (sorted by id, so runs repeat) and its unit-norm dense vector (N, d)."""
     chunks: list[StoredChunk] = []
     pages: list[torch.Tensor] = []

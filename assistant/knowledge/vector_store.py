@@ -27,7 +27,9 @@ __all__ = [
     "ChromaStore",
     "ChunkRecord",
     "DocumentState",
+    "KnowledgeBaseAdmin",
     "StoredChunk",
+    "VectorSearch",
     "VectorStore",
     "chroma_client",
     "validate_kb_name",
@@ -168,19 +170,76 @@ class DocumentState:
     last_modified: str | None = None
 
 
-class VectorStore(Protocol):
-    """The vector-store seam: add, query and delete chunks of one knowledge base."""
-
-    def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
-        """Store chunks with their dense vectors (``embeddings``: (N, dimension))."""
-        ...
+class VectorSearch(Protocol):
+    """The read side of a knowledge base's chunks: what a search needs."""
 
     def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
-        """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity."""
+        """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity, best
+        first; an empty store answers ``[]``."""
+        ...
+
+    def get_with_similarity(
+        self, chunk_ids: Sequence[str], query_embedding: torch.Tensor
+    ) -> list[tuple[StoredChunk, float]]:
+        """Chunks by id with their cosine similarity to ``query_embedding`` (dimension,);
+        unknown ids are left out."""
+        ...
+
+
+class VectorStore(VectorSearch, Protocol):
+    """The vector-store seam: chunks of one knowledge base, added, read and deleted.
+
+    Implementations keep every knowledge base apart (nothing added to one is seen by another),
+    accept only flat metadata, and ignore deletes of unknown ids. ``assistant.testing`` ships
+    the contract every implementation must pass.
+    """
+
+    def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
+        """Store (or replace) chunks with their dense vectors (``embeddings``: (N, dimension))."""
+        ...
+
+    def get(self, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """Chunks by id, in the order asked; unknown ids are left out."""
         ...
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
+        ...
+
+    def count(self) -> int:
+        """Number of chunks stored."""
+        ...
+
+    def document_state(self, url: str) -> DocumentState | None:
+        """What is stored for one document, or ``None`` if nothing is."""
+        ...
+
+    def documents(self, source: str | None = None) -> list[DocumentState]:
+        """Every stored document, optionally only those ingested from ``source``."""
+        ...
+
+
+class KnowledgeBaseAdmin(Protocol):
+    """The administrative side of a knowledge base: its settings and a full scan of its chunks
+    (what training a projection head and choosing the active one need)."""
+
+    @property
+    def name(self) -> str:
+        """The knowledge base's name."""
+        ...
+
+    def kb_metadata(self) -> dict[str, str | int | float | bool]:
+        """Knowledge-base-level settings kept with the chunks."""
+        ...
+
+    def update_kb_metadata(self, values: dict[str, str | int | float | bool]) -> None:
+        """Set knowledge-base-level settings, keeping the other keys."""
+        ...
+
+    def iter_embedded_chunks(
+        self, page_size: int = 1000
+    ) -> Iterator[tuple[list[StoredChunk], torch.Tensor]]:
+        """Every chunk with its dense vector, a page at a time: (chunks, (len(chunks), dim))."""
         ...
 
 

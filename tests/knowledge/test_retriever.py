@@ -15,7 +15,8 @@ import pytest
 from assistant.core import Assistant
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS
-from assistant.knowledge.token_cache import RedisTokenCache, TieredTokenCache, cache_key
+from assistant.knowledge.redis_token_cache import RedisTokenCache
+from assistant.knowledge.token_cache import TieredTokenCache, cache_key
 from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
 from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
 

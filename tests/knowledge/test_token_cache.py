@@ -17,9 +17,9 @@ import torch
 
 from assistant.errors import CacheError, ConfigError
 from assistant.knowledge import token_cache
+from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
-    RedisTokenCache,
     SQLiteTokenCache,
     TieredTokenCache,
     TokenCache,
@@ -378,7 +378,7 @@ def test_redis_outage_answers_misses_then_recovers(
         assert cache.get_many(["k"])[0] is not None
 
         stop(process)
-        with caplog.at_level(logging.WARNING, logger="assistant.knowledge.token_cache"):
+        with caplog.at_level(logging.WARNING, logger="assistant.knowledge.redis_token_cache"):
             started = time.monotonic()
             assert cache.get_many(["k", "other"]) == [None, None]
             cache.put_many({"k2": unit_rows(3)})
