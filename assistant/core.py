@@ -45,8 +45,8 @@ from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.retriever import Retriever, SearchHit, SearchResult
 from assistant.knowledge.redis_token_cache import RedisTokenCache
+from assistant.knowledge.retriever import Retriever, SearchHit, SearchResult
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
     SQLiteTokenCache,
@@ -668,6 +668,7 @@ class Assistant:
             providers.append(
                 provider_from_name(
                     name,
+                    self.settings,
                     model=model,
                     temperature=answering.temperature,
                     max_output_tokens=answering.max_output_tokens,

@@ -1,5 +1,10 @@
 """Settings, read from the environment and ``.env`` (prefix ``ASSISTANT_``).
 
+Vendor keys and base URLs keep the vendors' own variable names (``OPENAI_API_KEY``,
+``ANTHROPIC_BASE_URL``, ...), so a ``.env`` written for a vendor's SDK works here too; keys are
+``SecretStr`` and never shown by ``repr``. Providers are built from these fields
+(``vendor_key``/``vendor_base_url``), never from ``os.environ``.
+
 Built only by surfaces (CLI, app factory); library classes take explicit arguments, so
 ``import assistant`` reads no environment. Every field here is documented in ``.env.example``
 and a test keeps the two in step.
@@ -8,14 +13,26 @@ and a test keeps the two in step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from connectors.base import FetchPolicy
 
 __all__ = ["Settings"]
+
+
+def _vendor_key(*variables: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(*variables))
+
+
+def _vendor_url(variable: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(variable))
+
+
+# Which settings field holds each vendor variable; filled from the fields' aliases below.
+_VENDOR_FIELDS: Final[dict[str, str]] = {}
 
 
 class Settings(BaseSettings):
@@ -77,6 +94,36 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
     job_max_attempts: int = Field(default=3, ge=1, le=100)
 
+    # Vendor keys and base URLs, under the vendors' own variable names (no ASSISTANT_ prefix).
+    openai_api_key: SecretStr | None = _vendor_key("OPENAI_API_KEY")
+    openai_base_url: str | None = _vendor_url("OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = _vendor_key("ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = _vendor_url("ANTHROPIC_BASE_URL")
+    # Google's SDK reads GEMINI_API_KEY first, then GOOGLE_API_KEY; so does this.
+    gemini_api_key: SecretStr | None = _vendor_key("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    gemini_base_url: str | None = _vendor_url("GOOGLE_GEMINI_BASE_URL")
+    xai_api_key: SecretStr | None = _vendor_key("XAI_API_KEY")
+    xai_base_url: str | None = _vendor_url("XAI_BASE_URL")
+    deepseek_api_key: SecretStr | None = _vendor_key("DEEPSEEK_API_KEY")
+    deepseek_base_url: str | None = _vendor_url("DEEPSEEK_BASE_URL")
+    dashscope_api_key: SecretStr | None = _vendor_key("DASHSCOPE_API_KEY")
+    dashscope_base_url: str | None = _vendor_url("DASHSCOPE_BASE_URL")
+    zhipuai_api_key: SecretStr | None = _vendor_key("ZHIPUAI_API_KEY")
+    zhipuai_base_url: str | None = _vendor_url("ZHIPUAI_BASE_URL")
+    openrouter_api_key: SecretStr | None = _vendor_key("OPENROUTER_API_KEY")
+    openrouter_base_url: str | None = _vendor_url("OPENROUTER_BASE_URL")
+    ollama_base_url: str | None = _vendor_url("OLLAMA_BASE_URL")
+    vllm_base_url: str | None = _vendor_url("VLLM_BASE_URL")
+    lmstudio_base_url: str | None = _vendor_url("LMSTUDIO_BASE_URL")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_vendor_value_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """``OPENAI_API_KEY=`` in ``.env`` means "no key", not an empty key."""
+        if info.field_name in _VENDOR_FIELDS.values() and isinstance(value, str):
+            return value.strip() or None
+        return value
+
     @field_validator(
         "database_url",
         "chroma_url",
@@ -112,6 +159,27 @@ class Settings(BaseSettings):
             user_agent=self.fetch_user_agent,
         )
 
+    @classmethod
+    def environment_variable_names(cls, field_name: str) -> tuple[str, ...]:
+        """The variables a field is read from, first one set wins (``ASSISTANT_X`` for most)."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, AliasChoices):
+            return tuple(str(choice) for choice in alias.choices)
+        return (f"ASSISTANT_{field_name.upper()}",)
+
+    def vendor_key(self, variable: str) -> SecretStr | None:
+        """The key held under a vendor's variable name (e.g. ``DEEPSEEK_API_KEY``), if set.
+
+        Raises ``KeyError`` for a variable no field holds (a programming error).
+        """
+        value = getattr(self, _VENDOR_FIELDS[variable])
+        return value if isinstance(value, SecretStr) else None
+
+    def vendor_base_url(self, variable: str) -> str | None:
+        """The base URL held under a vendor's variable name (e.g. ``OPENAI_BASE_URL``), if set."""
+        value = getattr(self, _VENDOR_FIELDS[variable])
+        return value if isinstance(value, str) else None
+
     @property
     def chroma_path(self) -> Path:
         """The embedded Chroma directory."""
@@ -121,3 +189,13 @@ class Settings(BaseSettings):
     def token_cache_path(self) -> Path:
         """The durable token-cache file used when no Redis is configured."""
         return self.data_dir / "token-cache.sqlite3"
+
+
+_VENDOR_FIELDS.update(
+    {
+        variable: name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.validation_alias, AliasChoices)
+        for variable in Settings.environment_variable_names(name)
+    }
+)

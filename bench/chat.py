@@ -43,8 +43,8 @@ from assistant.chat.provider import ChatRequest, ProviderEvent  # noqa: E402
 from assistant.chat.tokens import counter_for  # noqa: E402
 from assistant.database.engine import Database, database_url  # noqa: E402
 from assistant.knowledge.encoder import TransformerEncoder  # noqa: E402
-from assistant.knowledge.retriever import Retriever, SearchResult  # noqa: E402
 from assistant.knowledge.redis_token_cache import RedisTokenCache  # noqa: E402
+from assistant.knowledge.retriever import Retriever, SearchResult  # noqa: E402
 from assistant.knowledge.token_cache import InProcessTokenCache, TokenCache  # noqa: E402
 from bench import retrieval  # noqa: E402
 from bench.common import (  # noqa: E402

@@ -55,8 +55,8 @@ from assistant.knowledge.maxsim import (  # noqa: E402
     maxsim_scores_ragged,
     pad_token_matrices,
 )
-from assistant.knowledge.retriever import Retriever  # noqa: E402
 from assistant.knowledge.redis_token_cache import RedisTokenCache  # noqa: E402
+from assistant.knowledge.retriever import Retriever  # noqa: E402
 from assistant.knowledge.token_cache import (  # noqa: E402
     InProcessTokenCache,
     TokenCache,

@@ -15,7 +15,7 @@ import pytest
 import assistant.chat.providers.anthropic as anthropic_module
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, Message
-from assistant.chat.providers import provider_from_name
+from assistant.chat.providers import ProviderOptions, provider_from_name
 from assistant.chat.providers.anthropic import DEFAULT_ANTHROPIC_MODEL, AnthropicProvider
 from assistant.errors import (
     ProviderAuthError,
@@ -32,6 +32,7 @@ from tests.chat.fake_anthropic import (
     anthropic_event,
     anthropic_stream_error,
 )
+from tests.support.settings import vendor_settings
 
 API_KEY = "sk-ant-api03-test-key"
 REQUEST = ChatRequest(
@@ -90,7 +91,7 @@ async def connect(fake: FakeAnthropic) -> AsyncIterator[Callable[..., AnthropicP
 
     def build(**overrides: Any) -> AnthropicProvider:
         options: dict[str, Any] = {"api_key": API_KEY, "base_url": fake.base_url}
-        provider = AnthropicProvider(**(options | overrides))
+        provider = AnthropicProvider(ProviderOptions(**(options | overrides)))
         built.append(provider)
         return provider
 
@@ -180,9 +181,12 @@ async def test_cached_prompt_tokens_count_as_input(
     assert outcome.done is not None and outcome.done.usage.input_tokens == 100
 
 
-async def test_from_env_reads_the_vendor_variables(fake: FakeAnthropic) -> None:
+async def test_the_settings_give_the_vendor_variables(fake: FakeAnthropic) -> None:
     environ = {"ANTHROPIC_API_KEY": "sk-ant-from-env", "ANTHROPIC_BASE_URL": fake.base_url}
-    provider = AnthropicProvider.from_env("claude-opus-5-5", environ, max_output_tokens=64)
+    provider = provider_from_name(
+        "anthropic", vendor_settings(environ), model="claude-opus-5-5", max_output_tokens=64
+    )
+    assert isinstance(provider, AnthropicProvider)
     try:
         outcome = await consume(provider)
     finally:
@@ -196,7 +200,7 @@ async def test_from_env_reads_the_vendor_variables(fake: FakeAnthropic) -> None:
 
 async def test_the_registry_builds_it_by_name(fake: FakeAnthropic) -> None:
     environ = {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake.base_url}
-    provider = provider_from_name("anthropic", model=None, environ=environ, max_retries=0)
+    provider = provider_from_name("anthropic", vendor_settings(environ), model=None, max_retries=0)
 
     assert isinstance(provider, AnthropicProvider)
     assert provider.model == DEFAULT_ANTHROPIC_MODEL
@@ -209,7 +213,7 @@ def test_a_missing_key_fails_at_construction_naming_the_variable(
     environ: dict[str, str],
 ) -> None:
     with pytest.raises(ProviderAuthError, match="ANTHROPIC_API_KEY"):
-        AnthropicProvider.from_env(environ=environ)
+        provider_from_name("anthropic", vendor_settings(environ), model=None)
 
 
 async def test_a_rejected_key_is_an_auth_error_without_retries(

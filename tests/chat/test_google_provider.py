@@ -14,7 +14,7 @@ import pytest
 import assistant.chat.providers.google as google_module
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, Message
-from assistant.chat.providers import provider_from_name
+from assistant.chat.providers import ProviderOptions, provider_from_name
 from assistant.chat.providers.google import DEFAULT_GOOGLE_MODEL, GoogleProvider
 from assistant.errors import (
     ProviderAuthError,
@@ -31,6 +31,7 @@ from tests.chat.fake_google import (
     gemini_error,
     gemini_event,
 )
+from tests.support.settings import vendor_settings
 
 API_KEY = "AIzaSy-test-key"
 REQUEST = ChatRequest(
@@ -80,12 +81,10 @@ async def connect(fake: FakeGemini) -> AsyncIterator[Callable[..., GoogleProvide
     built: list[GoogleProvider] = []
 
     def build(**overrides: Any) -> GoogleProvider:
-        options: dict[str, Any] = {
-            "api_key": API_KEY,
-            "base_url": fake.api_base_url,
-            "retry_initial_delay_seconds": 0.01,
-        }
-        provider = GoogleProvider(**(options | overrides))
+        options: dict[str, Any] = {"api_key": API_KEY, "base_url": fake.api_base_url}
+        provider = GoogleProvider(
+            ProviderOptions(**(options | overrides)), retry_initial_delay_seconds=0.01
+        )
         built.append(provider)
         return provider
 
@@ -178,12 +177,12 @@ async def test_thought_summaries_are_not_part_of_the_answer(
         {"GEMINI_API_KEY": "AIza-from-env", "GOOGLE_API_KEY": "AIza-other"},
     ],
 )
-async def test_from_env_reads_the_vendor_variables(
+async def test_the_settings_give_the_vendor_variables(
     fake: FakeGemini, environ: dict[str, str]
 ) -> None:
-    provider = GoogleProvider.from_env(
-        "gemini-3.6-flash", environ | {"GOOGLE_GEMINI_BASE_URL": fake.api_base_url}
-    )
+    settings = vendor_settings(environ | {"GOOGLE_GEMINI_BASE_URL": fake.api_base_url})
+    provider = provider_from_name("google", settings, model="gemini-3.6-flash")
+    assert isinstance(provider, GoogleProvider)
     try:
         outcome = await consume(provider)
     finally:
@@ -196,7 +195,7 @@ async def test_from_env_reads_the_vendor_variables(
 
 async def test_the_registry_builds_it_by_name(fake: FakeGemini) -> None:
     environ = {"GEMINI_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": fake.api_base_url}
-    provider = provider_from_name("google", model=None, environ=environ, max_retries=0)
+    provider = provider_from_name("google", vendor_settings(environ), model=None, max_retries=0)
 
     assert isinstance(provider, GoogleProvider)
     assert provider.model == DEFAULT_GOOGLE_MODEL
@@ -209,7 +208,7 @@ async def test_a_missing_key_fails_at_construction_naming_the_variable(
     environ: dict[str, str],
 ) -> None:
     with pytest.raises(ProviderAuthError, match="GEMINI_API_KEY"):
-        GoogleProvider.from_env(environ=environ)
+        provider_from_name("google", vendor_settings(environ), model=None)
 
 
 @pytest.mark.parametrize(

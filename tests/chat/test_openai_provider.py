@@ -11,6 +11,7 @@ import pytest
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, Message, ProviderEvent
+from assistant.chat.providers import ProviderOptions, provider_from_name
 from assistant.chat.providers.openai import OpenAIProvider
 from assistant.errors import (
     ProviderAuthError,
@@ -20,6 +21,7 @@ from assistant.errors import (
 )
 from tests.chat.fake_openai import Drop, Fail, FakeOpenAIServer, Raw, Stall, Stream, Trickle
 from tests.support.servers import free_loopback_port
+from tests.support.settings import vendor_settings
 
 API_KEY = "sk-test-0123456789abcdef"
 
@@ -60,7 +62,7 @@ async def make_provider(
             "connect_timeout_seconds": 2.0,
         }
         values.update(overrides)
-        provider = OpenAIProvider(**values)
+        provider = OpenAIProvider(ProviderOptions(**values))
         built.append(provider)
         return provider
 
@@ -128,9 +130,10 @@ async def test_unset_options_are_left_out_of_the_request(
     assert not {"temperature", "max_completion_tokens", "max_tokens"} & set(sent.body)
 
 
-async def test_from_env_reads_the_vendor_variables(fake: FakeOpenAIServer) -> None:
+async def test_the_settings_give_the_vendor_variables(fake: FakeOpenAIServer) -> None:
     environ = {"OPENAI_API_KEY": "sk-from-env", "OPENAI_BASE_URL": fake.url}
-    provider = OpenAIProvider.from_env(environ=environ)
+    provider = provider_from_name("openai", vendor_settings(environ), model=None)
+    assert isinstance(provider, OpenAIProvider)
     received: list[ProviderEvent] = []
     try:
         await collect(provider, received)
@@ -145,7 +148,7 @@ async def test_from_env_reads_the_vendor_variables(fake: FakeOpenAIServer) -> No
 @pytest.mark.parametrize("environ", [{}, {"OPENAI_API_KEY": ""}])
 def test_missing_key_fails_at_construction_naming_the_variable(environ: dict[str, str]) -> None:
     with pytest.raises(ProviderAuthError, match="OPENAI_API_KEY"):
-        OpenAIProvider.from_env(environ=environ)
+        provider_from_name("openai", vendor_settings(environ), model=None)
 
 
 async def test_rejected_key_is_an_auth_error_that_does_not_echo_the_key(

@@ -11,11 +11,13 @@ import pytest
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatProvider, ChatRequest, Message, ProviderEvent
-from assistant.chat.providers import available_providers, provider_from_name
+from assistant.chat.providers import available_providers, provider_from_name, vendor_variables
 from assistant.chat.providers.openai import OpenAIProvider
 from assistant.chat.providers.presets import PRESETS, Preset
 from assistant.errors import ConfigError, ProviderAuthError
+from assistant.settings import Settings
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
+from tests.support.settings import vendor_settings
 
 REQUEST = ChatRequest(
     question="What is late interaction?",
@@ -34,7 +36,7 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 
 def build(name: str, environ: dict[str, str], model: str | None = None) -> OpenAIProvider:
-    provider = provider_from_name(name, model=model, environ=environ)
+    provider = provider_from_name(name, vendor_settings(environ), model=model)
     assert isinstance(provider, OpenAIProvider)
     return provider
 
@@ -59,7 +61,7 @@ def test_every_preset_and_openai_are_available() -> None:
 
 def test_unknown_name_is_a_config_error_listing_the_valid_names() -> None:
     with pytest.raises(ConfigError, match="'gpt'") as caught:
-        provider_from_name("gpt", model=None, environ={})
+        provider_from_name("gpt", vendor_settings(), model=None)
 
     for name in available_providers():
         assert name in str(caught.value)
@@ -130,7 +132,9 @@ def test_preset_without_a_default_model_asks_for_one(name: str) -> None:
 async def test_deepseek_preset_end_to_end(fake: FakeOpenAIServer) -> None:
     fake.script(Stream(("Late interaction ", "scores tokens."), 40, 5))
     environ = {"DEEPSEEK_API_KEY": "ds-key", "DEEPSEEK_BASE_URL": fake.url}
-    provider = provider_from_name("deepseek", model=None, environ=environ, max_output_tokens=64)
+    provider = provider_from_name(
+        "deepseek", vendor_settings(environ), model=None, max_output_tokens=64
+    )
 
     events = await drain(provider)
 
@@ -149,7 +153,8 @@ async def test_local_preset_never_sends_the_openai_key(
     fake: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-stay-with-openai")
-    provider = provider_from_name("ollama", model=None, environ={"OLLAMA_BASE_URL": fake.url})
+    monkeypatch.setenv("OLLAMA_BASE_URL", fake.url)
+    provider = provider_from_name("ollama", Settings(_env_file=None), model=None)  # type: ignore[call-arg]
 
     events = await drain(provider)
 
@@ -170,3 +175,17 @@ def test_importing_the_registry_does_not_import_the_sdk() -> None:
     )
 
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", available_providers())
+def test_every_provider_variable_is_a_setting(name: str) -> None:
+    key_variable, base_url_variable = vendor_variables(name)
+    settings = vendor_settings(
+        {base_url_variable: "http://127.0.0.1:9/v1"}
+        | ({key_variable: "a-key"} if key_variable else {})
+    )
+
+    assert settings.vendor_base_url(base_url_variable) == "http://127.0.0.1:9/v1"
+    if key_variable:
+        key = settings.vendor_key(key_variable)
+        assert key is not None and key.get_secret_value() == "a-key"

@@ -1,123 +1,131 @@
-"""Answer providers by name: OpenAI and the OpenAI-compatible presets.
+"""Answer providers by name: OpenAI, Anthropic, Google and the OpenAI-compatible presets.
 
-``provider_from_name`` builds a provider from its name, the configured model and the vendor's own
-environment variables. Each name maps to a small factory that imports its SDK only when called, so
-importing this package stays light.
+``provider_from_name`` builds a provider from its name, the settings (which hold every vendor's
+key and base URL under the vendor's own variable name) and the assistant's answering options.
+Each name maps to a small factory that imports its SDK only when called, so importing this
+package stays light.
 
 Usage::
 
-    provider = provider_from_name("deepseek", model=None)  # reads DEEPSEEK_API_KEY
+    provider = provider_from_name("deepseek", settings, model=None)  # DEEPSEEK_API_KEY
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from typing import TypedDict, Unpack
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.chat.provider import ChatProvider
+from assistant.chat.providers.options import ProviderOptions, check_limits
 from assistant.chat.providers.presets import PRESETS
 from assistant.errors import ConfigError
 
-__all__ = ["ProviderOptions", "available_providers", "check_limits", "provider_from_name"]
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+
+__all__ = [
+    "ProviderOptions",
+    "available_providers",
+    "check_limits",
+    "provider_from_name",
+    "vendor_variables",
+]
 
 
-class ProviderOptions(TypedDict, total=False):
-    """Settings every provider accepts besides its model and environment."""
-
-    temperature: float | None
-    max_output_tokens: int | None
-    timeout_seconds: float
-    connect_timeout_seconds: float
-    max_retries: int
-
-
-def check_limits(
-    *,
-    max_output_tokens: int | None,
-    timeout_seconds: float,
-    connect_timeout_seconds: float,
-    max_retries: int,
-) -> None:
-    """Refuse limits no request could be made with, naming the value (``ConfigError``)."""
-    if max_output_tokens is not None and max_output_tokens < 1:
-        raise ConfigError(f"max_output_tokens must be at least 1, got {max_output_tokens}")
-    if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
-        raise ConfigError(
-            f"timeouts must be positive, got timeout_seconds={timeout_seconds} and "
-            f"connect_timeout_seconds={connect_timeout_seconds}"
-        )
-    if max_retries < 0:
-        raise ConfigError(f"max_retries must be 0 or more, got {max_retries}")
-
-
-ProviderFactory = Callable[[str | None, Mapping[str, str], ProviderOptions], ChatProvider]
-"""Builds a provider from ``(model, environ, options)``."""
-
-
-def _openai(
-    model: str | None, environ: Mapping[str, str], options: ProviderOptions
-) -> ChatProvider:
+def _openai(options: ProviderOptions) -> ChatProvider:
     from assistant.chat.providers.openai import OpenAIProvider
 
-    return OpenAIProvider.from_env(model, environ, **options)
+    return OpenAIProvider(options)
 
 
-def _anthropic(
-    model: str | None, environ: Mapping[str, str], options: ProviderOptions
-) -> ChatProvider:
+def _anthropic(options: ProviderOptions) -> ChatProvider:
     from assistant.chat.providers.anthropic import AnthropicProvider
 
-    return AnthropicProvider.from_env(model, environ, **options)
+    return AnthropicProvider(options)
 
 
-def _google(
-    model: str | None, environ: Mapping[str, str], options: ProviderOptions
-) -> ChatProvider:
+def _google(options: ProviderOptions) -> ChatProvider:
     from assistant.chat.providers.google import GoogleProvider
 
-    return GoogleProvider.from_env(model, environ, **options)
+    return GoogleProvider(options)
 
 
-def _preset(name: str) -> ProviderFactory:
-    def build(
-        model: str | None, environ: Mapping[str, str], options: ProviderOptions
-    ) -> ChatProvider:
+def _preset(name: str) -> Callable[[ProviderOptions], ChatProvider]:
+    def build(options: ProviderOptions) -> ChatProvider:
         from assistant.chat.providers.openai import OpenAIProvider
 
-        return OpenAIProvider.from_preset(PRESETS[name], model, environ, **options)
+        return OpenAIProvider.from_preset(PRESETS[name], options)
 
     return build
 
 
-_FACTORIES: dict[str, ProviderFactory] = {
-    "openai": _openai,
-    "anthropic": _anthropic,
-    "google": _google,
-    **{name: _preset(name) for name in PRESETS},
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """How to build one provider: the variables of its key and base URL, and the adapter."""
+
+    key_variable: str | None
+    base_url_variable: str
+    build: Callable[[ProviderOptions], ChatProvider]
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "openai": _Entry("OPENAI_API_KEY", "OPENAI_BASE_URL", _openai),
+    "anthropic": _Entry("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", _anthropic),
+    "google": _Entry("GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", _google),
+    **{
+        name: _Entry(preset.key_variable, preset.base_url_variable, _preset(name))
+        for name, preset in PRESETS.items()
+    },
 }
 
 
 def available_providers() -> list[str]:
     """The names ``provider_from_name`` accepts, sorted."""
-    return sorted(_FACTORIES)
+    return sorted(_REGISTRY)
+
+
+def vendor_variables(name: str) -> tuple[str | None, str]:
+    """The variables holding provider ``name``'s key (``None``: it needs none) and base URL."""
+    entry = _entry(name)
+    return entry.key_variable, entry.base_url_variable
 
 
 def provider_from_name(
     name: str,
+    settings: Settings,
     *,
     model: str | None,
-    environ: Mapping[str, str] = os.environ,
-    **options: Unpack[ProviderOptions],
+    temperature: float | None = None,
+    max_output_tokens: int | None = None,
+    timeout_seconds: float = 60.0,
+    connect_timeout_seconds: float = 5.0,
+    max_retries: int = 2,
 ) -> ChatProvider:
     """Build the provider called ``name``; ``model`` ``None`` means the provider's default.
 
-    Raises ``ConfigError`` for an unknown name (listing the valid ones), ``ProviderAuthError``
-    when the provider's key variable is unset.
+    The key and base URL come from ``settings`` (the environment or ``.env``, under the
+    vendor's own variable names). Raises ``ConfigError`` for an unknown name (listing the valid
+    ones), ``ProviderAuthError`` when the provider's key variable is unset.
     """
-    factory = _FACTORIES.get(name)
-    if factory is None:
+    entry = _entry(name)
+    options = ProviderOptions(
+        api_key=settings.vendor_key(entry.key_variable) if entry.key_variable else None,
+        base_url=settings.vendor_base_url(entry.base_url_variable),
+        model=model,
+        temperature=temperature,
+        max_output_tokens=max_output_tokens,
+        timeout_seconds=timeout_seconds,
+        connect_timeout_seconds=connect_timeout_seconds,
+        max_retries=max_retries,
+    )
+    return entry.build(options)
+
+
+def _entry(name: str) -> _Entry:
+    entry = _REGISTRY.get(name)
+    if entry is None:
         raise ConfigError(
             f"Unknown provider {name!r}; choose one of: {', '.join(available_providers())}."
         )
-    return factory(model, environ, options)
+    return entry

@@ -9,7 +9,7 @@ answer and are skipped. Input tokens come from ``message_start``, output tokens 
 Retries (429, 5xx, 529 overloaded, timeouts, connection errors) are the SDK's own, which honour
 ``retry-after``; every SDK failure is translated in ``_map_error``.
 
->>> provider = AnthropicProvider.from_env(environ={"ANTHROPIC_API_KEY": "sk-ant-example"})
+>>> provider = AnthropicProvider(ProviderOptions(api_key="sk-ant-example"))
 >>> provider.model
 'claude-sonnet-5-5'
 """
@@ -17,7 +17,6 @@ Retries (429, 5xx, 529 overloaded, timeouts, connection errors) are the SDK's ow
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -28,7 +27,7 @@ from anthropic.types import MessageParam, RawMessageDeltaEvent, RawMessageStartE
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
-from assistant.chat.providers import check_limits
+from assistant.chat.providers.options import ProviderOptions
 from assistant.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
@@ -85,80 +84,40 @@ _SDK_FAILURES: Final = (anthropic.AnthropicError, httpx2.TransportError, ValueEr
 class AnthropicProvider:
     """Streams answers from a Claude model.
 
-    ``connect_timeout_seconds`` bounds connecting; ``timeout_seconds`` bounds each wait for the
-    next piece of the stream, not the whole answer. ``max_retries`` is how many times the SDK
-    retries a failed request before the error is raised. ``temperature`` is sent only when
-    given: current Claude models accept only their default sampling, older ones honour it.
+    ``options.timeout_seconds`` bounds each wait for the next piece of the stream, not the whole
+    answer; ``options.max_retries`` is how many times the SDK retries a failed request before
+    the error is raised. ``temperature`` is sent only when given: current Claude models accept
+    only their default sampling, older ones honour it. Without ``max_output_tokens`` the answer
+    may use 4096 tokens.
 
-    >>> provider = AnthropicProvider(api_key="sk-ant-example", model="claude-haiku-5-5")
+    >>> options = ProviderOptions(api_key="sk-ant-example", model="claude-haiku-5-5")
+    >>> provider = AnthropicProvider(options)
     >>> provider.name, provider.model
     ('anthropic', 'claude-haiku-5-5')
     """
 
     name = "anthropic"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        model: str = DEFAULT_ANTHROPIC_MODEL,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-    ) -> None:
+    def __init__(self, options: ProviderOptions) -> None:
+        api_key = options.key()
         if not api_key:
             raise ProviderAuthError(
                 f"no Anthropic API key: set {API_KEY_VARIABLE} (or pass api_key) to a key from "
                 "https://platform.claude.com/settings/keys"
             )
-        check_limits(
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
-        )
-        self.model = model
-        self.temperature = temperature
-        self.max_output_tokens = max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
-        self.max_retries = max_retries
+        self.model = options.model or DEFAULT_ANTHROPIC_MODEL
+        self.temperature = options.temperature
+        self.max_output_tokens = options.max_output_tokens or _DEFAULT_MAX_OUTPUT_TOKENS
+        self.max_retries = options.max_retries
         # The base URL is always passed so the SDK never falls back to reading the process
         # environment behind the caller's back.
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
-            base_url=base_url or _DEFAULT_BASE_URL,
-            timeout=anthropic.Timeout(timeout_seconds, connect=connect_timeout_seconds),
-            max_retries=max_retries,
-        )
-
-    @classmethod
-    def from_env(
-        cls,
-        model: str | None = None,
-        environ: Mapping[str, str] = os.environ,
-        *,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-    ) -> AnthropicProvider:
-        """Build a provider from ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``.
-
-        ``model`` ``None`` means ``DEFAULT_ANTHROPIC_MODEL``. Raises ``ProviderAuthError``
-        naming the variable when the key is unset or empty.
-        """
-        return cls(
-            api_key=environ.get(API_KEY_VARIABLE),
-            base_url=environ.get(BASE_URL_VARIABLE) or None,
-            model=model or DEFAULT_ANTHROPIC_MODEL,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
+            base_url=options.base_url or _DEFAULT_BASE_URL,
+            timeout=anthropic.Timeout(
+                options.timeout_seconds, connect=options.connect_timeout_seconds
+            ),
+            max_retries=options.max_retries,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

@@ -14,7 +14,7 @@ Retries use the SDK's ``HttpRetryOptions`` (408, 429 and 5xx, timeouts, connecti
 exponential backoff; the SDK does not read ``retry-after``. Every SDK failure is translated in
 ``_map_error``.
 
->>> provider = GoogleProvider.from_env(environ={"GEMINI_API_KEY": "AIza-example"})
+>>> provider = GoogleProvider(ProviderOptions(api_key="AIza-example"))
 >>> provider.model
 'gemini-3.8-flash'
 """
@@ -22,8 +22,7 @@ exponential backoff; the SDK does not read ``retry-after``. Every SDK failure is
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -35,7 +34,7 @@ from google.genai import types as genai_types
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
-from assistant.chat.providers import check_limits
+from assistant.chat.providers.options import ProviderOptions
 from assistant.errors import (
     ConfigError,
     ProviderAuthError,
@@ -93,13 +92,14 @@ _opened_responses: ContextVar[list[httpx2.Response] | None] = ContextVar(
 class GoogleProvider:
     """Streams answers from a Gemini model.
 
-    ``connect_timeout_seconds`` bounds connecting; ``timeout_seconds`` bounds each wait for the
-    next chunk of the stream, not the whole answer. ``max_retries`` is how many times the SDK
+    ``options.timeout_seconds`` bounds each wait for the next chunk of the stream, not the whole
+    answer. ``options.max_retries`` is how many times the SDK
     retries a failed request, waiting ``retry_initial_delay_seconds`` (plus as much jitter)
     before the first retry and doubling after. The provider keeps one HTTP connection pool: use
     it from one event loop.
 
-    >>> provider = GoogleProvider(api_key="AIza-example", model="gemini-3.5-flash-lite")
+    >>> options = ProviderOptions(api_key="AIza-example", model="gemini-3.5-flash-lite")
+    >>> provider = GoogleProvider(options)
     >>> provider.name, provider.model
     ('google', 'gemini-3.5-flash-lite')
     """
@@ -107,85 +107,42 @@ class GoogleProvider:
     name = "google"
 
     def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None = None,
-        model: str = DEFAULT_GOOGLE_MODEL,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-        retry_initial_delay_seconds: float = 1.0,
+        self, options: ProviderOptions, *, retry_initial_delay_seconds: float = 1.0
     ) -> None:
+        api_key = options.key()
         if not api_key:
             raise ProviderAuthError(
                 f"no Gemini API key: {_KEY_HINT}, or pass api_key, to a key from "
                 "https://aistudio.google.com/apikey"
             )
-        check_limits(
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
-        )
         if retry_initial_delay_seconds < 0:
             raise ConfigError(
                 f"retry_initial_delay_seconds must be 0 or more, got {retry_initial_delay_seconds}"
             )
-        self.model = model
-        self.temperature = temperature
-        self.max_output_tokens = max_output_tokens
-        self.max_retries = max_retries
+        self.model = options.model or DEFAULT_GOOGLE_MODEL
+        self.temperature = options.temperature
+        self.max_output_tokens = options.max_output_tokens
+        self.max_retries = options.max_retries
         self._http_client = _GeminiHttpClient(
-            timeout=httpx2.Timeout(timeout_seconds, connect=connect_timeout_seconds)
+            timeout=httpx2.Timeout(options.timeout_seconds, connect=options.connect_timeout_seconds)
         )
         # ``vertexai=False`` and an explicit base URL keep the SDK from switching backend or
         # endpoint on GOOGLE_GENAI_USE_VERTEXAI or GOOGLE_GEMINI_BASE_URL in the process
-        # environment; ``from_env`` reads the caller's mapping instead.
+        # environment; the settings read those variables instead.
         self._client = genai.Client(
             vertexai=False,
             api_key=api_key,
             http_options=genai_types.HttpOptions(
-                base_url=base_url or _DEFAULT_BASE_URL,
+                base_url=options.base_url or _DEFAULT_BASE_URL,
                 # The SDK adds up to ``jitter`` seconds to every wait; scaled with the first
                 # delay, the default of 1.0 is the SDK's own.
                 retry_options=genai_types.HttpRetryOptions(
-                    attempts=max_retries + 1,
+                    attempts=options.max_retries + 1,
                     initial_delay=retry_initial_delay_seconds,
                     jitter=retry_initial_delay_seconds,
                 ),
                 httpx_async_client=self._http_client,
             ),
-        )
-
-    @classmethod
-    def from_env(
-        cls,
-        model: str | None = None,
-        environ: Mapping[str, str] = os.environ,
-        *,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-    ) -> GoogleProvider:
-        """Build a provider from ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) and the base URL.
-
-        ``model`` ``None`` means ``DEFAULT_GOOGLE_MODEL``. Raises ``ProviderAuthError`` naming
-        the variables when no key is set.
-        """
-        return cls(
-            api_key=next((environ[v] for v in API_KEY_VARIABLES if environ.get(v)), None),
-            base_url=environ.get(BASE_URL_VARIABLE) or None,
-            model=model or DEFAULT_GOOGLE_MODEL,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

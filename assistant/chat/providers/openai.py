@@ -8,7 +8,7 @@ assistant's ``ProviderError`` tree in one place, ``_map_error``.
 
 Usage::
 
-    provider = OpenAIProvider.from_env()  # OPENAI_API_KEY, OPENAI_BASE_URL
+    provider = OpenAIProvider(ProviderOptions(api_key=key))  # or provider_from_name("openai", ...)
     async for event in provider.stream(request):
         ...
     await provider.aclose()
@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import openai
@@ -28,6 +27,7 @@ from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 
 from assistant.chat.events import DoneEvent, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, Message, ProviderEvent
+from assistant.chat.providers.options import ProviderOptions
 from assistant.chat.providers.presets import Preset, TokenLimitParameter
 from assistant.errors import (
     ConfigError,
@@ -47,7 +47,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gpt-4o-mini"
-"""The model ``OpenAIProvider.from_env`` uses when none is configured."""
+"""The model ``OpenAIProvider`` uses when none is configured."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """OpenAI's API root, used when ``OPENAI_BASE_URL`` is unset."""
@@ -70,111 +70,71 @@ class _Endpoint:
 class OpenAIProvider:
     """Streams answers from an OpenAI Chat Completions endpoint.
 
-    ``api_key`` is required unless ``key_variable`` is ``None`` (a local server); a missing key
-    raises ``ProviderAuthError`` naming ``key_variable``. ``timeout_seconds`` bounds each read (the
-    wait for the next chunk) and ``connect_timeout_seconds`` the connection. ``name`` is the
+    ``options.api_key`` is required unless ``key_variable`` is ``None`` (a local server); a
+    missing key raises ``ProviderAuthError`` naming ``key_variable``. ``options.timeout_seconds``
+    bounds each read (the wait for the next chunk). ``name`` is the
     provider's name in ``DoneEvent.provider`` (``"openai"`` or a preset's name).
     ``token_limit_parameter`` is the request field that carries ``max_output_tokens``.
     """
 
     def __init__(
         self,
+        options: ProviderOptions,
         *,
-        api_key: str | None,
-        base_url: str | None = None,
-        model: str = DEFAULT_MODEL,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
         name: str = "openai",
         key_variable: str | None = "OPENAI_API_KEY",
         token_limit_parameter: TokenLimitParameter = "max_completion_tokens",
     ) -> None:
+        api_key = options.key()
         if not api_key and key_variable is not None:
             raise ProviderAuthError(
                 f"No API key for the {name} provider: set {key_variable} to your API key."
             )
+        model = options.model or (DEFAULT_MODEL if name == "openai" else None)
         if not model:
             raise ConfigError(f"No model for the {name} provider: set ASSISTANT_MODEL.")
         self.name = name
         self.model = model
-        self.base_url = base_url or DEFAULT_BASE_URL
+        self.base_url = options.base_url or DEFAULT_BASE_URL
         self.key_variable = key_variable
-        self._temperature = temperature
-        self._max_output_tokens = max_output_tokens
+        self.max_retries = options.max_retries
+        self._temperature = options.temperature
+        self._max_output_tokens = options.max_output_tokens
         self._token_limit_parameter = token_limit_parameter
-        self._endpoint = _Endpoint(name, self.base_url, key_variable, timeout_seconds)
+        self._endpoint = _Endpoint(name, self.base_url, key_variable, options.timeout_seconds)
         self._client = openai.AsyncOpenAI(
             api_key=api_key or _UNUSED_KEY,
             base_url=self.base_url,
-            timeout=openai.Timeout(timeout_seconds, connect=connect_timeout_seconds),
-            max_retries=max_retries,
+            timeout=openai.Timeout(
+                options.timeout_seconds, connect=options.connect_timeout_seconds
+            ),
+            max_retries=options.max_retries,
         )
 
     @classmethod
-    def from_env(
-        cls,
-        model: str | None = None,
-        environ: Mapping[str, str] = os.environ,
-        *,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-    ) -> OpenAIProvider:
-        """Build the OpenAI provider from ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``.
+    def from_preset(cls, preset: Preset, options: ProviderOptions) -> OpenAIProvider:
+        """Build a provider for an OpenAI-compatible preset.
 
-        Raises ``ProviderAuthError`` when ``OPENAI_API_KEY`` is unset or empty.
+        ``options.base_url`` (from the preset's base-URL variable) overrides the preset's URL
+        and ``options.model`` its default model. Raises ``ProviderAuthError`` when the preset
+        needs a key and ``options`` has none, and ``ConfigError`` when the preset has no
+        default model and none is given.
         """
-        return cls(
-            api_key=environ.get("OPENAI_API_KEY"),
-            base_url=environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
-            model=model or DEFAULT_MODEL,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
-        )
-
-    @classmethod
-    def from_preset(
-        cls,
-        preset: Preset,
-        model: str | None = None,
-        environ: Mapping[str, str] = os.environ,
-        *,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        timeout_seconds: float = 60.0,
-        connect_timeout_seconds: float = 5.0,
-        max_retries: int = 2,
-    ) -> OpenAIProvider:
-        """Build a provider for an OpenAI-compatible preset from the preset's own variables.
-
-        The key comes from ``preset.key_variable``; ``preset.base_url_variable`` overrides the
-        base URL. Raises ``ProviderAuthError`` when the key is missing and ``ConfigError`` when
-        the preset has no default model and none is given.
-        """
-        chosen_model = model or preset.default_model
+        chosen_model = options.model or preset.default_model
         if not chosen_model:
             raise ConfigError(
                 f"The {preset.name} preset has no default model: set ASSISTANT_MODEL to the "
                 "name of the model the server serves."
             )
-        api_key = environ.get(preset.key_variable) if preset.key_variable else None
         return cls(
-            api_key=api_key,
-            base_url=environ.get(preset.base_url_variable) or preset.base_url,
-            model=chosen_model,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            timeout_seconds=timeout_seconds,
-            connect_timeout_seconds=connect_timeout_seconds,
-            max_retries=max_retries,
+            options.model_copy(
+                update={
+                    "model": chosen_model,
+                    "base_url": options.base_url or preset.base_url,
+                    # A local server needs no key; one configured for another vendor never goes.
+                    "api_key": options.api_key if preset.key_variable else None,
+                }
+            ),
             name=preset.name,
             key_variable=preset.key_variable,
             token_limit_parameter=preset.token_limit_parameter,
