@@ -84,9 +84,14 @@ class Drop:
 
 @dataclass(frozen=True)
 class Trickle:
-    """Send a delta every ``interval_seconds`` until the client goes away (or the server stops)."""
+    """Send a delta every ``interval_seconds`` until the client goes away (or the server stops).
+
+    With ``deltas``, those are sent first and then only SSE comments (keep-alives), so the
+    client sees exactly ``deltas`` while the stream stays open.
+    """
 
     interval_seconds: float = 0.02
+    deltas: tuple[str, ...] = ()
 
 
 Behaviour = Stream | Fail | Stall | Raw | Drop | Trickle
@@ -192,9 +197,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self._start_stream()
+            if behaviour.deltas:
+                self._send_deltas(model, behaviour.deltas)
             deadline = time.monotonic() + 30
             while not self.state.stopping.is_set() and time.monotonic() < deadline:
-                self._send(_delta(model, {"content": "tick "}))
+                if behaviour.deltas:
+                    self._send(b": keep-alive\n\n")
+                else:
+                    self._send(_delta(model, {"content": "tick "}))
                 time.sleep(behaviour.interval_seconds)
 
     def _fail(self, failure: Fail) -> None:
