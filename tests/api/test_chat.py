@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from assistant.api.sse import encode_stream, first_event, sse_response
 from assistant.chat.events import DoneEvent, SourcesEvent, StreamEvent, TextDelta, Usage
@@ -264,9 +265,13 @@ def test_search_ranks_passages_like_the_cli(chat: Chat, client: httpx.Client) ->
 def _use_fake_openai(
     chat: Chat, fake: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
-    chat.server.core.configure("llm", answering={"provider": "openai", "model": model})
+    # The server's settings were read at start-up, so the key goes into them, as a .env would.
+    del monkeypatch
+    core = chat.server.core
+    core.settings = core.settings.model_copy(
+        update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": fake.url}
+    )
+    core.configure("llm", answering={"provider": "openai", "model": model})
 
 
 def test_a_provider_failing_mid_answer_ends_the_stream_with_an_error_event(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from pydantic import SecretStr
 
 from tests.api.conftest import ApiServer
 from tests.chat.fake_openai import Drop, FakeOpenAIServer
@@ -149,8 +150,11 @@ def test_a_provider_failing_mid_stream_raises_in_the_client(
     api_server: ApiServer, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeOpenAIServer() as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        # The server's settings were read at start-up, so the key goes into them.
+        core = api_server.core
+        core.settings = core.settings.model_copy(
+            update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": fake.url}
+        )
         api_server.core.configure("other", answering={"provider": "openai", "model": "gpt-drop"})
         fake.script(Drop(("Refunds are ",)))
         try:

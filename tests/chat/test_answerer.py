@@ -14,6 +14,7 @@ import pytest
 from assistant.chat.answerer import Answerer, citations_from_markers, drain
 from assistant.chat.events import ErrorEvent, Source, TextDelta
 from assistant.chat.extractive import ExtractiveProvider
+from assistant.chat.providers import ProviderOptions
 from assistant.chat.providers.openai import OpenAIProvider
 from assistant.core import Assistant
 from assistant.knowledge.encoder import TransformerEncoder
@@ -29,7 +30,7 @@ def fake() -> Iterator[FakeOpenAIServer]:
 @pytest.fixture
 async def openai_provider(fake: FakeOpenAIServer) -> AsyncIterator[OpenAIProvider]:
     provider = OpenAIProvider(
-        api_key="sk-test", base_url=fake.url, max_retries=0, timeout_seconds=5.0
+        ProviderOptions(api_key="sk-test", base_url=fake.url, max_retries=0, timeout_seconds=5.0)
     )
     yield provider
     await provider.aclose()

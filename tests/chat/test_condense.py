@@ -17,6 +17,7 @@ from assistant.chat.condense import (
 )
 from assistant.chat.history import HistoryTurn
 from assistant.chat.prompts import PromptLibrary
+from assistant.chat.providers import ProviderOptions
 from assistant.chat.providers.openai import OpenAIProvider
 from assistant.core import Assistant
 from tests.chat.fake_openai import Fail, FakeOpenAIServer, Stream
@@ -172,11 +173,13 @@ def fake() -> Iterator[FakeOpenAIServer]:
 @pytest.fixture
 async def provider(fake: FakeOpenAIServer) -> AsyncIterator[OpenAIProvider]:
     built = OpenAIProvider(
-        api_key=API_KEY,
-        base_url=fake.url,
-        max_retries=0,
-        timeout_seconds=5.0,
-        connect_timeout_seconds=2.0,
+        ProviderOptions(
+            api_key=API_KEY,
+            base_url=fake.url,
+            max_retries=0,
+            timeout_seconds=5.0,
+            connect_timeout_seconds=2.0,
+        )
     )
     yield built
     await built.aclose()
