@@ -1,0 +1,37 @@
+// Building elements without HTML strings: text is always a text node.
+
+/** A new ``tag`` with attributes and children; strings become text nodes. */
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string> = {},
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+/** ``url`` when it is an absolute http(s) link, else ``null`` (javascript:, data:, paths…). */
+export function webLink(url: string): string | null {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A link opening in a new tab without access to this page, or plain text for other URLs. */
+export function safeAnchor(url: string, ...children: Array<Node | string>): HTMLElement {
+  const href = webLink(url);
+  if (href === null) return h("span", {}, ...children);
+  return h("a", { href, target: "_blank", rel: "noopener noreferrer" }, ...children);
+}
+
+/** A stylesheet for ``adoptedStyleSheets`` (no <style> element, so a strict CSP allows it). */
+export function sheet(css: string): CSSStyleSheet {
+  const result = new CSSStyleSheet();
+  result.replaceSync(css);
+  return result;
+}
