@@ -54,6 +54,12 @@ class BrandConfig(_Strict):
     )
     logo_url: HttpUrl | None = None
     primary_colour: str = "#2563eb"
+    """The widget's colour; the widget darkens or lightens it where text on it would fail
+    WCAG AA contrast."""
+    position: Literal["bottom-right", "bottom-left"] = "bottom-right"
+    """Corner of the page where the widget's launcher sits."""
+    z_index: int = Field(default=2147483000, ge=0, le=2147483647)
+    """Stacking order of the widget on the host page."""
 
     @field_validator("primary_colour")
     @classmethod

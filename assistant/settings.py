@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     provider: str = "extractive"
     model: str | None = None
     admin_key: SecretStr | None = None
+    # Signs widget visitor tokens; unset: a random key made once and kept in the database.
+    secret_key: SecretStr | None = None
     prompts_dir: Path | None = None
 
     # Models: a packaged model name, a hub id or a local path.
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
         "chroma_url",
         "redis_url",
         "admin_key",
+        "secret_key",
         "prompts_dir",
         "model",
         "late_interaction_model",

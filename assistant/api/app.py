@@ -39,12 +39,13 @@ from assistant.api.routes import (
     assistants,
     chat,
     conversations,
-    demo,
     health,
     openai_compat,
     sources,
+    widget,
 )
 from assistant.api.schemas import ASSISTANT_NAME_PATTERN
+from assistant.api.visitors import TOKEN_HEADER, VisitorTokenMiddleware
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.jobs.queue import open_job_queue
@@ -67,10 +68,12 @@ _ASSISTANT_PATH = re.compile(r"^/api/assistants/([^/]+)/")
 _NAME = re.compile(ASSISTANT_NAME_PATTERN)
 _PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": f"Authorization, Content-Type, Last-Event-ID, {VISITOR_HEADER}",
+    "Access-Control-Allow-Headers": (
+        f"Authorization, Content-Type, Last-Event-ID, {VISITOR_HEADER}, {TOKEN_HEADER}"
+    ),
     "Access-Control-Max-Age": "600",
 }
-_EXPOSED_HEADERS = "Retry-After, Content-Disposition"
+_EXPOSED_HEADERS = f"Retry-After, Content-Disposition, {TOKEN_HEADER}"
 
 _OriginLookup = Callable[[str], Awaitable[list[str]]]
 
@@ -203,7 +206,8 @@ class AssistantCorsMiddleware:
 def _include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(assistants.router)
-    app.include_router(demo.router)
+    app.include_router(widget.router)
+    app.include_router(widget.pages)
     app.include_router(chat.router)
     app.include_router(conversations.router)
     app.include_router(openai_compat.router)
@@ -283,7 +287,9 @@ def create_app(settings: Settings, *, core: Assistant | None = None) -> FastAPI:
     # add_middleware wraps: the last added runs first.
     app.add_middleware(BodyLimitMiddleware, max_body_size=MAX_JSON_BODY_BYTES)
     app.add_middleware(ProblemGuardMiddleware)
+    app.add_middleware(VisitorTokenMiddleware)
     app.add_middleware(AssistantCorsMiddleware, allowed_origins=allowed_origins)
+    app.add_middleware(widget.PublicAssetsCorsMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _include_routers(app)
     return app

@@ -18,7 +18,8 @@ Every request names its key as ``Authorization: Bearer <key>``. The rules, in or
    forge it, which is why public keys are rate-limited per visitor and can do nothing else.
 
 Then the limits: each ``sk_`` / ``pk_`` key gets ``limits.requests_per_minute``; requests with a
-public key are also counted per visitor (client address + ``X-Visitor-Id`` header) against
+public key are also counted per visitor (client address + the server-signed visitor token, see
+``assistant.api.visitors``; the client-chosen ``X-Visitor-Id`` is ignored for them) against
 ``limits.visitor_requests_per_minute``. The admin key is not limited. The caller is stored in
 ``request.state.caller`` for the routers, logs and metrics.
 """
@@ -38,6 +39,7 @@ from assistant.api.keys import ApiKey, KeyStore
 from assistant.api.metrics import metrics_of
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.schemas import ASSISTANT_NAME_PATTERN
+from assistant.api.visitors import resolve_visitor
 from assistant.assistants import AssistantConfig
 from assistant.core import Assistant
 from assistant.errors import (
@@ -235,12 +237,8 @@ async def authenticate_chat(request: Request, name: str) -> Caller:
             )
     if key.kind == "public":
         # The visitor first: one visitor's refused requests do not spend the whole site's budget.
-        client = request.client.host if request.client else ""
-        await _limit(
-            request,
-            "visitor",
-            (name, client, caller.visitor or ""),
-            config.limits.visitor_requests_per_minute,
-        )
+        # The visitor is the one the server-signed token names, never a client-chosen id.
+        caller, identity = await resolve_visitor(request, name, caller)
+        await _limit(request, "visitor", identity, config.limits.visitor_requests_per_minute)
     await _limit(request, "key", (key.id,), config.limits.requests_per_minute)
     return _remember(request, caller)

@@ -113,6 +113,12 @@ class WidgetPublic(BaseModel):
     suggested_questions: list[str]
     logo_url: str | None
     primary_colour: str
+    """The brand colour, adjusted where needed so that ``on_primary_colour`` text on it meets
+    WCAG AA (4.5:1)."""
+    on_primary_colour: str = "#ffffff"
+    position: Literal["bottom-right", "bottom-left"] = "bottom-right"
+    z_index: int = 2147483000
+    language: str = "auto"
 
 
 class HealthPublic(BaseModel):

@@ -12,6 +12,7 @@ from assistant.database.models import (
     ConversationRow,
     FeedbackRow,
     JobRow,
+    ServerSecretRow,
     TurnRow,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "Database",
     "FeedbackRow",
     "JobRow",
+    "ServerSecretRow",
     "TurnRow",
     "database_url",
 ]

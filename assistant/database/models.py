@@ -22,6 +22,7 @@ __all__ = [
     "ConversationRow",
     "FeedbackRow",
     "JobRow",
+    "ServerSecretRow",
     "TurnRow",
     "new_id",
     "utcnow",
@@ -187,3 +188,16 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class ServerSecretRow(Base):
+    """A secret the server generated once (e.g. the key that signs widget visitor tokens).
+
+    Kept in the database so that every replica of the API signs and checks with the same one.
+    """
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from assistant.api import create_app
+from assistant.api.visitors import VisitorTokens, load_secret
 from assistant.assistants import AssistantConfig, BrandConfig
 from assistant.core import Assistant
 from assistant.knowledge.encoder import TransformerEncoder
@@ -99,6 +100,11 @@ class ApiServer:
             response = client.post("/api/assistants", json={"name": name, "config": config})
         assert response.status_code == 201, response.text
         return name
+
+    def visitor_token(self, name: str) -> str:
+        """A widget visitor token of assistant ``name``, signed as the server signs them."""
+        secret = load_secret(self.app.state.settings, self.core.database)
+        return VisitorTokens(secret).issue(name)[1]
 
     def create_key(self, name: str, kind: str = "secret") -> str:
         """Make a key for assistant ``name`` through the API; returns the key."""

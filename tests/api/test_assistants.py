@@ -142,6 +142,10 @@ def test_the_widget_shows_the_brand(server: ApiServer) -> None:
         "suggested_questions": ["Where is my order?"],
         "logo_url": "https://cdn.example.com/logo.png",
         "primary_colour": "#112233",
+        "on_primary_colour": "#ffffff",
+        "position": "bottom-right",
+        "z_index": 2147483000,
+        "language": "auto",
     }
 
 

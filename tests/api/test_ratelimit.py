@@ -46,13 +46,16 @@ def test_widget_visitors_are_limited_one_by_one(api_server: ApiServer) -> None:
     public = api_server.create_key(name, "public")
     with api_server.client(public, Origin=SHOP) as client:
         path = f"/api/assistants/{name}/widget"
-        assert client.get(path, headers={"X-Visitor-Id": "anna"}).status_code == 200
-        refused = client.get(path, headers={"X-Visitor-Id": "anna"})
+        # Visitors are named by the tokens the server signs (X-Visitor-Id is the client's).
+        anna = {"X-Visitor-Token": api_server.visitor_token(name)}
+        ben = {"X-Visitor-Token": api_server.visitor_token(name)}
+        assert client.get(path, headers=anna).status_code == 200
+        refused = client.get(path, headers=anna)
         assert_problem(refused, 429, "rate_limited")
         # The widget can read the refusal and when to retry.
         assert refused.headers["access-control-allow-origin"] == SHOP
         assert "Retry-After" in refused.headers["access-control-expose-headers"]
-        assert client.get(path, headers={"X-Visitor-Id": "ben"}).status_code == 200
+        assert client.get(path, headers=ben).status_code == 200
 
 
 def test_the_key_budget_is_the_sum_of_its_visitors(api_server: ApiServer) -> None:
@@ -63,9 +66,10 @@ def test_the_key_budget_is_the_sum_of_its_visitors(api_server: ApiServer) -> Non
     public = api_server.create_key(name, "public")
     with api_server.client(public, Origin=SHOP) as client:
         path = f"/api/assistants/{name}/widget"
-        for visitor in ("anna", "ben"):
-            assert client.get(path, headers={"X-Visitor-Id": visitor}).status_code == 200
-        assert_problem(client.get(path, headers={"X-Visitor-Id": "carl"}), 429, "rate_limited")
+        anna, ben, carl = ({"X-Visitor-Token": api_server.visitor_token(name)} for _ in range(3))
+        for visitor in (anna, ben):
+            assert client.get(path, headers=visitor).status_code == 200
+        assert_problem(client.get(path, headers=carl), 429, "rate_limited")
 
 
 def test_storage_uris_keep_the_password() -> None:

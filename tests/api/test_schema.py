@@ -71,8 +71,11 @@ UNDOCUMENTED_ROUTES = {
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("GET", "/"),
-    ("GET", "/demo.js"),
-    ("GET", "/demo.css"),
+    ("GET", "/a/{name}"),
+    ("GET", "/page.css"),
+    ("GET", "/widget.js"),
+    ("GET", "/widget.mjs"),
+    ("GET", "/widget/{file}"),
 }
 PUBLIC_OPERATIONS = {"GET /healthz", "GET /readyz"}
 # Errors particular to one operation, beyond those every operation of its kind declares.

@@ -14,7 +14,7 @@ import shutil
 from fastapi import APIRouter, Response, status
 from sqlalchemy import delete, select
 
-from assistant.api.deps import AdminAccess, ChatAccess, CoreDep, ManageAccess
+from assistant.api.deps import AdminAccess, CoreDep, ManageAccess
 from assistant.api.keys import ApiKey, KeyStore
 from assistant.api.problems import error_responses
 from assistant.api.schemas import (
@@ -26,7 +26,6 @@ from assistant.api.schemas import (
     KeyCreated,
     KeyList,
     KeyPublic,
-    WidgetPublic,
 )
 from assistant.assistants import AssistantConfig
 from assistant.core import Assistant
@@ -41,7 +40,7 @@ from assistant.database.models import (
 from assistant.errors import ConflictError, NotFoundError
 from assistant.knowledge.vector_store import ChromaStore
 
-__all__ = ["delete_assistant", "router"]
+__all__ = ["delete_assistant", "require_assistant", "router"]
 
 # Every route authenticates, and reads the application database.
 router = APIRouter(
@@ -58,7 +57,8 @@ def _exists(core: Assistant, name: str) -> bool:
     return core.registry.exists(name) or name in core.knowledge_bases()
 
 
-def _require(core: Assistant, name: str) -> None:
+def require_assistant(core: Assistant, name: str) -> None:
+    """Raise ``NotFoundError`` unless assistant ``name`` exists."""
     if not _exists(core, name):
         raise NotFoundError(f"no assistant named {name!r}; create it with POST /api/assistants")
 
@@ -143,7 +143,7 @@ def list_assistants(core: CoreDep, caller: AdminAccess) -> AssistantList:
 @router.get("/{name}", response_model=AssistantPublic, responses=_NAMED_LIMITED)
 def get_assistant(name: str, core: CoreDep, caller: ManageAccess) -> AssistantPublic:
     """One assistant's settings (admin, or its secret key)."""
-    _require(core, name)
+    require_assistant(core, name)
     return _read(core, name)
 
 
@@ -152,7 +152,7 @@ def update_assistant(
     name: str, body: AssistantUpdate, core: CoreDep, caller: AdminAccess
 ) -> AssistantPublic:
     """Change settings by section; fields left out keep their values (admin)."""
-    _require(core, name)
+    require_assistant(core, name)
     changes = body.model_dump(exclude_none=True)
     if changes:
         core.configure(name, **changes)
@@ -162,7 +162,7 @@ def update_assistant(
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NAMED)
 def remove_assistant(name: str, core: CoreDep, caller: AdminAccess) -> Response:
     """Delete an assistant with its knowledge base, keys, conversations and jobs (admin)."""
-    _require(core, name)
+    require_assistant(core, name)
     delete_assistant(core, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -175,7 +175,7 @@ def remove_assistant(name: str, core: CoreDep, caller: AdminAccess) -> Response:
 )
 def create_key(name: str, body: KeyCreate, core: CoreDep, caller: AdminAccess) -> KeyCreated:
     """Make a key for the assistant; the key is in this answer only (admin)."""
-    _require(core, name)
+    require_assistant(core, name)
     key, plaintext = KeyStore(core.database).create(name, body.kind, body.label)
     return KeyCreated(**_key_public(key).model_dump(), key=plaintext)
 
@@ -183,7 +183,7 @@ def create_key(name: str, body: KeyCreate, core: CoreDep, caller: AdminAccess) -
 @router.get("/{name}/keys", response_model=KeyList, responses=_NAMED)
 def list_keys(name: str, core: CoreDep, caller: AdminAccess) -> KeyList:
     """The assistant's keys without their secret part, revoked ones included (admin)."""
-    _require(core, name)
+    require_assistant(core, name)
     return KeyList(keys=[_key_public(key) for key in KeyStore(core.database).list(name)])
 
 
@@ -192,18 +192,3 @@ def revoke_key(name: str, key_id: str, core: CoreDep, caller: AdminAccess) -> Re
     """Revoke one of the assistant's keys; it is refused from the next request on (admin)."""
     KeyStore(core.database).revoke(name, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/{name}/widget", response_model=WidgetPublic, responses=_NAMED_LIMITED)
-def widget(name: str, core: CoreDep, caller: ChatAccess) -> WidgetPublic:
-    """What the website widget shows: name, greeting, suggested questions, logo, colour."""
-    _require(core, name)
-    brand = core.config(name).brand
-    return WidgetPublic(
-        name=name,
-        display_name=brand.display_name or name,
-        greeting=brand.greeting,
-        suggested_questions=brand.suggested_questions,
-        logo_url=str(brand.logo_url) if brand.logo_url else None,
-        primary_colour=brand.primary_colour,
-    )

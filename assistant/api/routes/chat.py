@@ -10,6 +10,7 @@ With ``"stream": false`` the same stream is drained into one ``AnswerPublic``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -28,7 +29,15 @@ from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
 from assistant.api.metrics import observed
 from assistant.api.problems import error_responses
 from assistant.api.sse import encode_stream, first_event, sse_response
+from assistant.api.visitors import (
+    check_conversation,
+    public_events,
+    tokens_of,
+    without_turn_ids,
+)
 from assistant.chat.answerer import drain
+from assistant.chat.events import StreamEvent
+from assistant.errors import NotFoundError
 
 __all__ = ["router"]
 
@@ -73,6 +82,8 @@ async def chat(
 
     The widget's public key may chat only from the assistant's allowed origins.
     """
+    if body.conversation_id is not None:
+        await run_in_threadpool(check_conversation, core, name, body.conversation_id, caller)
     stream = core.stream(
         body.message,
         kb=name,
@@ -81,9 +92,13 @@ async def chat(
         visitor=caller.visitor or body.visitor,
         remember=body.remember,
     )
-    events = observed(request, name, stream)
+    events: AsyncIterator[StreamEvent] = observed(request, name, stream)
     if not body.stream:
+        if caller.kind == "public":
+            events = without_turn_ids(events)
         return AnswerPublic.model_validate(await drain(body.message, events))
+    # Turn references let the widget rate turns; a public key never sees turn ids.
+    events = public_events(events, await tokens_of(request), name, caller)
     first = await first_event(events)
     return sse_response(encode_stream(first, events))
 
@@ -96,7 +111,13 @@ async def feedback(
     caller: ChatAccess,
     core: CoreDep,
 ) -> Response:
-    """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment."""
+    """Record thumbs up (``1``) or down (``-1``) on a turn, with an optional comment.
+
+    Public keys rate turns by their reference instead (``POST .../widget/feedback``), so that
+    sequential turn ids cannot be rated from a web page.
+    """
+    if caller.kind == "public":
+        raise NotFoundError(f"no turn {turn_id} for assistant {name!r}")
     await run_in_threadpool(core.feedback, turn_id, body.rating, body.comment, kb=name)
     return Response(status_code=204)
 
