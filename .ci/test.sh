@@ -10,6 +10,9 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 [ -d /usr/share/doc/python3.11/html ] || need_apt+=(python3.11-doc)
+# The widget's browser tests drive Debian's chromium; npm builds the widget at install.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"

@@ -40,6 +40,6 @@ class WidgetFeedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    turn: str = Field(min_length=3, max_length=80)
+    turn: str = Field(min_length=1, max_length=80)
     rating: Literal[1, -1]
     comment: str = Field(default="", max_length=2000)
