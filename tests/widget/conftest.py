@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import admin_key, api_server, harbor  # noqa: F401
+from tests.api.conftest import admin_key, api_server, harbor, make_api_server  # noqa: F401
 from tests.support.servers import free_loopback_port
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

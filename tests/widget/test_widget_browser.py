@@ -5,13 +5,13 @@ keyboard only; payloads in pages and model output stay text; axe-core finds no v
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import ApiServer
+from tests.api.conftest import HELP_CENTRE_PAGES, ApiServer
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
 from tests.widget.conftest import HostSite
 
@@ -289,3 +289,19 @@ def test_keyboard_only_and_axe_on_the_open_panel(
         assert small.evaluate("getComputedStyle(document.body).overflow") != "hidden"
     finally:
         phone.close()
+
+
+def test_the_full_page_of_a_keyless_loopback_server_answers_with_sources(
+    page: Any, make_api_server: Callable[..., ApiServer]
+) -> None:
+    server = make_api_server(admin_key=None)
+    report = server.core.ingest([str(path) for path in HELP_CENTRE_PAGES], kb="default")
+    assert not report.failures, report.failures
+    page.goto(server.url + "/")
+    panel = page.locator("main [role=region]")
+    panel.wait_for()
+    ask(panel, QUESTION)
+    answer = panel.locator(".msg.bot").last
+    assert len(answer.locator(".body").inner_text()) > 20
+    assert answer.locator(".cites li").count() >= 1
+    assert page.evaluate("window.__violations") == []
