@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.api.conftest import HELP_CENTRE_PAGES, ApiServer
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
@@ -160,11 +161,18 @@ def test_two_assistants_on_one_page_keep_their_own_conversations(
 
 
 @pytest.fixture
-def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAIServer]:
-    """A model that answers with markup payloads, for assistants configured with ``openai``."""
+def fake_openai(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeOpenAIServer]:
+    """A model that answers with markup payloads, for assistants configured with ``openai``.
+
+    The server read its settings at start-up, so the key goes into them (restored after)."""
     with FakeOpenAIServer() as fake:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        core = api_server.core
+        settings = core.settings.model_copy(
+            update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": fake.url}
+        )
+        monkeypatch.setattr(core, "settings", settings)
         fake.script(Stream(MODEL_PAYLOAD))
         yield fake
 
