@@ -4,6 +4,7 @@ SQLAlchemy 2 models with Alembic migrations; a SQLite file in the data dir by de
 PostgreSQL by URL. ``Database.open(url)`` brings the schema up to date before first use.
 """
 
+from assistant.database.analytics_models import TurnInsightRow
 from assistant.database.engine import Database, database_url
 from assistant.database.models import (
     ApiKeyRow,
@@ -25,6 +26,7 @@ __all__ = [
     "FeedbackRow",
     "JobRow",
     "ServerSecretRow",
+    "TurnInsightRow",
     "TurnRow",
     "database_url",
 ]
