@@ -17,7 +17,7 @@ import weakref
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from assistant.assistants import AssistantConfig, AssistantRegistry
 from assistant.chat.answerer import Answerer, Brand, drain
@@ -63,6 +63,9 @@ from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_
 from assistant.settings import Settings
 from connectors.base import Connector, Validators
 from connectors.sources import open_source, source_key
+
+if TYPE_CHECKING:
+    from assistant.analytics.report import AnalyticsReport
 
 __all__ = [
     "Answer",
@@ -489,6 +492,14 @@ class Assistant:
     def content_gaps(self, *, kb: str = "default", limit: int = 100) -> list[TurnRecord]:
         """Questions the assistant could not answer from ``kb``, newest first."""
         return self.conversation_store.content_gaps(kb, limit=limit)
+
+    def report(
+        self, kb: str = "default", *, since: str = "30d", mask: bool = True
+    ) -> AnalyticsReport:
+        """``kb``'s analytics since ``since`` (``30d``, ``12h``, an ISO date), with trends."""
+        from assistant.analytics.service import assistant_report
+
+        return assistant_report(self, kb, since=since, mask=mask)
 
     # Per-assistant settings --------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from assistant.api.problems import (
 )
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.routes import (
+    analytics,
     assistants,
     chat,
     conversations,
@@ -212,6 +213,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(conversations.router)
     app.include_router(openai_compat.router)
     app.include_router(sources.router)
+    app.include_router(analytics.router)
 
 
 def _open_database(core: Assistant) -> None:

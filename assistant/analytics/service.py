@@ -1,0 +1,43 @@
+"""The analytics report of an ``Assistant``'s knowledge base: what its facade method runs.
+
+It hands the report the parts the product has already loaded (database, encoders, prompts)
+and the knowledge base's page list.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from assistant.analytics.insights import InsightEncoders
+from assistant.analytics.period import period_from
+from assistant.analytics.records import Page
+from assistant.analytics.report import AnalyticsOptions, AnalyticsReport, build_report
+from assistant.chat.prompts import PromptLibrary
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+
+__all__ = ["assistant_report"]
+
+
+def assistant_report(
+    assistant: Assistant, kb: str, *, since: str = "30d", mask: bool = True
+) -> AnalyticsReport:
+    """``kb``'s report from ``since`` until now, computed with ``assistant``'s own parts.
+
+    Raises:
+        InvalidInputError: ``since`` cannot be read.
+        NotFoundError: ``kb`` does not exist.
+    """
+    period = period_from(since)
+    documents = [Page(state.url, state.title) for state in assistant.documents(kb=kb)]
+    prompts_dir = assistant.settings.prompts_dir
+    return build_report(
+        assistant.database,
+        kb,
+        period,
+        encoders=InsightEncoders(assistant.encoder, assistant.late_encoder),
+        documents=documents,
+        options=AnalyticsOptions(mask=mask),
+        prompts=PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary(),
+    )

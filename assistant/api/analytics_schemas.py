@@ -1,0 +1,262 @@
+"""Response models of the analytics routes (``XPublic`` naming), built from an
+``AnalyticsReport``. Every figure that has a trend carries the previous period's value beside
+it (``previous_count``, ``previous``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from assistant.analytics.quality import ConversationQuality
+from assistant.analytics.report import AnalyticsReport
+from assistant.analytics.volume import Volume
+
+__all__ = [
+    "AnalyticsPublic",
+    "ClusterPublic",
+    "GapClusterPublic",
+    "LeadsPublic",
+    "NearestSourcePublic",
+    "QualityPublic",
+    "SourceUsePublic",
+    "VolumePublic",
+]
+
+
+class ClusterPublic(BaseModel):
+    """Questions of one meaning, labelled by their most distinctive words."""
+
+    label: str
+    count: int
+    previous_count: int
+    share: float
+    questions: list[str]
+    answer_rate: float
+    thumbs_up: int
+    thumbs_down: int
+    daily: list[int]
+
+
+class NearestSourcePublic(BaseModel):
+    """A page that came close to answering (its best late-interaction score)."""
+
+    url: str
+    title: str
+    score: float
+
+
+class GapClusterPublic(BaseModel):
+    """Questions not answered well, what almost answered them, and what to write."""
+
+    label: str
+    count: int
+    previous_count: int
+    questions: list[str]
+    reasons: dict[str, int]
+    nearest_sources: list[NearestSourcePublic]
+    suggestion: str
+
+
+class SourceUsePublic(BaseModel):
+    """How one page was used: cited, given as context, cited in 👎 answers; its questions."""
+
+    url: str
+    title: str
+    cited: int
+    in_context: int
+    cited_in_thumbs_down: int
+    questions: list[str]
+
+
+class QualityFigures(BaseModel):
+    """Rates from 0 to 1 (``null`` when there was nothing to measure)."""
+
+    answer_rate: float | None
+    resolution_rate: float | None
+    csat: float | None
+    groundedness: float | None
+    thumbs_up: int
+    thumbs_down: int
+    reasked: int
+
+
+class QualityPublic(QualityFigures):
+    """This period's quality with the previous period's beside it."""
+
+    previous: QualityFigures
+
+
+class ModelUsagePublic(BaseModel):
+    """Turns, tokens and estimated cost of one provider and model."""
+
+    provider: str
+    model: str | None
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+class StageLatencyPublic(BaseModel):
+    """Latency percentiles of one stage, in milliseconds."""
+
+    stage: str
+    count: int
+    p50: float
+    p90: float
+    p99: float
+
+
+class VolumeFigures(BaseModel):
+    """Counts, tokens and cost of one period."""
+
+    conversations: int
+    turns: int
+    visitors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class VolumePublic(VolumeFigures):
+    """This period's volume by model, latency per stage, turns per slice, and the previous
+    period's totals."""
+
+    by_model: list[ModelUsagePublic]
+    latency_ms: list[StageLatencyPublic]
+    daily_turns: list[int]
+    previous: VolumeFigures
+
+
+class LeadsPublic(BaseModel):
+    """Leads captured in the period (zero until lead capture stores them)."""
+
+    count: int
+    previous_count: int
+    items: list[dict[str, str]]
+
+
+class AnalyticsPublic(BaseModel):
+    """An assistant's analytics for ``since``–``until`` (the previous period for trends)."""
+
+    assistant: str
+    since: datetime
+    until: datetime
+    previous_since: datetime
+    top_questions: list[ClusterPublic]
+    content_gaps: list[GapClusterPublic]
+    source_usage: list[SourceUsePublic]
+    unused_pages: list[NearestSourcePublic]
+    conversation_quality: QualityPublic
+    leads: LeadsPublic
+    volume: VolumePublic
+
+    @classmethod
+    def from_report(cls, report: AnalyticsReport) -> AnalyticsPublic:
+        """The public shape of ``report``."""
+        return cls(
+            assistant=report.assistant,
+            since=report.period.since,
+            until=report.period.until,
+            previous_since=report.previous_period.since,
+            top_questions=[
+                ClusterPublic(
+                    label=c.label,
+                    count=c.count,
+                    previous_count=c.previous_count,
+                    share=round(c.share, 4),
+                    questions=list(c.questions),
+                    answer_rate=round(c.answer_rate, 4),
+                    thumbs_up=c.thumbs_up,
+                    thumbs_down=c.thumbs_down,
+                    daily=list(c.daily),
+                )
+                for c in report.top_questions
+            ],
+            content_gaps=[
+                GapClusterPublic(
+                    label=g.label,
+                    count=g.count,
+                    previous_count=g.previous_count,
+                    questions=list(g.questions),
+                    reasons=dict(g.reasons),
+                    nearest_sources=[
+                        NearestSourcePublic(url=p.url, title=p.title, score=p.score)
+                        for p in g.nearest_sources
+                    ],
+                    suggestion=g.suggestion,
+                )
+                for g in report.content_gaps
+            ],
+            source_usage=[
+                SourceUsePublic(
+                    url=s.url,
+                    title=s.title,
+                    cited=s.cited,
+                    in_context=s.in_context,
+                    cited_in_thumbs_down=s.cited_in_thumbs_down,
+                    questions=list(s.questions),
+                )
+                for s in report.source_usage
+            ],
+            unused_pages=[
+                NearestSourcePublic(url=p.url, title=p.title, score=0.0)
+                for p in report.unused_pages
+            ],
+            conversation_quality=QualityPublic(
+                **_quality(report.quality).model_dump(),
+                previous=_quality(report.previous_quality),
+            ),
+            leads=LeadsPublic(
+                count=report.leads.count, previous_count=report.leads.previous_count, items=[]
+            ),
+            volume=VolumePublic(
+                **_volume(report.volume).model_dump(),
+                by_model=[
+                    ModelUsagePublic(
+                        provider=m.provider,
+                        model=m.model,
+                        turns=m.turns,
+                        input_tokens=m.input_tokens,
+                        output_tokens=m.output_tokens,
+                        cost_usd=m.cost_usd,
+                    )
+                    for m in report.volume.by_model
+                ],
+                latency_ms=[
+                    StageLatencyPublic(
+                        stage=s.stage, count=s.count, p50=s.p50, p90=s.p90, p99=s.p99
+                    )
+                    for s in report.volume.latency_ms
+                ],
+                daily_turns=list(report.volume.daily_turns),
+                previous=_volume(report.previous_volume),
+            ),
+        )
+
+
+def _quality(quality: ConversationQuality) -> QualityFigures:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    return QualityFigures(
+        answer_rate=rounded(quality.answer_rate),
+        resolution_rate=rounded(quality.resolution_rate),
+        csat=rounded(quality.csat),
+        groundedness=rounded(quality.groundedness),
+        thumbs_up=quality.thumbs_up,
+        thumbs_down=quality.thumbs_down,
+        reasked=quality.reasked,
+    )
+
+
+def _volume(volume: Volume) -> VolumeFigures:
+    return VolumeFigures(
+        conversations=volume.conversations,
+        turns=volume.turns,
+        visitors=volume.visitors,
+        input_tokens=volume.input_tokens,
+        output_tokens=volume.output_tokens,
+        cost_usd=volume.cost_usd,
+    )
