@@ -8,12 +8,15 @@ left out; two-word phrases count too, so "reset password" can beat "reset" and "
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
 
 __all__ = ["cluster_labels"]
+
+_PLACEHOLDER = re.compile(r"\[(?:email|phone|card)\]")
 
 
 def cluster_labels(documents: Sequence[Sequence[str]], *, words: int = 3) -> list[str]:
@@ -26,7 +29,8 @@ def cluster_labels(documents: Sequence[Sequence[str]], *, words: int = 3) -> lis
     >>> cluster_labels([["reset my password", "password reset link"], ["refund for annual plan"]])
     ['password · reset · link', 'annual plan · refund']
     """
-    joined = [" ".join(questions) for questions in documents]
+    # Masked personal data ("[email]") says nothing about the subject.
+    joined = [_PLACEHOLDER.sub(" ", " ".join(questions)) for questions in documents]
     if not any(text.strip() for text in joined):
         return ["" for _ in documents]
     vectorizer = CountVectorizer(
