@@ -410,6 +410,7 @@ def main() -> None:
     """Entry point of the ``assistant`` console script."""
     # Registers the conversational commands on ``app``.
     import assistant.cli_chat
+    import assistant.cli_report
     import assistant.cli_serve
     import assistant.cli_worker  # noqa: F401
 

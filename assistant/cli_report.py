@@ -1,0 +1,122 @@
+"""``assistant report``: an assistant's analytics in the terminal, registered on the main app.
+
+Rich tables for top questions, content gaps, pages and quality, with unicode sparklines of
+questions per slice of the period; ``--json`` prints the API's shape for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from assistant.cli import JsonOption, KbOption, _assistant, _escape, _run, app, console
+
+__all__ = ["report", "sparkline"]
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """Values as a line of block characters, scaled to the largest.
+
+    >>> sparkline([0, 1, 2, 4])
+    ' ▂▄█'
+    """
+    top = max(values, default=0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if value <= 0 else _BARS[min(len(_BARS) - 1, int(value / top * (len(_BARS) - 1)))]
+        for value in values
+    )
+
+
+def _trend(current: float | None, previous: float | None) -> str:
+    if current is None or previous is None or previous == 0:
+        return "new" if current and not previous else ""
+    change = (current - previous) / previous
+    return f"{change:+.0%}"
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+@app.command()
+def report(
+    kb: KbOption = "default",
+    since: Annotated[str, typer.Option(help="Period: 30d, 12h, 2w or an ISO date.")] = "30d",
+    mask: Annotated[
+        bool, typer.Option(help="Mask emails, phone numbers and card numbers in questions.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """What visitors ask, what the content misses, how well it answers, what it costs."""
+    from assistant.api.analytics_schemas import AnalyticsPublic
+
+    assistant = _assistant()
+    try:
+        result = _run(lambda: assistant.report(kb, since=since, mask=mask))
+    finally:
+        assistant.close()
+    if as_json:
+        print(json.dumps(AnalyticsPublic.from_report(result).model_dump(mode="json")))
+        return
+    volume, previous = result.volume, result.previous_volume
+    console.print(
+        f"[bold]{_escape(kb)}[/bold] since {result.period.since:%Y-%m-%d %H:%M}: "
+        f"{volume.turns} questions ({_trend(volume.turns, previous.turns)}), "
+        f"{volume.conversations} conversations, {volume.visitors} visitors, "
+        f"${volume.cost_usd:.4f}  {sparkline(volume.daily_turns)}",
+        highlight=False,
+    )
+    quality = result.quality
+    console.print(
+        f"answered {_rate(quality.answer_rate)} · resolved {_rate(quality.resolution_rate)} · "
+        f"CSAT {_rate(quality.csat)} · grounded {_rate(quality.groundedness)}",
+        highlight=False,
+    )
+    topics = Table(title="Top questions")
+    for column in ("topic", "count", "trend", "answered", "👍/👎", "per day", "example"):
+        topics.add_column(column)
+    for cluster in result.top_questions:
+        topics.add_row(
+            _escape(cluster.label),
+            str(cluster.count),
+            _trend(cluster.count, cluster.previous_count),
+            _rate(cluster.answer_rate),
+            f"{cluster.thumbs_up}/{cluster.thumbs_down}",
+            sparkline(cluster.daily),
+            _escape(cluster.questions[0] if cluster.questions else ""),
+        )
+    console.print(topics)
+    gaps = Table(title="Content gaps")
+    for column in ("topic", "count", "why", "nearest page", "suggestion"):
+        gaps.add_column(column)
+    for gap in result.content_gaps:
+        nearest = gap.nearest_sources[0] if gap.nearest_sources else None
+        gaps.add_row(
+            _escape(gap.label),
+            str(gap.count),
+            ", ".join(gap.reasons),
+            _escape(f"{nearest.title or nearest.url} ({nearest.score:.2f})") if nearest else "",
+            _escape(gap.suggestion),
+        )
+    console.print(gaps)
+    pages = Table(title="Pages")
+    for column in ("page", "cited", "in context", "cited in 👎"):
+        pages.add_column(column)
+    for use in result.source_usage:
+        pages.add_row(
+            _escape(use.title or use.url),
+            str(use.cited),
+            str(use.in_context),
+            str(use.cited_in_thumbs_down),
+        )
+    console.print(pages)
+    if result.unused_pages:
+        console.print(f"{len(result.unused_pages)} pages never used", highlight=False)
