@@ -29,7 +29,7 @@ DEFAULT_DISTANCE_THRESHOLD = 0.55
 """Average cosine distance under which two groups of questions are merged (MiniLM vectors):
 paraphrases of one question sit at 0.1-0.4, questions on one subject around 0.4-0.6."""
 
-DIRECT_LIMIT = 3000
+DIRECT_LIMIT = 1000
 """Largest number of questions clustered point by point (memory and time grow as n²)."""
 
 

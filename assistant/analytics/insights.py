@@ -116,14 +116,19 @@ def _groundedness(row: Any, memo: _TokenMemo, threshold: float) -> tuple[float |
 
 
 def _compute(
-    rows: Sequence[Any], encoders: InsightEncoders, memo: _TokenMemo, assistant: str
+    rows: Sequence[Any],
+    encoders: InsightEncoders,
+    memo: _TokenMemo,
+    assistant: str,
+    vectors: dict[str, bytes],
 ) -> list[TurnInsightRow]:
     questions = [row.standalone_question or row.question for row in rows]
-    unique = list(dict.fromkeys(questions))
-    vectors = {
-        text: encoded.dense.numpy().astype(np.float16).tobytes()
-        for text, encoded in zip(unique, encoders.dense.encode_documents(unique), strict=True)
-    }
+    unique = [text for text in dict.fromkeys(questions) if text not in vectors]
+    if unique:
+        vectors.update(
+            (text, encoded.dense.numpy().astype(np.float16).tobytes())
+            for text, encoded in zip(unique, encoders.dense.encode_documents(unique), strict=True)
+        )
     insights = []
     for row, question in zip(rows, questions, strict=True):
         score, sentences = _groundedness(row, memo, encoders.support_threshold)
@@ -152,6 +157,7 @@ def refresh_insights(
     """
     stale = _stale(database, assistant, period, encoders.dense.model_id)
     memo = _TokenMemo(encoders.late)
+    vectors: dict[str, bytes] = {}  # question text -> vector, across batches
     for start in range(0, len(stale), BATCH):
         batch = stale[start : start + BATCH]
         with database.session() as session:
@@ -166,7 +172,7 @@ def refresh_insights(
                     TurnRow.citations,
                 ).where(TurnRow.id.in_(batch))
             ).all()
-        insights = _compute(rows, encoders, memo, assistant)
+        insights = _compute(rows, encoders, memo, assistant, vectors)
         with database.session() as session:
             # Rows of another model (or of a deleted turn whose id SQLite reused) are replaced.
             session.execute(delete(TurnInsightRow).where(TurnInsightRow.turn_id.in_(batch)))

@@ -12,6 +12,9 @@ from assistant.chat.events import Citation, Source, Usage
 from assistant.database.engine import Database
 from assistant.database.models import TurnRow
 
+# The API tests' server fixtures, for the analytics routes.
+from tests.api.conftest import admin_key, api_server  # noqa: F401
+
 REFUNDS = Source(
     n=1,
     chunk_id="refunds-1",
@@ -58,7 +61,7 @@ def record_turn(
     trace: dict[str, object] | None = None,
     provider: str = "extractive",
     model: str | None = None,
-    usage: Usage = Usage(),
+    usage: Usage | None = None,
     cost_usd: float | None = None,
     timings_ms: dict[str, float] | None = None,
 ) -> int:
@@ -75,7 +78,7 @@ def record_turn(
             trace=trace or trace_for(*((s.url, top_score or 0.0) for s in sources)),
             provider=provider,
             model=model,
-            usage=usage,
+            usage=usage or Usage(),
             cost_usd=cost_usd,
             timings_ms=timings_ms or {"search": 10.0, "answer": 20.0},
             outcome=outcome,

@@ -8,13 +8,13 @@ import io
 import pytest
 
 from tests.analytics.conftest import REFUNDS, record_turn, trace_for
-from tests.api.conftest import ApiServer, admin_key, api_server  # noqa: F401
+from tests.api.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def owned(api_server: ApiServer) -> tuple[str, dict[str, str]]:  # noqa: F811
+def owned(api_server: ApiServer) -> tuple[str, dict[str, str]]:
     """Assistant ``shop`` with a refunds page, three turns (one declined) and keys."""
     name = api_server.create_assistant("shop")
     api_server.create_assistant("rival")
@@ -49,7 +49,7 @@ def owned(api_server: ApiServer) -> tuple[str, dict[str, str]]:  # noqa: F811
 
 def test_the_owner_reads_the_report(
     api_server: ApiServer, owned: tuple[str, dict[str, str]]
-) -> None:  # noqa: F811
+) -> None:
     name, keys = owned
     with api_server.client(keys["secret"]) as client:
         response = client.get(f"/api/assistants/{name}/analytics", params={"since": "7d"})
@@ -80,7 +80,7 @@ def test_the_owner_reads_the_report(
 
 def test_the_admin_may_turn_masking_off(
     api_server: ApiServer, owned: tuple[str, dict[str, str]]
-) -> None:  # noqa: F811
+) -> None:
     name, _keys = owned
     with api_server.admin() as client:
         response = client.get(f"/api/assistants/{name}/analytics", params={"mask": "false"})
@@ -92,7 +92,7 @@ def test_the_admin_may_turn_masking_off(
 def test_public_keys_and_other_assistants_keys_are_refused(
     api_server: ApiServer,
     owned: tuple[str, dict[str, str]],
-    key: str | None,  # noqa: F811
+    key: str | None,
 ) -> None:
     name, keys = owned
     with api_server.client(keys[key] if key else None) as client:
@@ -102,7 +102,7 @@ def test_public_keys_and_other_assistants_keys_are_refused(
     assert export.status_code == report.status_code
 
 
-def test_gaps_export_as_csv(api_server: ApiServer, owned: tuple[str, dict[str, str]]) -> None:  # noqa: F811
+def test_gaps_export_as_csv(api_server: ApiServer, owned: tuple[str, dict[str, str]]) -> None:
     name, keys = owned
     with api_server.client(keys["secret"]) as client:
         response = client.get(f"/api/assistants/{name}/analytics/gaps.csv")

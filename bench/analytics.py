@@ -1,0 +1,288 @@
+"""Analytics at volume: N synthetic turns over M conversations in a real database.
+
+Turns are written in bulk (their questions drawn from 40 topics x 5 phrasings, a quarter of
+them declined, some rated); then the per-turn insights are computed once (question vectors,
+groundedness), and the report is timed as the API serves it (insights already stored).
+Clustering is also timed alone on the same N question vectors. The cost recording adds to a
+chat turn is ``ConversationStore.record`` with a realistic trace (20 candidates, 5 sources).
+
+    python bench/analytics.py [--turns 2000 --conversations 200] [--database-url URL] [--json FILE]
+    python bench/analytics.py --turns 100000 --conversations 10000   # the figure at scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from rich.console import Console
+
+from assistant.analytics import InsightEncoders, build_report, cluster_questions, refresh_insights
+from assistant.analytics.period import Period, period_from
+from assistant.analytics.records import load_turns
+from assistant.chat.conversations import ConversationStore, NewTurn
+from assistant.chat.events import Citation, Source, Usage
+from assistant.database.engine import Database
+from assistant.database.models import ConversationRow, FeedbackRow, TurnRow
+from assistant.knowledge.encoder import TransformerEncoder
+from bench.common import machine_facts, percentile, table, write_json
+
+SUBJECTS = [
+    "refunds",
+    "passwords",
+    "invoices",
+    "single sign-on",
+    "data export",
+    "API limits",
+    "team seats",
+    "billing dates",
+    "two-factor login",
+    "webhooks",
+    "custom domains",
+    "file uploads",
+    "audit logs",
+    "mobile app",
+    "dark mode",
+    "integrations with Slack",
+    "student discounts",
+    "account deletion",
+    "GDPR requests",
+    "language settings",
+    "email notifications",
+    "calendar sync",
+    "offline mode",
+    "keyboard shortcuts",
+    "browser support",
+    "backups",
+    "uptime",
+    "support hours",
+    "trial length",
+    "plan upgrades",
+    "plan downgrades",
+    "VAT",
+    "receipts",
+    "guest users",
+    "permissions",
+    "templates",
+    "search filters",
+    "import from CSV",
+    "time zones",
+    "printing",
+]
+PHRASINGS = [
+    "How do {s} work?",
+    "Can you explain {s}?",
+    "I have a question about {s}",
+    "Where do I find {s} in the app?",
+    "What are the rules for {s}?",
+]
+
+
+def _source(subject: str, n: int) -> Source:
+    text = f"This page explains {subject}. Everything about {subject} is configured in Settings."
+    return Source(
+        n,
+        f"{subject}-{n}",
+        subject.title(),
+        f"https://help.example.com/{subject.replace(' ', '-')}",
+        (),
+        text,
+        0.7,
+    )
+
+
+def _trace(subject: str) -> dict[str, object]:
+    return {
+        "candidates": [
+            {
+                "chunk_id": f"c{i}",
+                "url": f"https://help.example.com/{subject.replace(' ', '-')}/{i}",
+                "dense_rank": i + 1,
+                "dense_score": 0.5,
+                "late_interaction_rank": i + 1,
+                "late_interaction_score": 0.6 - i * 0.01,
+                "lexical_rank": None,
+                "lexical_score": None,
+                "rank": i + 1,
+                "score": 0.6 - i * 0.01,
+            }
+            for i in range(20)
+        ],
+        "timings_ms": {"encode": 8.0, "recall": 4.0, "rerank": 6.0},
+    }
+
+
+def populate(database: Database, turns: int, conversations: int, period: Period) -> None:
+    """Write ``turns`` turns over ``conversations`` conversations in bulk, across ``period``."""
+    generator = random.Random(0)
+    span = period.length.total_seconds()
+    conversation_ids = [f"{index:032x}" for index in range(conversations)]
+    with database.session() as session:
+        session.add_all(
+            ConversationRow(
+                id=cid, assistant="bench", visitor=f"visitor-{i % (conversations // 2 + 1)}"
+            )
+            for i, cid in enumerate(conversation_ids)
+        )
+    positions = dict.fromkeys(conversation_ids, 0)
+    batch: list[TurnRow] = []
+    for index in range(turns):
+        subject = SUBJECTS[generator.randrange(len(SUBJECTS))]
+        question = PHRASINGS[generator.randrange(len(PHRASINGS))].format(s=subject)
+        declined = generator.random() < 0.25
+        conversation = conversation_ids[index % conversations]
+        positions[conversation] += 1
+        sources = [] if declined else [_source(subject, 1)]
+        batch.append(
+            TurnRow(
+                conversation_id=conversation,
+                assistant="bench",
+                position=positions[conversation],
+                question=question,
+                standalone_question=question,
+                answer="" if declined else f"This page explains {subject}. [1]",
+                sources=[s.__dict__ | {"heading_path": []} for s in sources]
+                if False
+                else [
+                    {
+                        "n": s.n,
+                        "chunk_id": s.chunk_id,
+                        "title": s.title,
+                        "url": s.url,
+                        "heading_path": [],
+                        "text": s.text,
+                        "score": s.score,
+                        "chunk_ids": [],
+                    }
+                    for s in sources
+                ],
+                citations=[
+                    {"n": 1, "title": s.title, "url": s.url, "quote": s.text[:30]} for s in sources
+                ],
+                trace=_trace(subject),
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=900,
+                output_tokens=120,
+                cost_usd=0.0002,
+                timings_ms={
+                    "search": generator.uniform(20, 60),
+                    "answer": generator.uniform(300, 900),
+                },
+                outcome="no_answer" if declined else "answered",
+                top_score=0.3 if declined else 0.7,
+                created_at=period.since + timedelta(seconds=generator.random() * span),
+            )
+        )
+        if len(batch) == 5000 or index == turns - 1:
+            with database.session() as session:
+                session.add_all(batch)
+                session.flush()
+                session.add_all(
+                    FeedbackRow(turn_id=row.id, assistant="bench", rating=1 if row.id % 2 else -1)
+                    for row in batch
+                    if row.id % 10 == 0
+                )
+            batch = []
+
+
+def recording_ms(database: Database, samples: int = 50) -> float:
+    """p50 of storing one turn with its trace through the conversation store."""
+    store = ConversationStore(database)
+    conversation = store.start("bench-record")
+    sources = tuple(_source(subject, n + 1) for n, subject in enumerate(SUBJECTS[:5]))
+    times = []
+    for index in range(samples):
+        turn = NewTurn(
+            question=f"question {index}",
+            standalone_question=f"question {index}",
+            answer="answer [1]",
+            sources=sources,
+            citations=(Citation(1, "t", sources[0].url, "q"),),
+            trace=_trace("refunds"),
+            provider="openai",
+            model="gpt-4o-mini",
+            usage=Usage(900, 120),
+            cost_usd=0.0002,
+            timings_ms={"search": 30.0},
+            outcome="answered",
+            top_score=0.7,
+        )
+        started = time.perf_counter()
+        store.record("bench-record", conversation, turn)
+        times.append((time.perf_counter() - started) * 1000)
+    return percentile(times, 50)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=2000)
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL URL (default: a temporary SQLite file)"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="report runs to time")
+    parser.add_argument("--json", type=Path, dest="json_file")
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory() as scratch:
+        url = args.database_url or f"sqlite:///{scratch}/bench.sqlite3"
+        database = Database.open(url)
+        period = period_from("30d")
+        started = time.perf_counter()
+        populate(database, args.turns, args.conversations, period)
+        write_s = time.perf_counter() - started
+        encoder = TransformerEncoder()
+        encoders = InsightEncoders(encoder, encoder)
+        started = time.perf_counter()
+        refreshed = refresh_insights(
+            database, "bench", Period(period.previous().since, period.until), encoders
+        )
+        insights_s = time.perf_counter() - started
+        vectors = np.stack([turn.vector for turn in load_turns(database, "bench", period)])
+        started = time.perf_counter()
+        labels = cluster_questions(vectors)
+        clustering_s = time.perf_counter() - started
+        report_ms = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            report = build_report(database, "bench", period, encoders=encoders)
+            report_ms.append((time.perf_counter() - started) * 1000)
+        record_ms = recording_ms(database)
+        database.close()
+    results = {
+        "turns": args.turns,
+        "conversations": args.conversations,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "write_s": round(write_s, 2),
+        "insights_s": round(insights_s, 2),
+        "insights_turns": refreshed,
+        "clustering_s": round(clustering_s, 3),
+        "clusters": int(labels.max()) + 1,
+        "report_p50_ms": round(percentile(report_ms, 50), 1),
+        "report_clusters": len(report.top_questions),
+        "report_gaps": len(report.content_gaps),
+        "record_turn_p50_ms": round(record_ms, 2),
+        "machine": machine_facts(),
+    }
+    rows = [[key, str(value)] for key, value in results.items() if key != "machine"]
+    console.print(table("analytics", ["measure", "value"], rows))
+    if args.json_file:
+        write_json(args.json_file, results)
+
+
+if __name__ == "__main__":
+    main()
