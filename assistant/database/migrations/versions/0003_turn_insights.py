@@ -1,7 +1,7 @@
 """per-turn analytics facts: question vector, groundedness, pages used and cited
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01 09:00:00.000000
 """
 
