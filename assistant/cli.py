@@ -301,8 +301,8 @@ def tune(
     as_json: JsonOption = False,
 ) -> None:
     """Train the late-interaction head on a knowledge base's text; keep it if it ranks better."""
-    from assistant.knowledge.pseudo_pairs import PairOptions
-    from assistant.knowledge.tuning import TuneOptions, TuneStep
+    from assistant.knowledge.training.pseudo_pairs import PairOptions
+    from assistant.knowledge.training.tuning import TuneOptions, TuneStep
 
     assistant = _assistant()
     labels = {

@@ -42,7 +42,6 @@ from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.encoder import Encoder, TokenEncoder, TransformerEncoder
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
-from assistant.knowledge.head import BASE_HEAD_VERSION, load_active_head
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor, IngestReport, ProgressCallback
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.redis_token_cache import RedisTokenCache
@@ -53,7 +52,8 @@ from assistant.knowledge.token_cache import (
     TieredTokenCache,
     TokenCache,
 )
-from assistant.knowledge.tuning import (
+from assistant.knowledge.training.head import BASE_HEAD_VERSION, load_active_head
+from assistant.knowledge.training.tuning import (
     TuneOptions,
     TuneProgressCallback,
     TuneReport,

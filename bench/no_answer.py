@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from rich.console import Console  # noqa: E402
 
-from assistant.beir import BeirConnector, BeirDataset, load_beir  # noqa: E402
 from assistant.chat.orchestrator import DEFAULT_NO_ANSWER_THRESHOLD, TurnBudget  # noqa: E402
 from assistant.core import Assistant  # noqa: E402
+from assistant.evaluation import BeirDataset, load_beir  # noqa: E402
 from assistant.knowledge.encoder import Encoder  # noqa: E402
 from assistant.knowledge.ingest import ProgressEvent  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from bench.common import load_average, machine_facts, progress_bar, table, write_json  # noqa: E402
+from connectors.beir import BeirConnector  # noqa: E402
 
 SAMPLE = ROOT / "examples" / "help-centre"
 ANSWERABLE = ROOT / "examples" / "questions.tsv"

@@ -25,9 +25,14 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from assistant.beir import BeirConnector, load_beir  # noqa: E402
 from assistant.core import Assistant  # noqa: E402
-from assistant.evaluation import _document_ranking, default_kb_name, rerank  # noqa: E402
+from assistant.evaluation import (  # noqa: E402
+    default_kb_name,
+    document_ranking,
+    load_beir,
+    rerank,
+)
+from assistant.evaluation.metrics import mean, ndcg_at_k  # noqa: E402
 from assistant.knowledge.fusion import FusionWeights  # noqa: E402
 from assistant.knowledge.maxsim import maxsim_scores_ragged  # noqa: E402
 from assistant.knowledge.token_codec import (  # noqa: E402
@@ -35,8 +40,8 @@ from assistant.knowledge.token_codec import (  # noqa: E402
     decode_tokens,
     encode_tokens,
 )
-from assistant.metrics import mean, ndcg_at_k  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from connectors.beir import BeirConnector  # noqa: E402
 
 FORMATS = ("fp32", "fp16", "int8", "int4")
 
@@ -75,7 +80,7 @@ def measure(assistant: Assistant, dataset_dir: Path, max_queries: int | None) ->
                     dataclasses.replace(hit, late_interaction_score=score)
                     for hit, score in zip(hits, late, strict=True)
                 ]
-                ranking = _document_ranking(rerank(rescored, weights), connector.source + "/")
+                ranking = document_ranking(rerank(rescored, weights), connector.source + "/")
                 scores[format].append(ndcg_at_k(ranking, dataset.qrels[query_id], 10))
             progress.advance(task)
     dimension = assistant.encoder.token_dimension

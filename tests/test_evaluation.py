@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant.beir import BeirConnector, load_beir
 from assistant.core import Assistant
 from assistant.errors import ConfigError, NotFoundError
 from assistant.evaluation import (
@@ -28,8 +27,10 @@ from assistant.evaluation import (
     rerank,
     run_rankings,
 )
+from assistant.evaluation.beir import load_beir
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.retriever import SearchHit
+from connectors.beir import BeirConnector
 from connectors.document import Document
 
 ROOT = Path(__file__).resolve().parents[1]

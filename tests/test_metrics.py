@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-import assistant.metrics
-from assistant.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+import assistant.evaluation.metrics
+from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 
 def test_docstring_examples_hold() -> None:
-    outcome = doctest.testmod(assistant.metrics)
+    outcome = doctest.testmod(assistant.evaluation.metrics)
     assert outcome.attempted >= 7
     assert outcome.failed == 0
 

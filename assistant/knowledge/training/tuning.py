@@ -35,22 +35,25 @@ from typing import Literal
 import torch
 
 from assistant.errors import ConfigError
+from assistant.evaluation.metrics import mrr_at_k
 from assistant.knowledge.encoder import EncodedText, Encoder, TokenEncoder, TransformerEncoder
 from assistant.knowledge.fusion import FusionWeights, fuse
-from assistant.knowledge.head import (
+from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.token_codec import DEFAULT_FORMAT, bytes_per_token
+from assistant.knowledge.training.head import (
     ACTIVE_HEAD_KEY,
     BASE_HEAD_VERSION,
     ProjectedTokenEncoder,
     ProjectionHead,
     head_path,
 )
-from assistant.knowledge.head_training import (
+from assistant.knowledge.training.head_training import (
     TrainingSchedule,
     TrainingSet,
     train_projection_head,
 )
-from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.pseudo_pairs import (
+from assistant.knowledge.training.pseudo_pairs import (
     PairOptions,
     PseudoPair,
     PseudoPairs,
@@ -58,10 +61,7 @@ from assistant.knowledge.pseudo_pairs import (
     make_pseudo_pairs,
     mine_hard_negatives,
 )
-from assistant.knowledge.token_cache import TokenCache, cache_key
-from assistant.knowledge.token_codec import DEFAULT_FORMAT, bytes_per_token
 from assistant.knowledge.vector_store import KnowledgeBaseAdmin, StoredChunk
-from assistant.metrics import mrr_at_k
 
 __all__ = [
     "TuneOptions",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from assistant.knowledge.head import ProjectionHead
 from assistant.knowledge.maxsim import pad_token_matrices
+from assistant.knowledge.training.head import ProjectionHead
 
 __all__ = [
     "TrainingSchedule",

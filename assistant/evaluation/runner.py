@@ -25,25 +25,30 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from assistant.beir import BeirConnector, load_beir
-from assistant.core import Assistant
+from assistant.evaluation.beir import load_beir
+from connectors.beir import BeirConnector
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from assistant.knowledge.fusion import FusionWeights, fuse
 from assistant.knowledge.ingest import IngestReport, ProgressEvent
 from assistant.knowledge.retriever import SearchHit
-from assistant.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 __all__ = [
     "METRIC_NAMES",
     "RUN_NAMES",
+    "EvaluationProgress",
     "EvaluationReport",
     "EvaluationStep",
     "QueryRankings",
     "RunMetrics",
     "default_kb_name",
+    "document_ranking",
     "evaluate",
     "rerank",
     "run_rankings",
@@ -195,7 +200,7 @@ def run_rankings(hits: Sequence[SearchHit], weights: FusionWeights) -> dict[str,
     }
 
 
-def _document_ranking(hits: Sequence[SearchHit], prefix: str) -> tuple[str, ...]:
+def document_ranking(hits: Sequence[SearchHit], prefix: str) -> tuple[str, ...]:
     """Corpus ids in the order of their best chunk, cut at ``_DEPTH``."""
     ranking: dict[str, None] = {}
     for hit in hits:
@@ -279,7 +284,7 @@ def evaluate(
         relevance = dataset.qrels[query_id]
         orderings = run_rankings(result.hits, FusionWeights(**weights))
         rankings = {
-            run: _document_ranking(hits, connector.source + "/") for run, hits in orderings.items()
+            run: document_ranking(hits, connector.source + "/") for run, hits in orderings.items()
         }
         per_query.append(QueryRankings(query_id, rankings))
         for run, ranking in rankings.items():

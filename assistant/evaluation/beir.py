@@ -1,4 +1,4 @@
-"""Test collections in BEIR layout, and a connector that feeds their corpus to the ingestor.
+"""Test collections in BEIR layout: the reader and the dataset it gives.
 
 A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}`` per line), ``queries.jsonl``
 (``{"_id", "text"}``) and ``qrels/test.tsv`` (``query-id<TAB>corpus-id<TAB>score`` after a
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.errors import ConfigError, NotFoundError
-from connectors.document import Document, LoadResult, Section
 
-__all__ = ["BeirConnector", "BeirDataset", "CorpusDocument", "load_beir"]
+__all__ = ["BeirDataset", "CorpusDocument", "load_beir"]
 
 _LAYOUT = "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv"
 
@@ -136,37 +135,3 @@ def load_beir(dataset_dir: Path) -> BeirDataset:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"qrels/test.tsv in {dataset_dir} is not UTF-8 text") from exc
     return BeirDataset(dataset_dir.resolve().name, corpus, queries, qrels)
-
-
-class BeirConnector:
-    """Yields one ``Document`` per corpus row, at ``beir://<dataset>/<doc id>``.
-
-    A document with a title and no text is indexed by its title; one with neither is skipped
-    (there is nothing to retrieve it by) and counted in ``skipped``.
-    """
-
-    def __init__(self, dataset: BeirDataset) -> None:
-        self.source = f"beir://{dataset.name}"
-        self.complete = False
-        self.skipped = 0
-        self._corpus = dataset.corpus
-
-    def url(self, doc_id: str) -> str:
-        """The source under which the document ``doc_id`` is stored."""
-        return f"{self.source}/{doc_id}"
-
-    def load(self) -> Iterator[LoadResult]:
-        """Yield the corpus as documents; the corpus is enumerated in full."""
-        self.skipped = 0
-        for row in self._corpus:
-            title, text = row.title.strip(), row.text.strip()
-            if not title and not text:
-                self.skipped += 1
-                continue
-            yield Document(
-                source=self.url(row.doc_id),
-                title=title,
-                sections=(Section((), text or title),),
-                content_type="text/plain",
-            )
-        self.complete = True
