@@ -35,8 +35,9 @@ from connectors.beir import BeirConnector
 if TYPE_CHECKING:
     from assistant.core import Assistant
 from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
-from assistant.knowledge.fusion import FusionWeights, fuse
+from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.ingest import IngestReport, ProgressEvent
+from assistant.knowledge.ranking import rank_candidates
 from assistant.knowledge.retriever import SearchHit
 
 __all__ = [
@@ -171,20 +172,23 @@ EvaluationProgress = Callable[[EvaluationStep], None]
 
 
 def rerank(hits: Sequence[SearchHit], weights: FusionWeights) -> list[SearchHit]:
-    """Re-fuse a whole candidate pool with other ``weights``, as the retriever ranks it.
+    """Re-fuse a whole candidate pool with other ``weights``, exactly as the retriever ranks it.
 
     The hits carry every signal's raw score, so this needs no model call; given the weights the
-    retriever used, it reproduces the retriever's order.
+    retriever used, it reproduces the retriever's order (both call ``rank_candidates``; the pool
+    is put in dense order first, so equal scores fall as they do in the retriever).
     """
-    signals = {
-        "dense": torch.tensor([hit.dense_score for hit in hits]),
-        "late_interaction": torch.tensor([hit.late_interaction_score for hit in hits]),
-    }
-    if hits and all(hit.lexical_score is not None for hit in hits):
-        signals["lexical"] = torch.tensor([float(hit.lexical_score or 0.0) for hit in hits])
-    final = fuse(signals, weights)
-    order = sorted(range(len(hits)), key=lambda i: (-float(final[i]), hits[i].dense_rank))
-    return [hits[index] for index in order]
+    pool = sorted(hits, key=lambda hit: hit.dense_rank)
+    lexical: torch.Tensor | None = None
+    if pool and all(hit.lexical_score is not None for hit in pool):
+        lexical = torch.tensor([float(hit.lexical_score or 0.0) for hit in pool])
+    ranked = rank_candidates(
+        torch.tensor([hit.dense_score for hit in pool]),
+        torch.tensor([hit.late_interaction_score for hit in pool]),
+        weights,
+        lexical,
+    )
+    return [pool[index] for index in ranked.order]
 
 
 def run_rankings(hits: Sequence[SearchHit], weights: FusionWeights) -> dict[str, list[SearchHit]]:

@@ -19,10 +19,10 @@ from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
     DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
     FusionWeights,
-    fuse,
 )
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import maxsim_scores_ragged
+from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
@@ -110,12 +110,31 @@ class Retriever:
         # Without a separate late-interaction model, token vectors come from the dense pass.
         self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
-        self._lexical = lexical
+        self._lexical = lexical if lexical is not None and len(lexical) else None
         self._recall_k = recall_k
         self._head_version = head_version
         if weights is None:
             weights = DEFAULT_WEIGHTS if lexical is not None else DEFAULT_WEIGHTS_WITHOUT_LEXICAL
         self.weights = weights
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The BM25 index of lexical recall (``None``: dense recall only)."""
+        return self._lexical
+
+    @property
+    def token_encoder(self) -> TokenEncoder:
+        """What makes the query's and the passages' token vectors for MaxSim."""
+        return self._late_encoder
+
+    def reload_lexical(self, lexical: LexicalIndex | None) -> None:
+        """Search with ``lexical`` from now on (an index rebuilt after the knowledge base
+        changed); an empty index means dense recall only.
+
+        Safe while other threads search: a search reads the index once, so it runs wholly on
+        the old index or wholly on the new one.
+        """
+        self._lexical = lexical if lexical is not None and len(lexical) else None
 
     def search(
         self, query: str, k: int = 10, *, weights: FusionWeights | None = None
@@ -148,14 +167,16 @@ class Retriever:
         return self._token_matrices(chunks, SearchTrace())
 
     def _recall(self, query: str, query_dense: torch.Tensor, trace: SearchTrace) -> list[Candidate]:
+        # Read once: ``reload_lexical`` may swap the index while this search runs.
+        lexical_index = self._lexical
         dense = self._store.query(query_dense, self._recall_k)
         candidates = {chunk.chunk_id: Candidate(chunk, score) for chunk, score in dense}
         trace.dense_candidates = len(candidates)
-        if self._lexical is not None:
-            lexical = self._lexical.query(query)
-            top = lexical.top(self._recall_k)
+        if lexical_index is not None:
+            lexical = lexical_index.query(query)
+            top = [chunk_id for chunk_id, _ in lexical.top(self._recall_k)]
             trace.lexical_candidates = len(top)
-            missing = [cid for cid, _ in top if cid not in candidates]
+            missing = recall_union(list(candidates), top)[len(candidates) :]
             for chunk, score in self._store.get_with_similarity(missing, query_dense):
                 candidates[chunk.chunk_id] = Candidate(chunk, score)
             pool = list(candidates)
@@ -187,22 +208,18 @@ class Retriever:
         candidates: list[Candidate], late: torch.Tensor, weights: FusionWeights
     ) -> list[SearchHit]:
         dense = torch.tensor([c.dense_score for c in candidates])
-        signals = {"dense": dense, "late_interaction": late}
         lexical: torch.Tensor | None = None
         if all(c.lexical_score is not None for c in candidates):
             lexical = torch.tensor([float(c.lexical_score or 0.0) for c in candidates])
-            signals["lexical"] = lexical
-        # Plain lists from here: indexing a tensor element by element costs microseconds each.
-        final_scores = fuse(signals, weights).tolist()
+        ranked = rank_candidates(dense, late, weights, lexical)
         dense_scores = dense.tolist()
         late_scores = late.tolist()
         lexical_scores = lexical.tolist() if lexical is not None else None
-        dense_ranks = _ranks(dense_scores)
-        late_ranks = _ranks(late_scores)
-        lexical_ranks = _ranks(lexical_scores) if lexical_scores is not None else None
-        order = sorted(range(len(candidates)), key=lambda i: (-final_scores[i], dense_ranks[i]))
+        dense_ranks = signal_ranks(dense_scores)
+        late_ranks = signal_ranks(late_scores)
+        lexical_ranks = signal_ranks(lexical_scores) if lexical_scores is not None else None
         hits = []
-        for rank, index in enumerate(order, start=1):
+        for rank, index in enumerate(ranked.order, start=1):
             chunk = candidates[index].chunk
             hits.append(
                 SearchHit(
@@ -218,20 +235,11 @@ class Retriever:
                     lexical_rank=lexical_ranks[index] if lexical_ranks else None,
                     lexical_score=lexical_scores[index] if lexical_scores is not None else None,
                     rank=rank,
-                    score=final_scores[index],
+                    score=ranked.scores[index],
                     position=chunk.position,
                 )
             )
         return hits
-
-
-def _ranks(scores: list[float]) -> list[int]:
-    """1-based rank of every position, best score first, ties broken by position."""
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    ranks = [0] * len(scores)
-    for rank, index in enumerate(order, start=1):
-        ranks[index] = rank
-    return ranks
 
 
 class _Clock:

@@ -11,9 +11,9 @@ hard negatives (columns from its own document left out) with cross-entropy at te
 AdamW, lr 1e-3, 20 warm-up steps then linear decay, 2 epochs of batches of 32. The hard negative
 of a query is a chunk of another document at dense rank 4–30.
 
-The held-out check searches a copy of the index from which each held-out query's own text is
-taken out (see ``held_out_index_texts``) and scores document-level MRR@10, as in BEIR: any chunk
-of the query's document counts.
+The held-out check (``held_out``) searches a copy of the index from which each held-out query's
+own text is taken out, ranking with the retriever's own ``rank_candidates``, and scores
+document-level MRR@10, as in BEIR: any chunk of the query's document counts.
 
 Example::
 
@@ -27,23 +27,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from assistant.errors import ConfigError
-from assistant.evaluation.metrics import mrr_at_k
-from assistant.knowledge.encoder import EncodedText, Encoder, TokenEncoder, TransformerEncoder
-from assistant.knowledge.fusion import FusionWeights, fuse
-from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.encoder import Encoder, TokenEncoder
+from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, bytes_per_token
+from assistant.knowledge.training.encoding import (
+    REBUILD_BATCH,
+    BaseTokens,
+    TuneProgressCallback,
+    TuneStep,
+    encode_texts,
+    load_chunks,
+)
 from assistant.knowledge.training.head import (
     ACTIVE_HEAD_KEY,
-    BASE_HEAD_VERSION,
     ProjectedTokenEncoder,
     ProjectionHead,
     head_path,
@@ -53,9 +57,9 @@ from assistant.knowledge.training.head_training import (
     TrainingSet,
     train_projection_head,
 )
+from assistant.knowledge.training.held_out import HeldOutIndex, held_out_mrr
 from assistant.knowledge.training.pseudo_pairs import (
     PairOptions,
-    PseudoPair,
     PseudoPairs,
     held_out_index_texts,
     make_pseudo_pairs,
@@ -72,9 +76,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_ENCODE_BATCH = 256  # texts per encoder call, so progress moves while the encoder batches inside
-_REBUILD_BATCH = 256  # chunks per cache read/write while rebuilding
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +100,6 @@ class TuneOptions:
     principal_sample_tokens: int = 50_000
     hard_negative_ranks: tuple[int, int] = (4, 30)
     require_improvement: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class TuneStep:
-    """Progress of tuning: ``advance`` more of ``task`` done (``total`` when known)."""
-
-    task: Literal["encoding", "training", "evaluation", "cache"]
-    advance: int
-    total: int | None = None
-
-
-TuneProgressCallback = Callable[[TuneStep], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +150,7 @@ def tune_knowledge_base(
     options = options or TuneOptions()
     notify: TuneProgressCallback = progress or (lambda step: None)
     started = time.perf_counter()
-    chunks, dense = _load_chunks(store)
+    chunks, dense = load_chunks(store)
     if len(chunks) < options.min_chunks:
         raise ConfigError(
             f"knowledge base {store.name!r} has {len(chunks)} chunks; tuning needs at least "
@@ -175,7 +164,7 @@ def tune_knowledge_base(
             f"{options.pairs.min_sentence_words}-{options.pairs.max_sentence_words} words or titles. "
             "Ingest more prose, then run `assistant tune` again"
         )
-    base = _BaseTokens(encoder, late_base or encoder, token_cache)
+    base = BaseTokens(encoder, late_base or encoder, token_cache)
     data = _training_data(pairs, chunks, dense, base, options, notify)
     sample = _token_sample(data.positives, options)
     head = ProjectionHead.from_principal_components(sample, options.out_dimension)
@@ -196,9 +185,17 @@ def tune_knowledge_base(
         ),
         on_step=lambda: notify(TuneStep("training", 1)),
     )
-    mirror = _Mirror.build(chunks, dense, pairs.held_out, base, use_lexical, notify)
-    before, after = _held_out_mrr(
-        mirror,
+    index = HeldOutIndex.build(
+        chunks,
+        dense,
+        held_out_index_texts(chunks, pairs.held_out),
+        [pair.query for pair in pairs.held_out],
+        base,
+        use_lexical,
+        notify,
+    )
+    before, after = held_out_mrr(
+        index,
         pairs.held_out,
         [current.project if current is not None else None, head.project],
         weights,
@@ -227,98 +224,11 @@ def tune_knowledge_base(
     )
 
 
-# Token vectors.
-
-
-class _BaseTokens:
-    """The encoders, and base token vectors of stored chunks (cached under the base key)."""
-
-    def __init__(self, encoder: Encoder, late: TokenEncoder, cache: TokenCache) -> None:
-        self.encoder = encoder
-        self.late = late
-        self.cache = cache
-
-    def of(self, chunks: Sequence[StoredChunk]) -> list[torch.Tensor]:
-        """(n_tokens, base dimension) per chunk, in order; misses are encoded and cached."""
-        model_id = self.late.model_id
-        keys = [
-            cache_key(model_id, BASE_HEAD_VERSION, chunk.chunk_hash) if chunk.chunk_hash else ""
-            for chunk in chunks
-        ]
-        found = self.cache.get_many([key for key in keys if key])
-        matrices: list[torch.Tensor | None] = []
-        cached = iter(found)
-        for key in keys:
-            matrices.append(next(cached) if key else None)
-        missing = [index for index, matrix in enumerate(matrices) if matrix is None]
-        if missing:
-            encoded = self.late.encode_document_tokens(
-                [chunks[index].chunk.embedding_text for index in missing]
-            )
-            fresh: dict[str, torch.Tensor] = {}
-            for index, matrix in zip(missing, encoded, strict=True):
-                matrices[index] = matrix
-                if keys[index]:
-                    fresh[keys[index]] = matrix
-            self.cache.put_many(fresh)
-        return [matrix for matrix in matrices if matrix is not None]
-
-
-def _encode(
-    base: _BaseTokens,
-    texts: Sequence[str],
-    *,
-    queries: bool,
-    max_tokens: int | None,
-    notify: TuneProgressCallback,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Dense vectors (n, d) and float16 base token matrices (cut at ``max_tokens``) of texts.
-
-    With no separate late-interaction model, one encoder pass gives both.
-    """
-    dense: list[torch.Tensor] = []
-    tokens: list[torch.Tensor] = []
-    encoder = base.encoder
-    for start in range(0, len(texts), _ENCODE_BATCH):
-        batch = list(texts[start : start + _ENCODE_BATCH])
-        encoded: list[EncodedText]
-        if queries and not isinstance(encoder, TransformerEncoder):
-            # Other encoders may mark queries differently from passages; one call per query.
-            encoded = [encoder.encode_query(text) for text in batch]
-        else:
-            # TransformerEncoder encodes a query exactly as a passage, so queries batch too.
-            encoded = encoder.encode_documents(batch)
-        dense.extend(item.dense for item in encoded)
-        if base.late is encoder:
-            matrices = [item.tokens for item in encoded]
-        elif queries:
-            matrices = [base.late.encode_query_tokens(text) for text in batch]
-        else:
-            matrices = base.late.encode_document_tokens(batch)
-        tokens.extend(matrix[:max_tokens].to(torch.float16) for matrix in matrices)
-        notify(TuneStep("encoding", len(batch)))
-    return (torch.stack(dense) if dense else torch.zeros(0, encoder.dimension)), tokens
-
-
-def _load_chunks(store: KnowledgeBaseAdmin) -> tuple[list[StoredChunk], torch.Tensor]:
-    """Every chunk (sorted by id, so runs repeat) and its unit-norm dense vector (N, d)."""
-    chunks: list[StoredChunk] = []
-    pages: list[torch.Tensor] = []
-    for page, vectors in store.iter_embedded_chunks():
-        chunks.extend(page)
-        pages.append(vectors)
-    if not chunks:
-        return [], torch.zeros(0, 0)
-    order = sorted(range(len(chunks)), key=lambda index: chunks[index].chunk_id)
-    dense = torch.nn.functional.normalize(torch.cat(pages)[order], dim=-1)
-    return [chunks[index] for index in order], dense
-
-
 def _training_data(
     pairs: PseudoPairs,
     chunks: list[StoredChunk],
     dense: torch.Tensor,
-    base: _BaseTokens,
+    base: BaseTokens,
     options: TuneOptions,
     notify: TuneProgressCallback,
 ) -> TrainingSet:
@@ -326,10 +236,10 @@ def _training_data(
     replaced = len(held_out_index_texts(chunks, pairs.held_out))
     notify(TuneStep("encoding", 0, total=2 * len(train) + len(pairs.held_out) + replaced))
     limit = options.max_document_tokens
-    query_dense, queries = _encode(
+    query_dense, queries = encode_texts(
         base, [p.query for p in train], queries=True, max_tokens=None, notify=notify
     )
-    _, positives = _encode(
+    _, positives = encode_texts(
         base, [p.positive for p in train], queries=False, max_tokens=limit, notify=notify
     )
     candidates = [i for i, chunk in enumerate(chunks) if chunk.chunk_id in pairs.train_chunk_ids]
@@ -344,8 +254,8 @@ def _training_data(
     negative_indices = [candidates[m] if m is not None else None for m in mined]
     wanted = sorted({index for index in negative_indices if index is not None})
     matrices: dict[int, torch.Tensor] = {}
-    for start in range(0, len(wanted), _REBUILD_BATCH):
-        batch = wanted[start : start + _REBUILD_BATCH]
+    for start in range(0, len(wanted), REBUILD_BATCH):
+        batch = wanted[start : start + REBUILD_BATCH]
         for index, matrix in zip(batch, base.of([chunks[i] for i in batch]), strict=True):
             matrices[index] = matrix[:limit].to(torch.float16)
     return TrainingSet(
@@ -370,175 +280,17 @@ def _token_sample(matrices: Sequence[torch.Tensor], options: TuneOptions) -> tor
     return torch.cat(rows)[: options.principal_sample_tokens]
 
 
-# Held-out check.
-
-_Projection = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(slots=True)
-class _Mirror:
-    """The index as the held-out queries must meet it: their own text taken out."""
-
-    chunks: list[StoredChunk]
-    dense: torch.Tensor
-    lexical: LexicalIndex | None
-    replaced_tokens: dict[int, torch.Tensor]
-    query_dense: torch.Tensor
-    query_tokens: list[torch.Tensor]
-    base: _BaseTokens
-    rows: dict[str, int]
-
-    @classmethod
-    def build(
-        cls,
-        chunks: list[StoredChunk],
-        dense: torch.Tensor,
-        held_out: list[PseudoPair],
-        base: _BaseTokens,
-        use_lexical: bool,
-        notify: TuneProgressCallback,
-    ) -> _Mirror:
-        texts = held_out_index_texts(chunks, held_out)
-        rows = sorted(texts)
-        # The shipped index reads up to the encoder's own limit, not the training cut.
-        replaced_dense, replaced_tokens = _encode(
-            base,
-            [texts[row] for row in rows],
-            queries=False,
-            max_tokens=None,
-            notify=notify,
-        )
-        mirrored = dense.clone()
-        if rows:
-            mirrored[rows] = torch.nn.functional.normalize(replaced_dense, dim=-1)
-        query_dense, query_tokens = _encode(
-            base,
-            [pair.query for pair in held_out],
-            queries=True,
-            max_tokens=None,
-            notify=notify,
-        )
-        lexical = (
-            LexicalIndex.build(
-                (chunk.chunk_id, texts.get(index, chunk.chunk.embedding_text))
-                for index, chunk in enumerate(chunks)
-            )
-            if use_lexical
-            else None
-        )
-        return cls(
-            chunks=chunks,
-            dense=mirrored,
-            lexical=lexical,
-            replaced_tokens=dict(zip(rows, replaced_tokens, strict=True)),
-            query_dense=query_dense,
-            query_tokens=[tokens.to(torch.float32) for tokens in query_tokens],
-            base=base,
-            rows={chunk.chunk_id: row for row, chunk in enumerate(chunks)},
-        )
-
-    def recall(
-        self, number: int, query: str, recall_k: int
-    ) -> tuple[list[int], dict[str, torch.Tensor]]:
-        """Held-out query ``number``'s candidate rows (dense top-k ∪ BM25 top-k) and signals."""
-        similarities = self.dense @ self.query_dense[number]
-        depth = min(recall_k, int(similarities.shape[0]))
-        pool: list[int] = similarities.topk(depth).indices.tolist()
-        signals: dict[str, torch.Tensor] = {}
-        if self.lexical is not None:
-            scores = self.lexical.query(query)
-            in_pool = set(pool)
-            for chunk_id, _ in scores.top(recall_k):
-                row = self.rows[chunk_id]
-                if row not in in_pool:
-                    in_pool.add(row)
-                    pool.append(row)
-            signals["lexical"] = torch.tensor(
-                scores.of([self.chunks[row].chunk_id for row in pool])
-            )
-        signals["dense"] = similarities[pool]
-        return pool, signals
-
-    def tokens(self, rows: list[int]) -> list[torch.Tensor]:
-        """Base token vectors of the chunks at ``rows`` as this copy of the index holds them."""
-        stored = [row for row in rows if row not in self.replaced_tokens]
-        from_cache = dict(
-            zip(stored, self.base.of([self.chunks[row] for row in stored]), strict=True)
-        )
-        return [
-            self.replaced_tokens[row].to(torch.float32)
-            if row in self.replaced_tokens
-            else from_cache[row]
-            for row in rows
-        ]
-
-
-def _held_out_mrr(
-    mirror: _Mirror,
-    held_out: list[PseudoPair],
-    stages: list[_Projection | None],
-    weights: FusionWeights,
-    recall_k: int,
-    notify: TuneProgressCallback,
-) -> list[float]:
-    """Mean MRR@10 (document level) of the shipped ranking under each stage's projection.
-
-    Candidate pools are recalled first; then each pooled chunk's token vectors are read and
-    projected once, for every query whose pool holds it.
-    """
-    pools = [mirror.recall(number, pair.query, recall_k) for number, pair in enumerate(held_out)]
-    needs: dict[int, list[tuple[int, int]]] = {}
-    for number, (pool, _) in enumerate(pools):
-        for position, row in enumerate(pool):
-            needs.setdefault(row, []).append((number, position))
-    queries = [
-        [tokens if project is None else project(tokens) for tokens in mirror.query_tokens]
-        for project in stages
-    ]
-    late = [[torch.zeros(len(pool)) for pool, _ in pools] for _ in stages]
-    rows = sorted(needs)
-    notify(TuneStep("evaluation", 0, total=len(rows)))
-    for start in range(0, len(rows), _REBUILD_BATCH):
-        batch = rows[start : start + _REBUILD_BATCH]
-        base_matrices = mirror.tokens(batch)
-        for stage, project in enumerate(stages):
-            matrices = base_matrices if project is None else _project_all(project, base_matrices)
-            for row, matrix in zip(batch, matrices, strict=True):
-                for number, position in needs[row]:
-                    # MaxSim of one query against one chunk, as ``maxsim_scores`` computes it.
-                    similarities = queries[stage][number] @ matrix.T
-                    late[stage][number][position] = similarities.max(dim=1).values.mean()
-        notify(TuneStep("evaluation", len(batch)))
-    totals = [0.0] * len(stages)
-    for number, (pool, signals) in enumerate(pools):
-        dense = signals["dense"]
-        for stage in range(len(stages)):
-            final = fuse({**signals, "late_interaction": late[stage][number]}, weights)
-            order = sorted(range(len(pool)), key=lambda i: (-float(final[i]), -float(dense[i]), i))
-            ranking = list(dict.fromkeys(mirror.chunks[pool[i]].url for i in order))
-            totals[stage] += mrr_at_k(ranking, {held_out[number].document: 1}, 10)
-    return [total / len(held_out) for total in totals]
-
-
-def _project_all(project: _Projection, matrices: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Project several token matrices in one call."""
-    if not matrices:
-        return []
-    lengths = [int(matrix.shape[0]) for matrix in matrices]
-    return list(torch.split(project(torch.cat(matrices)), lengths))
-
-
 def _rebuild_cache(
     chunks: list[StoredChunk],
     head: ProjectionHead,
-    base: _BaseTokens,
+    base: BaseTokens,
     notify: TuneProgressCallback,
 ) -> None:
     """Cache every chunk's projected token vectors under the head's version."""
     notify(TuneStep("cache", 0, total=len(chunks)))
     model_id, version = base.late.model_id, head.version
-    for start in range(0, len(chunks), _REBUILD_BATCH):
-        batch = chunks[start : start + _REBUILD_BATCH]
+    for start in range(0, len(chunks), REBUILD_BATCH):
+        batch = chunks[start : start + REBUILD_BATCH]
         base_matrices = base.of(batch)
         base.cache.put_many(
             {

@@ -1,0 +1,109 @@
+"""The one ranking of a candidate pool, shared by search, evaluation and tuning.
+
+A pool is the union of dense recall and lexical (BM25) recall (``recall_union``); each candidate
+carries a dense score, a MaxSim score and, with a lexical index, a BM25 score.
+``rank_candidates`` fuses the standardised signals with the knowledge base's weights and orders
+the pool. The retriever ranks every search with it, ``assistant.evaluation`` re-ranks a pool
+with other weights through it, and tuning judges a head by it, so what is measured is exactly
+what ships.
+
+>>> ranked = rank_candidates(
+...     torch.tensor([0.9, 0.5, 0.1]), torch.tensor([0.2, 0.9, 0.4]), FusionWeights(1.0, 1.0)
+... )
+>>> ranked.order
+[1, 0, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from assistant.knowledge.fusion import FusionWeights, fuse
+
+__all__ = ["RankedPool", "rank_candidates", "recall_union", "signal_ranks"]
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def recall_union(dense: Sequence[Key], lexical: Sequence[Key]) -> list[Key]:
+    """The candidate pool: dense recall in its order, then lexical recall not already in it.
+
+    >>> recall_union(["a", "b"], ["c", "a", "d"])
+    ['a', 'b', 'c', 'd']
+    """
+    pool = dict.fromkeys(dense)
+    for key in lexical:
+        pool.setdefault(key, None)
+    return list(pool)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPool:
+    """A ranked pool: ``order`` holds candidate positions, best first; ``scores`` the fused
+    score of each candidate, by position (not in ``order``)."""
+
+    order: list[int]
+    scores: list[float]
+
+
+def rank_candidates(
+    dense_scores: torch.Tensor,
+    late_interaction_scores: torch.Tensor,
+    weights: FusionWeights,
+    lexical_scores: torch.Tensor | None = None,
+) -> RankedPool:
+    """Fuse the signals of a candidate pool and order it; deterministic for equal inputs.
+
+    Args:
+        dense_scores: (N,) cosine similarity of each candidate's dense vector to the query.
+        late_interaction_scores: (N,) MaxSim of the query's token vectors against each
+            candidate's.
+        weights: the weight of each standardised signal (see ``fusion.fuse``).
+        lexical_scores: (N,) BM25 score of each candidate, or ``None`` without a lexical index.
+
+    Returns:
+        The order of the N positions: highest fused score first; equal fused scores by higher
+        dense score, then by earlier position in the pool.
+
+    With equal weights, opposite dense and MaxSim signals cancel and the dense order decides:
+
+    >>> rank_candidates(
+    ...     torch.tensor([0.75, 0.5, 0.25]), torch.tensor([0.25, 0.5, 0.75]), FusionWeights(1.0, 1.0)
+    ... ).order
+    [0, 1, 2]
+    """
+    # Plain lists from here: indexing a tensor element by element costs microseconds each.
+    dense = dense_scores.tolist()
+    # Standardise in one canonical order (dense order), whatever order the pool came in: float
+    # sums depend on their order, and a pool re-ranked from search hits must score bit for bit
+    # as the retriever scored it.
+    canonical = sorted(range(len(dense)), key=lambda i: (-dense[i], i))
+    positions = torch.tensor(canonical, dtype=torch.long)
+    signals = {
+        "dense": dense_scores[positions],
+        "late_interaction": late_interaction_scores[positions],
+    }
+    if lexical_scores is not None:
+        signals["lexical"] = lexical_scores[positions]
+    final = [0.0] * len(dense)
+    for index, score in zip(canonical, fuse(signals, weights).tolist(), strict=True):
+        final[index] = score
+    order = sorted(range(len(final)), key=lambda i: (-final[i], -dense[i], i))
+    return RankedPool(order, final)
+
+
+def signal_ranks(scores: Sequence[float]) -> list[int]:
+    """1-based rank of every position by one signal, best score first, ties by position.
+
+    >>> signal_ranks([0.2, 0.9, 0.2])
+    [2, 1, 3]
+    """
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranks = [0] * len(scores)
+    for rank, index in enumerate(order, start=1):
+        ranks[index] = rank
+    return ranks

@@ -1,0 +1,209 @@
+"""The held-out check of tuning: the shipped ranking, run on a copy of the index.
+
+Each held-out pseudo-query is searched as ``Retriever.search`` would search it — dense top-k ∪
+BM25 top-k (``recall_union``), MaxSim, then ``rank_candidates`` with the knowledge base's
+weights — on a copy of the index from which the query's own text is taken out (see
+``pseudo_pairs.held_out_index_texts``). Several stages (the current token vectors and a
+candidate head's projection of them) are judged on the same pools, so only the late-interaction
+signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
+query's document counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from assistant.evaluation.metrics import mrr_at_k
+from assistant.knowledge.fusion import FusionWeights
+from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.maxsim import maxsim_scores_ragged
+from assistant.knowledge.ranking import rank_candidates, recall_union
+from assistant.knowledge.training.encoding import (
+    REBUILD_BATCH,
+    BaseTokens,
+    TuneProgressCallback,
+    TuneStep,
+    encode_texts,
+)
+from assistant.knowledge.training.pseudo_pairs import PseudoPair
+from assistant.knowledge.vector_store import StoredChunk
+
+__all__ = ["HeldOutIndex", "Projection", "held_out_mrr"]
+
+Projection = Callable[[torch.Tensor], torch.Tensor]
+"""Maps (n_tokens, base dimension) token vectors to a stage's own; ``None`` keeps them."""
+
+
+@dataclass(slots=True)
+class _Pool:
+    """One query's candidate rows, in pool order, and their dense and lexical scores."""
+
+    rows: list[int]
+    dense: torch.Tensor
+    lexical: torch.Tensor | None
+
+
+@dataclass(slots=True)
+class HeldOutIndex:
+    """The index as the held-out queries must meet it: some chunks' texts replaced."""
+
+    chunks: list[StoredChunk]
+    dense: torch.Tensor
+    lexical: LexicalIndex | None
+    replaced_tokens: dict[int, torch.Tensor]
+    queries: list[str]
+    query_dense: torch.Tensor
+    query_tokens: list[torch.Tensor]
+    base: BaseTokens
+    rows: dict[str, int]
+
+    @classmethod
+    def build(
+        cls,
+        chunks: list[StoredChunk],
+        dense: torch.Tensor,
+        replaced_texts: Mapping[int, str],
+        queries: Sequence[str],
+        base: BaseTokens,
+        use_lexical: bool,
+        notify: TuneProgressCallback,
+    ) -> HeldOutIndex:
+        """The index of ``chunks`` (unit-norm dense vectors (N, d)) with the chunk at each
+        index of ``replaced_texts`` holding that text instead, searched by ``queries``."""
+        rows = sorted(replaced_texts)
+        # The shipped index reads up to the encoder's own limit, not the training cut.
+        replaced_dense, replaced_tokens = encode_texts(
+            base,
+            [replaced_texts[row] for row in rows],
+            queries=False,
+            max_tokens=None,
+            notify=notify,
+        )
+        mirrored = dense.clone()
+        if rows:
+            mirrored[rows] = torch.nn.functional.normalize(replaced_dense, dim=-1)
+        query_dense, query_tokens = encode_texts(
+            base, list(queries), queries=True, max_tokens=None, notify=notify
+        )
+        lexical = (
+            LexicalIndex.build(
+                (chunk.chunk_id, replaced_texts.get(index, chunk.chunk.embedding_text))
+                for index, chunk in enumerate(chunks)
+            )
+            if use_lexical
+            else None
+        )
+        return cls(
+            chunks=chunks,
+            dense=mirrored,
+            lexical=lexical,
+            replaced_tokens=dict(zip(rows, replaced_tokens, strict=True)),
+            queries=list(queries),
+            query_dense=query_dense,
+            query_tokens=[tokens.to(torch.float32) for tokens in query_tokens],
+            base=base,
+            rows={chunk.chunk_id: row for row, chunk in enumerate(chunks)},
+        )
+
+    def recall(self, number: int, recall_k: int) -> _Pool:
+        """Query ``number``'s candidate pool: dense top-k ∪ BM25 top-k, as the retriever's."""
+        similarities = self.dense @ self.query_dense[number]
+        depth = min(recall_k, int(similarities.shape[0]))
+        dense_rows: list[int] = similarities.topk(depth).indices.tolist()
+        if self.lexical is None:
+            return _Pool(dense_rows, similarities[dense_rows], None)
+        scores = self.lexical.query(self.queries[number])
+        lexical_rows = [self.rows[chunk_id] for chunk_id, _ in scores.top(recall_k)]
+        pool = recall_union(dense_rows, lexical_rows)
+        lexical = torch.tensor(scores.of([self.chunks[row].chunk_id for row in pool]))
+        return _Pool(pool, similarities[pool], lexical)
+
+    def tokens(self, rows: list[int]) -> list[torch.Tensor]:
+        """Base token vectors of the chunks at ``rows`` as this copy of the index holds them."""
+        stored = [row for row in rows if row not in self.replaced_tokens]
+        from_cache = dict(
+            zip(stored, self.base.of([self.chunks[row] for row in stored]), strict=True)
+        )
+        return [
+            self.replaced_tokens[row].to(torch.float32)
+            if row in self.replaced_tokens
+            else from_cache[row]
+            for row in rows
+        ]
+
+    def rankings(
+        self,
+        stages: Sequence[Projection | None],
+        weights: FusionWeights,
+        recall_k: int,
+        notify: TuneProgressCallback,
+    ) -> list[list[list[int]]]:
+        """Every query's ranked pool (chunk rows, best first) under each stage's projection.
+
+        Returns ``[stage][query] -> rows``. Pools are recalled first; then each pooled chunk's
+        token vectors are read and projected once, for every query whose pool holds it.
+        """
+        pools = [self.recall(number, recall_k) for number in range(len(self.queries))]
+        needs: dict[int, list[tuple[int, int]]] = {}
+        for number, pool in enumerate(pools):
+            for position, row in enumerate(pool.rows):
+                needs.setdefault(row, []).append((number, position))
+        queries = [
+            [tokens if project is None else project(tokens) for tokens in self.query_tokens]
+            for project in stages
+        ]
+        late = [[torch.zeros(len(pool.rows)) for pool in pools] for _ in stages]
+        rows = sorted(needs)
+        notify(TuneStep("evaluation", 0, total=len(rows)))
+        for start in range(0, len(rows), REBUILD_BATCH):
+            batch = rows[start : start + REBUILD_BATCH]
+            base_matrices = self.tokens(batch)
+            for stage, project in enumerate(stages):
+                matrices = (
+                    base_matrices if project is None else _project_all(project, base_matrices)
+                )
+                for row, matrix in zip(batch, matrices, strict=True):
+                    for number, position in needs[row]:
+                        late[stage][number][position] = maxsim_scores_ragged(
+                            queries[stage][number], [matrix]
+                        )[0]
+            notify(TuneStep("evaluation", len(batch)))
+        return [
+            [
+                [
+                    pool.rows[i]
+                    for i in rank_candidates(pool.dense, scores, weights, pool.lexical).order
+                ]
+                for pool, scores in zip(pools, late[stage], strict=True)
+            ]
+            for stage in range(len(stages))
+        ]
+
+
+def held_out_mrr(
+    index: HeldOutIndex,
+    held_out: Sequence[PseudoPair],
+    stages: Sequence[Projection | None],
+    weights: FusionWeights,
+    recall_k: int,
+    notify: TuneProgressCallback,
+) -> list[float]:
+    """Mean MRR@10 (document level) of the shipped ranking under each stage's projection;
+    ``index`` is searched by the held-out pairs' queries, in order."""
+    totals = [0.0] * len(stages)
+    for stage, rankings in enumerate(index.rankings(stages, weights, recall_k, notify)):
+        for pair, rows in zip(held_out, rankings, strict=True):
+            documents = list(dict.fromkeys(index.chunks[row].url for row in rows))
+            totals[stage] += mrr_at_k(documents, {pair.document: 1}, 10)
+    return [total / len(held_out) for total in totals]
+
+
+def _project_all(project: Projection, matrices: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Project several token matrices in one call."""
+    if not matrices:
+        return []
+    lengths = [int(matrix.shape[0]) for matrix in matrices]
+    return list(torch.split(project(torch.cat(matrices)), lengths))
