@@ -125,13 +125,11 @@ async def run_turn(
     orchestrator: ChatOrchestrator, message: str, conversation_id: str | None, samples: TurnSamples
 ) -> str:
     """One turn, timed from the call of ``stream`` to the first text and to ``done``."""
-    searches: list[SearchResult] = []
     first_text: float | None = None
     done: DoneEvent | None = None
     started = time.perf_counter()
-    events = orchestrator.stream(
-        message, conversation_id=conversation_id, on_retrieval=searches.append
-    )
+    turn = await orchestrator.prepare(message, conversation_id=conversation_id)
+    events = orchestrator.respond(turn)
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, TextDelta) and first_text is None:
@@ -152,7 +150,7 @@ async def run_turn(
         "other", timings["first_token"] - sum(timings.get(s, 0.0) for s in BEFORE_TEXT)
     )
     samples.outcomes[done.outcome] += 1
-    samples.cache_misses += sum(result.trace.cache_misses for result in searches)
+    samples.cache_misses += turn.retrieval.trace.cache_misses
     return done.conversation_id
 
 

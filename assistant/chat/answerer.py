@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.chat.events import (
     Answer,
@@ -33,6 +34,11 @@ from assistant.chat.prompts import PromptLibrary
 from assistant.chat.provider import ChatProvider, ChatRequest, Message, ProviderEvent
 from assistant.errors import AssistantError
 from assistant.knowledge.text import split_sentences
+
+if TYPE_CHECKING:
+    import torch
+
+    from assistant.knowledge.retriever import SearchResult
 
 __all__ = ["Answerer", "Brand", "MarkerFilter", "citations_from_markers", "drain"]
 
@@ -170,11 +176,14 @@ class Answerer:
         *,
         history: Sequence[HistoryTurn] = (),
         message: str | None = None,
+        query_tokens: torch.Tensor | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Yield text deltas, ``citations`` and ``done`` (or ``error``).
 
         ``question`` is the standalone question the sources were found for; ``message`` is
         what the user actually wrote (its language is the answer's), ``question`` when omitted.
+        ``query_tokens`` are ``question``'s token vectors from the search, passed on to
+        providers that score text against the question (the extractive one).
         With no source, the no-answer text is streamed without calling any provider.
         """
         if not sources:
@@ -183,7 +192,10 @@ class Answerer:
             yield DoneEvent(Usage(), "none", outcome="no_answer")
             return
         request = ChatRequest(
-            question, sources, self.messages(message or question, sources, history)
+            question,
+            sources,
+            self.messages(message or question, sources, history),
+            query_tokens=query_tokens,
         )
         numbers = {source.n for source in sources}
         for position, provider in enumerate(self.providers):
@@ -267,8 +279,10 @@ class Answerer:
         return (Message("system", system), *conversation, Message("user", user))
 
 
-async def drain(question: str, events: AsyncIterator[StreamEvent]) -> Answer:
-    """Collect a stream into an ``Answer``."""
+async def drain(
+    question: str, events: AsyncIterator[StreamEvent], *, retrieval: SearchResult | None = None
+) -> Answer:
+    """Collect a stream into an ``Answer``; ``retrieval`` is the search that chose its sources."""
     text: list[str] = []
     sources: tuple[Source, ...] = ()
     citations: tuple[Citation, ...] = ()
@@ -304,4 +318,5 @@ async def drain(question: str, events: AsyncIterator[StreamEvent]) -> Answer:
         outcome="error" if error else (done.outcome if done else "answered"),
         conversation_id=done.conversation_id if done and done.conversation_id else conversation_id,
         turn_id=done.turn_id if done else None,
+        retrieval=retrieval,
     )

@@ -2,7 +2,10 @@
 
 Each sentence of the given sources is scored by MaxSim between the question's token vectors and
 the sentence's own token vectors (one small encoder batch), so the same late-interaction signal
-that ranked the passages picks the sentences. The best sentence and those close to it are kept,
+that ranked the passages picks the sentences. The question's token vectors are the ones its
+search already computed (``ChatRequest.query_tokens``); the question is encoded again only when
+a request comes without them. The encoding runs in the executor given (the bounded pool chat
+searches run in), so it never competes with searches from the default thread pool. The best sentence and those close to it are kept,
 in the order of their sources, each group followed by its ``[n]`` marker.
 """
 
@@ -11,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
+
+import torch
 
 from assistant.chat.events import Citation, CitationsEvent, DoneEvent, Source, TextDelta, Usage
 from assistant.chat.provider import ChatRequest, ProviderEvent
-from assistant.knowledge.encoder import Encoder
+from assistant.knowledge.encoder import TokenEncoder
 from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.text import split_sentences
 
@@ -43,6 +49,9 @@ class Extract:
 class ExtractiveProvider:
     """Answers with the best sentences of the sources.
 
+    ``encoder`` makes the sentences' token vectors; it must be the one that made the query's
+    token vectors of the requests (the retriever's late-interaction encoder), so both live in
+    one space. ``executor`` runs the encoding (default: the event loop's default pool).
     ``max_sentences`` and ``max_words`` bound the answer; ``margin`` is how far below the best
     sentence's MaxSim another sentence may score and still be included.
     """
@@ -51,14 +60,16 @@ class ExtractiveProvider:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: TokenEncoder,
         *,
+        executor: Executor | None = None,
         max_sources: int = 3,
         max_sentences: int = 4,
         max_words: int = 120,
         margin: float = 0.08,
     ) -> None:
         self._encoder = encoder
+        self._executor = executor
         self._max_sources = max_sources
         self._max_sentences = max_sentences
         self._max_words = max_words
@@ -66,15 +77,26 @@ class ExtractiveProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """Yield the extract sentence group by sentence group, its citations, then done."""
-        extract = await asyncio.to_thread(self.extract, request.question, request.sources)
+        extract = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.extract, request.question, request.sources, request.query_tokens
+        )
         for line in extract.text.split("\n"):
             if line:
                 yield TextDelta(line + " ")
         yield CitationsEvent(extract.citations)
         yield DoneEvent(Usage(), self.name)
 
-    def extract(self, question: str, sources: tuple[Source, ...]) -> Extract:
-        """Choose the sentences that answer ``question`` best."""
+    def extract(
+        self,
+        question: str,
+        sources: tuple[Source, ...],
+        query_tokens: torch.Tensor | None = None,
+    ) -> Extract:
+        """Choose the sentences that answer ``question`` best.
+
+        ``query_tokens``: ``question``'s token vectors (n_tokens, token_dimension) from this
+        provider's encoder, when already computed; otherwise the question is encoded here.
+        """
         sentences = [
             _Sentence(source, index, text)
             for source in sources[: self._max_sources]
@@ -84,9 +106,10 @@ class ExtractiveProvider:
         ]
         if not sentences:
             return Extract("", ())
-        query = self._encoder.encode_query(question)
-        encoded = self._encoder.encode_documents([s.text for s in sentences])
-        scores = maxsim_scores_ragged(query.tokens, [e.tokens for e in encoded]).tolist()
+        if query_tokens is None:
+            query_tokens = self._encoder.encode_query_tokens(question)
+        sentence_tokens = self._encoder.encode_document_tokens([s.text for s in sentences])
+        scores = maxsim_scores_ragged(query_tokens, sentence_tokens).tolist()
         ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
         best = scores[ranked[0]]
         chosen: list[_Sentence] = []

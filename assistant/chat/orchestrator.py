@@ -14,17 +14,19 @@ as a content gap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from assistant.chat.answerer import Answerer
+from assistant.chat.answerer import Answerer, drain
 from assistant.chat.condense import Condenser
 from assistant.chat.context import select_context
 from assistant.chat.conversations import ConversationStore, NewTurn
 from assistant.chat.events import (
+    Answer,
     Citation,
     CitationsEvent,
     DoneEvent,
@@ -42,7 +44,7 @@ from assistant.chat.trace import retrieval_trace
 from assistant.errors import InvalidInputError
 from assistant.knowledge.retriever import SearchResult
 
-__all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "TurnBudget"]
+__all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "PreparedTurn", "TurnBudget"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,25 @@ class TurnBudget:
     candidates: int = 20
     """Ranked passages considered for the context before merging and budgeting."""
     max_message_chars: int = 4000
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    """A turn up to its first event: the question, its search and the chosen sources."""
+
+    message: str
+    """What the user wrote, stripped."""
+    standalone: str
+    """The question searched for: ``message``, or a follow-up condensed with the history."""
+    conversation_id: str | None
+    history: list[HistoryTurn]
+    retrieval: SearchResult
+    sources: tuple[Source, ...]
+    top_score: float | None
+    timings: dict[str, float]
+    started: float
+    store: ConversationStore | None
+    """Where the turn is stored when it ends; ``None`` when it is not remembered."""
 
 
 def _ms(since: float) -> float:
@@ -113,20 +134,61 @@ class ChatOrchestrator:
         conversation_id: str | None = None,
         visitor: str | None = None,
         remember: bool = True,
-        on_retrieval: Callable[[SearchResult], None] | None = None,
         history: Sequence[HistoryTurn] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Answer ``message`` as the next turn of ``conversation_id`` (a new one when ``None``).
 
         With ``remember`` off (or no conversation store) the turn uses no stored history and
         nothing is stored. ``history`` (earlier exchanges the caller holds, e.g. an OpenAI-style
-        message list) is used instead of the stored history. ``on_retrieval`` receives the
-        search result (every candidate, every score).
+        message list) is used instead of the stored history.
 
         Raises (before the first event):
             InvalidInputError: the message is empty or longer than the budget allows.
             NotFoundError: ``conversation_id`` is not a conversation of this assistant.
         """
+        turn = await self.prepare(
+            message,
+            conversation_id=conversation_id,
+            visitor=visitor,
+            remember=remember,
+            history=history,
+        )
+        async with contextlib.aclosing(self.respond(turn)) as events:
+            async for event in events:
+                yield event
+
+    async def answer(
+        self,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+        remember: bool = True,
+        history: Sequence[HistoryTurn] | None = None,
+    ) -> Answer:
+        """``stream`` drained into an ``Answer`` whose ``retrieval`` is the turn's search (every
+        candidate, every score). Raises as ``stream`` does."""
+        turn = await self.prepare(
+            message,
+            conversation_id=conversation_id,
+            visitor=visitor,
+            remember=remember,
+            history=history,
+        )
+        async with contextlib.aclosing(self.respond(turn)) as events:
+            return await drain(message, events, retrieval=turn.retrieval)
+
+    async def prepare(
+        self,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        visitor: str | None = None,
+        remember: bool = True,
+        history: Sequence[HistoryTurn] | None = None,
+    ) -> PreparedTurn:
+        """Everything before the first event: check the message, load (or start) the
+        conversation, condense, search and choose the context. Raises as ``stream`` does."""
         started = time.perf_counter()
         text = message.strip()
         if not text:
@@ -168,8 +230,6 @@ class ChatOrchestrator:
         result = await asyncio.get_running_loop().run_in_executor(
             self._executor, self._search, standalone, self.budget.candidates
         )
-        if on_retrieval is not None:
-            on_retrieval(result)
         timings.update(result.trace.timings_ms)
         stage = time.perf_counter()
         top_score = max((hit.late_interaction_score for hit in result.hits), default=None)
@@ -185,6 +245,25 @@ class ChatOrchestrator:
             else ()
         )
         timings["context"] = _ms(stage)
+        return PreparedTurn(
+            message=text,
+            standalone=standalone,
+            conversation_id=conversation_id,
+            history=earlier,
+            retrieval=result,
+            sources=sources,
+            top_score=top_score,
+            timings=timings,
+            started=started,
+            store=store,
+        )
+
+    async def respond(self, turn: PreparedTurn) -> AsyncGenerator[StreamEvent, None]:
+        """The events of a prepared turn: ``sources``, text deltas, ``citations``, then
+        ``done`` or ``error``; the turn is stored (when remembered) before the last event."""
+        text, standalone, conversation_id = turn.message, turn.standalone, turn.conversation_id
+        result, sources, timings, store = turn.retrieval, turn.sources, turn.timings, turn.store
+        started, top_score = turn.started, turn.top_score
         yield SourcesEvent(sources, standalone, conversation_id)
 
         answer: list[str] = []
@@ -196,7 +275,7 @@ class ChatOrchestrator:
             """Store the turn as it ended (with ``done``, or failed with ``error``)."""
             if store is None or conversation_id is None:
                 return None  # nothing is kept, so the trace is not even built
-            turn = NewTurn(
+            record_of_turn = NewTurn(
                 question=text,
                 standalone_question=standalone,
                 answer="".join(answer).strip(),
@@ -214,12 +293,20 @@ class ChatOrchestrator:
                 error_message=error.message if error else None,
             )
             stage = time.perf_counter()
-            turn_id = await asyncio.to_thread(store.record, self.assistant, conversation_id, turn)
+            turn_id = await asyncio.to_thread(
+                store.record, self.assistant, conversation_id, record_of_turn
+            )
             timings["store"] = _ms(stage)
             return turn_id
 
         provider_started = time.perf_counter()
-        async for event in self.answerer.stream(standalone, sources, history=earlier, message=text):
+        async for event in self.answerer.stream(
+            standalone,
+            sources,
+            history=turn.history,
+            message=text,
+            query_tokens=result.query_tokens,
+        ):
             if isinstance(event, TextDelta):
                 if not answer:
                     timings["first_token"] = _ms(started)

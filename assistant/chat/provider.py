@@ -9,10 +9,13 @@ reads ``question`` and ``sources`` directly.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from assistant.chat.events import CitationsEvent, DoneEvent, Source, TextDelta
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ChatProvider", "ChatRequest", "Message", "ProviderEvent"]
 
@@ -32,6 +35,9 @@ class ChatRequest:
     question: str
     sources: tuple[Source, ...]
     messages: tuple[Message, ...] = ()
+    query_tokens: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    """``question``'s token vectors (n_tokens, token_dimension) from the search that found the
+    sources, when known: a provider that scores text against the question reuses them."""
 
 
 ProviderEvent = TextDelta | CitationsEvent | DoneEvent

@@ -1,0 +1,100 @@
+"""The extractive answerer reuses the question's token vectors from its search and encodes its
+sentences in the bounded search pool, so a turn encodes the question once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from assistant.chat.extractive import ExtractiveProvider
+from assistant.core import Assistant
+from assistant.knowledge.encoder import EncodedText, TransformerEncoder
+from assistant.settings import Settings
+
+DOCS = {
+    "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase. "
+    "Monthly plans are not refunded.\n",
+    "export.md": "# Export\n\nExport a workspace as Markdown or PDF from Settings > Export. "
+    "Large exports arrive by email as a ZIP archive.\n",
+    "sso.md": "# Single sign-on\n\nSSO works with Okta and Microsoft Entra ID.\n",
+}
+
+
+class CountingEncoder:
+    """The real encoder, counting the questions it encodes and naming the threads it runs in."""
+
+    def __init__(self, inner: TransformerEncoder) -> None:
+        self._inner = inner
+        self.model_id: str = inner.model_id
+        self.dimension: int = inner.dimension
+        self.token_dimension: int = inner.token_dimension
+        self.max_length: int = inner.max_length
+        self.tokenizer: PreTrainedTokenizerBase = inner.tokenizer
+        self.queries = 0
+        self.threads: list[str] = []
+
+    def encode_query(self, text: str) -> EncodedText:
+        self.queries += 1
+        self.threads.append(threading.current_thread().name)
+        return self._inner.encode_query(text)
+
+    def encode_query_tokens(self, text: str) -> torch.Tensor:
+        return self.encode_query(text).tokens
+
+    def encode_documents(self, texts: Sequence[str]) -> list[EncodedText]:
+        self.threads.append(threading.current_thread().name)
+        return self._inner.encode_documents(texts)
+
+    def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        return [encoded.tokens for encoded in self.encode_documents(texts)]
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+
+def test_a_turn_encodes_the_question_once_and_answers_in_the_search_pool(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    counting = CountingEncoder(encoder)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=counting) as assistant:
+        assistant.ingest([str(folder)])
+        for question in ("how do I export my workspace as PDF?", "are annual plans refunded?"):
+            counting.queries, counting.threads = 0, []
+            answer = assistant.ask(question)
+            assert answer.provider == "extractive" and answer.citations
+            assert counting.queries == 1
+            # The search and the sentence encoding both ran in the search pool.
+            assert len(counting.threads) == 2
+            assert all(name.startswith("search") for name in counting.threads)
+        first = assistant.chat("how do I export my workspace?")
+        counting.queries = 0
+        follow_up = assistant.chat("and as PDF?", conversation_id=first.conversation_id)
+        assert follow_up.citations and counting.queries == 1
+
+
+def test_reused_token_vectors_choose_the_same_sentences(
+    make_assistant: Callable[..., Assistant], encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    assistant = make_assistant()
+    assistant.ingest([str(folder)])
+    answer = assistant.ask("how long do I have to get a refund on an annual plan?")
+    assert answer.retrieval is not None and answer.retrieval.query_tokens is not None
+    provider = ExtractiveProvider(encoder)
+    question = answer.standalone_question
+    reused = provider.extract(question, answer.sources, answer.retrieval.query_tokens)
+    assert reused == provider.extract(question, answer.sources)  # encodes the question again
+    assert " ".join(reused.text.split("\n")) == answer.answer
+    assert reused.citations == answer.citations
