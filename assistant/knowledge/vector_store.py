@@ -32,6 +32,7 @@ __all__ = [
     "VectorSearch",
     "VectorStore",
     "chroma_client",
+    "close_chroma_client",
     "validate_kb_name",
 ]
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 _KB_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 _COLLECTION_PREFIX = "kb_"
+# Chroma's upsert merges metadata and reads ``None`` as "remove this key": without these, an
+# etag or last-modified that a document no longer has would survive a re-ingest.
+_CLEARED: dict[str, None] = {"etag": None, "last_modified": None}
 
 
 def validate_kb_name(name: str) -> str:
@@ -85,6 +89,20 @@ def chroma_client(path: str | None = None, url: str | None = None) -> Any:
         if path is None:
             raise ConfigError("an embedded Chroma needs a directory")
         return chromadb.PersistentClient(path=path, settings=chroma_settings)
+
+
+def close_chroma_client(client: Any) -> None:
+    """Release what ``chroma_client`` opened; a second call does nothing.
+
+    Chroma's own ``close`` stops its system but leaves the HTTP sessions of a server client
+    (its own and its admin client's) open, so their sockets would leak until garbage collection.
+    """
+    for owner in (client, getattr(client, "_admin_client", None)):
+        session = getattr(getattr(owner, "_server", None), "_session", None)
+        if session is not None:
+            session.close()
+    with _chroma_errors("close"):
+        client.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +335,7 @@ class ChromaStore:
                     ids=[r.chunk.chunk_id for r in part],
                     embeddings=vectors[start : start + batch],
                     documents=[r.chunk.text for r in part],
-                    metadatas=[r.metadata() for r in part],
+                    metadatas=[{**_CLEARED, **r.metadata()} for r in part],
                 )
 
     def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
@@ -361,6 +379,9 @@ class ChromaStore:
             result = self._collection.get(
                 ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
             )
+        if not result["ids"]:
+            # No vectors to stack: an empty (0,) tensor cannot be matched against the query.
+            return []
         vectors = torch.as_tensor(np.asarray(result["embeddings"], dtype=np.float32))
         query = torch.nn.functional.normalize(query_embedding.to(torch.float32), dim=-1)
         similarities = torch.nn.functional.normalize(vectors, dim=-1) @ query
