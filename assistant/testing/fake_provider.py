@@ -36,7 +36,8 @@ KEY_VARIABLE = "FAKE_PROVIDER_API_KEY"
 class FakeReply:
     """One scripted answer.
 
-    ``deltas`` are streamed after ``delay_seconds``; then ``error`` is raised if set (with no
+    ``deltas`` are streamed after ``delay_seconds``, ``interval_seconds`` apart; then ``error``
+    is raised if set (with no
     deltas: a failure before the first token), else the stream waits for the consumer to close
     it when ``hold`` is set, else it ends with a ``DoneEvent`` carrying ``usage``.
     """
@@ -46,6 +47,7 @@ class FakeReply:
     error: ProviderError | None = None
     delay_seconds: float = 0.0
     hold: bool = False
+    interval_seconds: float = 0.0
 
 
 class FakeProvider:
@@ -105,7 +107,9 @@ class FakeProvider:
                     "raise the timeout."
                 )
             await asyncio.sleep(reply.delay_seconds)
-            for delta in reply.deltas:
+            for index, delta in enumerate(reply.deltas):
+                if index and reply.interval_seconds:
+                    await asyncio.sleep(reply.interval_seconds)
                 yield TextDelta(delta)
             if reply.error is not None:
                 finished = True

@@ -2,7 +2,8 @@
 
 Subclass ``ProviderContract`` and give it a ``harness`` fixture: a ``ProviderHarness`` that
 builds the provider under test and scripts what its server (or script) does next, in the
-contract's own terms (``Answer``, ``Failure``, ``Stall``, ``Malformed``, ``Drop``, ``Hold``)::
+contract's own terms (``Answer``, ``Failure``, ``Stall``, ``Malformed``, ``StreamError``,
+``Truncated``, ``Drop``, ``Hold``)::
 
     class TestMyProvider(ProviderContract):
         @pytest.fixture
@@ -11,15 +12,17 @@ contract's own terms (``Answer``, ``Failure``, ``Stall``, ``Malformed``, ``Drop`
                 yield harness
 
 The suite checks the stream's shape and order (text deltas, then exactly one ``DoneEvent`` with
-usage), the typed errors (auth, rate limit with retry-after, unavailable, timeout, malformed
-and dropped streams), that a missing key names its variable, and that a consumer who stops
-early or is cancelled closes the stream.
+usage), that a slow but steady stream is not cut by the read timeout, the typed errors (auth,
+rate limit with retry-after, server errors and rejected requests by status, timeout, malformed,
+failed, truncated and dropped streams), that a missing key names its variable, and that a
+consumer who stops early or is cancelled closes the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -29,6 +32,7 @@ from assistant.chat.events import DoneEvent, TextDelta
 from assistant.chat.provider import ChatProvider, ChatRequest, Message, ProviderEvent
 from assistant.errors import (
     ProviderAuthError,
+    ProviderBadRequestError,
     ProviderError,
     ProviderRateLimitError,
     ProviderUnavailableError,
@@ -36,6 +40,7 @@ from assistant.errors import (
 
 __all__ = [
     "REQUEST",
+    "REJECTION",
     "Answer",
     "Drop",
     "Failure",
@@ -46,6 +51,8 @@ __all__ = [
     "ProviderHarness",
     "Stall",
     "Step",
+    "StreamError",
+    "Truncated",
     "consume",
 ]
 
@@ -59,21 +66,29 @@ REQUEST = ChatRequest(
 )
 """The request every contract test sends."""
 
+REJECTION = "model contract-nonexistent is not known"
+"""The vendor's message in a ``Failure("bad_request")``; the provider's error must relay it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A complete answer streamed as ``pieces``, reporting the given token usage."""
+    """A complete answer streamed as ``pieces``, reporting the given token usage, with
+    ``interval_seconds`` between two pieces (or two protocol events)."""
 
     pieces: tuple[str, ...] = ("Two", " years", ".")
     input_tokens: int = 40
     output_tokens: int = 7
+    interval_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """An error status: 401, 429 (with a retry-after of a few milliseconds) or 5xx."""
+    """An error status: 401, 429 (with a retry-after of a few milliseconds), a 5xx
+    (``status``, 500 if unset) or a rejected request (``status``, 400 if unset, whose vendor
+    message is ``REJECTION``)."""
 
-    kind: Literal["auth", "rate_limit", "unavailable"]
+    kind: Literal["auth", "rate_limit", "unavailable", "bad_request"]
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +99,20 @@ class Stall:
 @dataclass(frozen=True, slots=True)
 class Malformed:
     """Stream ``pieces``, then something that is not the protocol's event."""
+
+    pieces: tuple[str, ...] = ("Two", " years")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """Stream ``pieces``, then the protocol's own error event saying the service is overloaded."""
+
+    pieces: tuple[str, ...] = ("Two", " years")
+
+
+@dataclass(frozen=True, slots=True)
+class Truncated:
+    """Stream ``pieces``, then end the body cleanly without the protocol's closing event."""
 
     pieces: tuple[str, ...] = ("Two", " years")
 
@@ -102,7 +131,7 @@ class Hold:
     pieces: tuple[str, ...] = ("Two", " years")
 
 
-Step = Answer | Failure | Stall | Malformed | Drop | Hold
+Step = Answer | Failure | Stall | Malformed | StreamError | Truncated | Drop | Hold
 
 
 class ProviderHarness(Protocol):
@@ -111,7 +140,11 @@ class ProviderHarness(Protocol):
     key_variable: str
     """The variable a missing-key error must name."""
     secret: str
-    """The key ``build`` uses; it must never appear in an error message."""
+    """The key ``build`` uses; not even its first characters may appear in an error message."""
+    stream_error_detail: str
+    """What the error after a ``StreamError`` must say (the vendor's error type or message)."""
+    incomplete_detail: str
+    """What the error after a ``Truncated`` stream must name as missing."""
 
     def build(self, *, max_retries: int = 0, timeout_seconds: float = 5.0) -> ChatProvider:
         """A provider (with ``aclose``) talking to this harness; closed by the harness."""
@@ -196,7 +229,7 @@ class ProviderContract:
 
         assert isinstance(outcome.error, ProviderAuthError)
         assert harness.key_variable in str(outcome.error)
-        assert harness.secret not in str(outcome.error)
+        assert harness.secret[:8] not in str(outcome.error), "not even the key's prefix"
         assert harness.attempts() == 1, "credentials are not retried"
 
     async def test_rate_limits_are_retried_as_retry_after_says_then_raised(
@@ -209,7 +242,7 @@ class ProviderContract:
 
         assert isinstance(outcome.error, ProviderRateLimitError)
         assert harness.attempts() == 3
-        assert time.monotonic() - started < 2.0, "no long backoff when told to retry soon"
+        assert time.monotonic() - started < 1.0, "no long backoff when told to retry soon"
 
     async def test_a_rate_limit_that_clears_never_reaches_the_consumer(
         self, harness: ProviderHarness
@@ -221,13 +254,32 @@ class ProviderContract:
         assert outcome.error is None and "".join(outcome.texts) == "Two years."
         assert harness.attempts() == 2
 
-    async def test_server_errors_are_unavailable(self, harness: ProviderHarness) -> None:
-        harness.script(Failure("unavailable"))
+    @pytest.mark.parametrize("status", [500, 503])
+    async def test_server_errors_are_retried_then_unavailable(
+        self, harness: ProviderHarness, status: int
+    ) -> None:
+        harness.script(Failure("unavailable", status))
 
-        outcome = await consume(harness.build(max_retries=0))
-
-        assert isinstance(outcome.error, ProviderUnavailableError)
+        once = await consume(harness.build(max_retries=0))
         assert harness.attempts() == 1
+        retried = await consume(harness.build(max_retries=1))
+
+        assert isinstance(once.error, ProviderUnavailableError)
+        assert isinstance(retried.error, ProviderUnavailableError)
+        assert f"HTTP {status}" in str(retried.error)
+        assert harness.attempts() == 3, "server errors are retried too"
+
+    @pytest.mark.parametrize("status", [400, 404, 413, 422])
+    async def test_rejected_requests_are_bad_requests_relaying_the_vendor_message(
+        self, harness: ProviderHarness, status: int
+    ) -> None:
+        harness.script(Failure("bad_request", status))
+
+        outcome = await consume(harness.build(max_retries=2))
+
+        assert isinstance(outcome.error, ProviderBadRequestError)
+        assert REJECTION in str(outcome.error)
+        assert harness.attempts() == 1, "a rejected request is not retried"
 
     async def test_a_read_timeout_is_unavailable_and_quick(self, harness: ProviderHarness) -> None:
         harness.script(Stall())
@@ -236,7 +288,20 @@ class ProviderContract:
         outcome = await consume(harness.build(timeout_seconds=0.3))
 
         assert isinstance(outcome.error, ProviderUnavailableError)
-        assert time.monotonic() - started < 3.0
+        assert "did not answer" in str(outcome.error) and "timeout" in str(outcome.error)
+        assert time.monotonic() - started < 2.0
+
+    async def test_a_slow_but_steady_stream_is_not_cut_by_the_read_timeout(
+        self, harness: ProviderHarness
+    ) -> None:
+        pieces = ("Two", " years", " from", " the", " purchase", ".")
+        harness.script(Answer(pieces, interval_seconds=0.1))
+        started = time.monotonic()
+
+        outcome = await consume(harness.build(timeout_seconds=0.3))
+
+        assert outcome.error is None and outcome.texts == list(pieces)
+        assert time.monotonic() - started > 0.3, "the whole answer took longer than the timeout"
 
     async def test_a_malformed_stream_is_unavailable_after_the_good_part(
         self, harness: ProviderHarness
@@ -248,6 +313,31 @@ class ProviderContract:
         assert outcome.texts == ["Two", " years"]
         assert isinstance(outcome.error, ProviderUnavailableError)
         assert "malformed" in str(outcome.error)
+        assert not outcome.done
+
+    async def test_an_error_inside_the_stream_keeps_the_text_already_sent(
+        self, harness: ProviderHarness
+    ) -> None:
+        harness.script(StreamError(("Two", " years")))
+
+        outcome = await consume(harness.build())
+
+        assert outcome.texts == ["Two", " years"]
+        assert isinstance(outcome.error, ProviderUnavailableError)
+        assert harness.stream_error_detail in str(outcome.error)
+        assert not outcome.done
+
+    async def test_a_stream_that_ends_without_its_closing_event_is_incomplete(
+        self, harness: ProviderHarness
+    ) -> None:
+        harness.script(Truncated(("Two", " years")))
+
+        outcome = await consume(harness.build())
+
+        assert outcome.texts == ["Two", " years"]
+        assert isinstance(outcome.error, ProviderUnavailableError)
+        assert "ended before" in str(outcome.error)
+        assert harness.incomplete_detail in str(outcome.error)
         assert not outcome.done
 
     async def test_a_dropped_connection_keeps_the_text_then_raises(
@@ -266,10 +356,12 @@ class ProviderContract:
     ) -> None:
         harness.script(Hold(("Two", " years")))
         stream = harness.build().stream(REQUEST)
+        assert isinstance(stream, AsyncGenerator)
 
-        first = await anext(aiter(stream))
+        first = await anext(stream)
         assert first == TextDelta("Two")
-        await stream.aclose()  # type: ignore[attr-defined]
+        assert not await harness.wait_disconnected(0.0), "connected while the consumer reads"
+        await stream.aclose()
 
         assert await harness.wait_disconnected(3.0)
 

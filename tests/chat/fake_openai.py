@@ -43,6 +43,8 @@ class Stream:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
+    interval_seconds: float = 0.0
+    """The pause before each delta after the first."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif isinstance(behaviour, Stream):
             self._start_stream()
-            self._send_deltas(model, behaviour.deltas)
+            self._send_deltas(model, behaviour.deltas, interval_seconds=behaviour.interval_seconds)
             self._send(_delta(model, {}, behaviour.finish_reason))
             if include_usage:
                 usage = {
@@ -235,9 +237,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
 
-    def _send_deltas(self, model: str, deltas: tuple[str, ...], *, chunked: bool = True) -> None:
+    def _send_deltas(
+        self,
+        model: str,
+        deltas: tuple[str, ...],
+        *,
+        chunked: bool = True,
+        interval_seconds: float = 0.0,
+    ) -> None:
         self._send(_delta(model, {"role": "assistant", "content": "", "refusal": None}), chunked)
-        for text in deltas:
+        for index, text in enumerate(deltas):
+            if index and interval_seconds:
+                time.sleep(interval_seconds)
             self._send(_delta(model, {"content": text}), chunked)
 
     def _send(self, data: bytes, chunked: bool = True) -> None:

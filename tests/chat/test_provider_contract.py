@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -15,9 +15,15 @@ from assistant.chat.providers import ProviderOptions
 from assistant.chat.providers.anthropic import AnthropicProvider
 from assistant.chat.providers.google import GoogleProvider
 from assistant.chat.providers.openai import OpenAIProvider
-from assistant.errors import ProviderAuthError, ProviderRateLimitError, ProviderUnavailableError
+from assistant.errors import (
+    ProviderAuthError,
+    ProviderBadRequestError,
+    ProviderRateLimitError,
+    ProviderUnavailableError,
+)
 from assistant.testing import FakeProvider, FakeReply
 from assistant.testing.provider_contract import (
+    REJECTION,
     Answer,
     Drop,
     Failure,
@@ -26,6 +32,8 @@ from assistant.testing.provider_contract import (
     ProviderHarness,
     Stall,
     Step,
+    StreamError,
+    Truncated,
     consume,
 )
 from tests.chat import fake_anthropic, fake_google, fake_openai
@@ -51,6 +59,8 @@ class _Built:
 class OpenAIHarness(_Built):
     key_variable = "OPENAI_API_KEY"
     secret = "sk-test-0123456789abcdef"
+    stream_error_detail = "overloaded"
+    incomplete_detail = "ended before the answer was complete"
 
     def __init__(self, server: fake_openai.FakeOpenAIServer) -> None:
         super().__init__()
@@ -73,7 +83,12 @@ class OpenAIHarness(_Built):
 
     def _behaviour(self, step: Step) -> fake_openai.Behaviour:
         if isinstance(step, Answer):
-            return fake_openai.Stream(step.pieces, step.input_tokens, step.output_tokens)
+            return fake_openai.Stream(
+                step.pieces,
+                step.input_tokens,
+                step.output_tokens,
+                interval_seconds=step.interval_seconds,
+            )
         if isinstance(step, Failure):
             return {
                 "auth": fake_openai.Fail(
@@ -82,12 +97,20 @@ class OpenAIHarness(_Built):
                     "invalid_request_error",
                 ),
                 "rate_limit": fake_openai.Fail(429, "Rate limit reached", "requests", QUICK_RETRY),
-                "unavailable": fake_openai.Fail(500, headers=QUICK_RETRY),
+                "unavailable": fake_openai.Fail(step.status or 500, headers=QUICK_RETRY),
+                "bad_request": fake_openai.Fail(
+                    step.status or 400, REJECTION, "invalid_request_error"
+                ),
             }[step.kind]
         if isinstance(step, Stall):
             return fake_openai.Stall(10.0)
         if isinstance(step, Malformed):
             return fake_openai.Raw(step.pieces, b"data: {not json\n\n")
+        if isinstance(step, StreamError):
+            overloaded = b'data: {"error": {"message": "The engine is overloaded"}}\n\n'
+            return fake_openai.Raw(step.pieces, overloaded)
+        if isinstance(step, Truncated):
+            return fake_openai.Drop(step.pieces, chunked=False)
         if isinstance(step, Drop):
             return fake_openai.Drop(step.pieces)
         return fake_openai.Trickle(deltas=step.pieces)
@@ -120,6 +143,8 @@ class _ScriptedHarness(_Built):
 class AnthropicHarness(_ScriptedHarness):
     key_variable = "ANTHROPIC_API_KEY"
     secret = "sk-ant-api03-test-key"
+    stream_error_detail = "overloaded_error"
+    incomplete_detail = "message_stop"
 
     def __init__(self, server: fake_anthropic.FakeAnthropic) -> None:
         super().__init__()
@@ -142,26 +167,42 @@ class AnthropicHarness(_ScriptedHarness):
             frames = fake_anthropic.anthropic_answer(
                 list(step.pieces), input_tokens=step.input_tokens, output_tokens=step.output_tokens
             )
-            return fake_anthropic.Reply(frames=frames)
+            return fake_anthropic.Reply(frames=frames, frame_interval_seconds=step.interval_seconds)
         if isinstance(step, Failure):
-            return {
-                "auth": fake_anthropic.anthropic_error(
-                    401, "authentication_error", "invalid x-api-key"
-                ),
-                "rate_limit": fake_anthropic.anthropic_error(
-                    429, "rate_limit_error", "slow down", headers=(("retry-after-ms", "10"),)
-                ),
-                "unavailable": fake_anthropic.anthropic_error(500, "api_error", "Internal error"),
-            }[step.kind]
+            return _anthropic_failure(step)
         if isinstance(step, Stall):
             return fake_anthropic.Reply(frames=(), delay_seconds=10.0)
         head = _frames_through(fake_anthropic.anthropic_answer(list(step.pieces)), step.pieces[-1])
         if isinstance(step, Malformed):
             garbage = b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n'
             return fake_anthropic.Reply(frames=(*head, garbage))
-        return fake_anthropic.Reply(
-            frames=head, after_frames="drop" if isinstance(step, Drop) else "hold"
-        )
+        if isinstance(step, StreamError):
+            overloaded = fake_anthropic.anthropic_stream_error("overloaded_error", "Overloaded")
+            return fake_anthropic.Reply(frames=(*head, overloaded))
+        return fake_anthropic.Reply(frames=head, after_frames=_after_frames(step))
+
+
+def _anthropic_failure(step: Failure) -> fake_anthropic.Reply:
+    quick = (("retry-after-ms", "10"),)
+    if step.kind == "auth":
+        return fake_anthropic.anthropic_error(401, "authentication_error", "invalid x-api-key")
+    if step.kind == "rate_limit":
+        return fake_anthropic.anthropic_error(429, "rate_limit_error", "slow down", headers=quick)
+    if step.kind == "unavailable":
+        status = step.status or 500
+        return fake_anthropic.anthropic_error(status, "api_error", "Internal error", headers=quick)
+    status = step.status or 400
+    error_type = {404: "not_found_error", 413: "request_too_large"}.get(
+        status, "invalid_request_error"
+    )
+    return fake_anthropic.anthropic_error(status, error_type, REJECTION)
+
+
+def _after_frames(step: Step) -> Literal["end", "drop", "hold"]:
+    """How a stream cut short after its first pieces ends, per contract step."""
+    if isinstance(step, Truncated):
+        return "end"
+    return "drop" if isinstance(step, Drop) else "hold"
 
 
 def _frames_through(frames: tuple[bytes, ...], text: str) -> tuple[bytes, ...]:
@@ -173,6 +214,8 @@ def _frames_through(frames: tuple[bytes, ...], text: str) -> tuple[bytes, ...]:
 class GeminiHarness(_ScriptedHarness):
     key_variable = "GEMINI_API_KEY"
     secret = "AIzaSy-test-key"
+    stream_error_detail = "overloaded"
+    incomplete_detail = "finish reason"
 
     def __init__(self, server: fake_google.FakeGemini) -> None:
         super().__init__()
@@ -200,23 +243,34 @@ class GeminiHarness(_ScriptedHarness):
                 candidate_tokens=step.output_tokens,
                 thought_tokens=0,
             )
-            return fake_google.Reply(frames=frames)
+            return fake_google.Reply(frames=frames, frame_interval_seconds=step.interval_seconds)
         if isinstance(step, Failure):
-            return {
-                "auth": fake_google.gemini_error(401, "UNAUTHENTICATED", "invalid credentials"),
-                "rate_limit": fake_google.gemini_error(
-                    429, "RESOURCE_EXHAUSTED", "quota", headers=(("retry-after", "0"),)
-                ),
-                "unavailable": fake_google.gemini_error(500, "INTERNAL", "overloaded"),
-            }[step.kind]
+            return _gemini_failure(step)
         if isinstance(step, Stall):
             return fake_google.Reply(frames=(), delay_seconds=10.0)
         head = fake_google.gemini_answer(list(step.pieces))[: len(step.pieces)]
         if isinstance(step, Malformed):
             return fake_google.Reply(frames=(*head, b'data: {"candidates": [{"content\r\n\r\n'))
-        return fake_google.Reply(
-            frames=head, after_frames="drop" if isinstance(step, Drop) else "hold"
+        if isinstance(step, StreamError):
+            error = {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+            return fake_google.Reply(frames=(*head, fake_google.gemini_event(error)))
+        return fake_google.Reply(frames=head, after_frames=_after_frames(step))
+
+
+def _gemini_failure(step: Failure) -> fake_anthropic.Reply:
+    if step.kind == "auth":
+        return fake_google.gemini_error(401, "UNAUTHENTICATED", "invalid credentials")
+    if step.kind == "rate_limit":
+        return fake_google.gemini_error(
+            429, "RESOURCE_EXHAUSTED", "quota", headers=(("retry-after", "0"),)
         )
+    if step.kind == "unavailable":
+        status = step.status or 500
+        code = {503: "UNAVAILABLE"}.get(status, "INTERNAL")
+        return fake_google.gemini_error(status, code, "The model is overloaded.")
+    status = step.status or 400
+    code = {404: "NOT_FOUND"}.get(status, "INVALID_ARGUMENT")
+    return fake_google.gemini_error(status, code, REJECTION)
 
 
 class FakeProviderHarness(_Built):
@@ -224,6 +278,8 @@ class FakeProviderHarness(_Built):
 
     key_variable = "FAKE_PROVIDER_API_KEY"
     secret = "fake-key"
+    stream_error_detail = "overloaded"
+    incomplete_detail = "the answer was complete"
 
     def __init__(self, provider_class: type[FakeProvider] = FakeProvider) -> None:
         super().__init__()
@@ -247,18 +303,27 @@ class FakeProviderHarness(_Built):
     @staticmethod
     def _reply(step: Step) -> FakeReply:
         if isinstance(step, Answer):
-            return FakeReply(step.pieces, Usage(step.input_tokens, step.output_tokens))
+            usage = Usage(step.input_tokens, step.output_tokens)
+            return FakeReply(step.pieces, usage, interval_seconds=step.interval_seconds)
         if isinstance(step, Failure):
             error = {
                 "auth": ProviderAuthError("refused the key: check FAKE_PROVIDER_API_KEY"),
                 "rate_limit": ProviderRateLimitError("rate-limited (HTTP 429)"),
-                "unavailable": ProviderUnavailableError("failed with HTTP 500"),
+                "unavailable": ProviderUnavailableError(f"failed with HTTP {step.status or 500}"),
+                "bad_request": ProviderBadRequestError(
+                    f"rejected the request (HTTP {step.status or 400}): {REJECTION}"
+                ),
             }[step.kind]
             return FakeReply((), error=error)
         if isinstance(step, Stall):
             return FakeReply(delay_seconds=10.0)
         if isinstance(step, Malformed):
             return FakeReply(step.pieces, error=ProviderUnavailableError("a malformed stream"))
+        if isinstance(step, StreamError):
+            return FakeReply(step.pieces, error=ProviderUnavailableError("fake is overloaded"))
+        if isinstance(step, Truncated):
+            incomplete = "the fake stream ended before the answer was complete"
+            return FakeReply(step.pieces, error=ProviderUnavailableError(incomplete))
         if isinstance(step, Drop):
             return FakeReply(step.pieces, error=ProviderUnavailableError("connection lost"))
         return FakeReply(step.pieces, hold=True)
