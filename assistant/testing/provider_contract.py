@@ -39,8 +39,9 @@ from assistant.errors import (
 )
 
 __all__ = [
-    "REQUEST",
+    "FOLLOW_UP",
     "REJECTION",
+    "REQUEST",
     "Answer",
     "Drop",
     "Failure",
@@ -65,6 +66,17 @@ REQUEST = ChatRequest(
     ),
 )
 """The request every contract test sends."""
+
+FOLLOW_UP = ChatRequest(
+    question="And in France?",
+    sources=(),
+    messages=(
+        Message("user", "How long is the warranty?"),
+        Message("assistant", "Two years [1]."),
+        Message("user", "And in France?"),
+    ),
+)
+"""A follow-up turn with no system message, for tests of how an adapter sends turns."""
 
 REJECTION = "model contract-nonexistent is not known"
 """The vendor's message in a ``Failure("bad_request")``; the provider's error must relay it."""
