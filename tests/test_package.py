@@ -91,6 +91,10 @@ def test_every_prompt_template_renders() -> None:
         "title": "t",
         "url": "u",
         "text": "x",
+        "page": "Billing",
+        "topic": "refunds",
+        "count": 3,
+        "example": "Can I get my money back?",
     }
     for name in names:
         rendered = prompts.render(name, **values)
