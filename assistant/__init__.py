@@ -35,7 +35,10 @@ from assistant.errors import (
 )
 
 if TYPE_CHECKING:
-    from assistant.core import Answer, Assistant, Citation, IngestReport, SearchHit, SearchResult
+    from assistant.chat.events import Answer, Citation
+    from assistant.core import Assistant
+    from assistant.knowledge.reports import IngestReport
+    from assistant.knowledge.results import SearchHit, SearchResult
     from assistant.settings import Settings
 
 __all__ = [
@@ -65,14 +68,15 @@ __all__ = [
     "UnsupportedContentError",
 ]
 
-# Names resolved lazily, so that `import assistant` stays free of torch, Chroma and settings.
+# Names resolved lazily, so that `import assistant` stays free of torch, Chroma and settings;
+# the value types come from their light modules, so using one loads no model library either.
 _LAZY = {
-    "Answer": "assistant.core",
+    "Answer": "assistant.chat.events",
     "Assistant": "assistant.core",
-    "Citation": "assistant.core",
-    "IngestReport": "assistant.core",
-    "SearchHit": "assistant.core",
-    "SearchResult": "assistant.core",
+    "Citation": "assistant.chat.events",
+    "IngestReport": "assistant.knowledge.reports",
+    "SearchHit": "assistant.knowledge.results",
+    "SearchResult": "assistant.knowledge.results",
     "Settings": "assistant.settings",
 }
 

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from assistant.assistants import AssistantConfig, AssistantRegistry
@@ -33,6 +32,7 @@ from assistant.database.engine import Database, database_url
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.knowledge.ingest import IngestReport, ProgressCallback
+from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import SearchHit, SearchResult
 from assistant.knowledge.token_cache import TokenCache
 from assistant.knowledge.vector_store import ChromaStore, DocumentState
@@ -72,16 +72,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSummary:
-    """One ingested source (a folder, file, page, sitemap or site) and what it holds."""
-
-    source: str
-    documents: int
-    chunks: int
-    last_fetched: str
 
 
 class Assistant:

@@ -23,7 +23,6 @@ import stat
 import zipfile
 from collections.abc import Generator, Iterator
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
 
 import docx
 import pypdf
@@ -33,7 +32,8 @@ from markdown_it.token import Token
 
 from assistant.errors import ConnectorError, ParseError, TooLargeError, UnsupportedContentError
 from connectors.document import Document, LoadResult, Section, SourceFailure
-from connectors.html import SectionBuilder, decode_text, extract_html, html_fragment_text
+from connectors.html import SectionBuilder, extract_html, html_fragment_text
+from connectors.sniff import file_name, parse_content_type, sniff, sniff_kind
 
 __all__ = ["FileConnector", "parse_bytes", "sniff_kind"]
 
@@ -45,25 +45,6 @@ _MAX_OUTLINE_ENTRIES = 10_000
 # A .docx is a zip: refuse archives that inflate far beyond any real document (zip bombs).
 _MAX_DOCX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 
-_HTML_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_MARKDOWN_MEDIA_TYPES = frozenset({"text/markdown", "text/x-markdown"})
-_MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdx"})
-_HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-_HTML_START = re.compile(
-    # A comment body may not contain "-->", so a run of comments has only one way to match.
-    r"\A\s*(?:<\?xml[^>]{0,200}>\s*)?(?:<!--(?:(?!-->).)*-->\s*)*"
-    r"<(?:!doctype\s+html|html|head|body)[\s>/]",
-    re.IGNORECASE | re.DOTALL,
-)
-_XML_START = re.compile(r"\A\s*<\?xml\s", re.IGNORECASE)
-_BINARY_SIGNATURES = {
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-    b"\x1f\x8b": "a gzip archive",
-    b"\x7fELF": "an executable",
-    b"\xd0\xcf\x11\xe0": "a legacy Office file (save it as .docx or PDF)",
-}
 _LIGATURES = str.maketrans(
     {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
 )
@@ -74,25 +55,6 @@ _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILIN
 _DOCX_HEADING_STYLE = re.compile(r"^heading ([1-9])$", re.IGNORECASE)
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-
-
-def sniff_kind(
-    data: bytes,
-    *,
-    name_hint: str | None = None,
-    content_type_hint: str | None = None,
-    source: str | None = None,
-) -> str:
-    """Return the document kind of ``data``: "pdf", "docx", "html", "markdown" or "text".
-
-    Content decides first (PDF and zip signatures, HTML markup, binary bytes); the name and
-    the content type only choose between the text kinds.
-
-    Raises:
-        UnsupportedContentError: the bytes are binary or an archive that is not a .docx.
-    """
-    kind, _ = _sniff(data, source or name_hint or "<bytes>", name_hint, content_type_hint)
-    return kind
 
 
 def parse_bytes(
@@ -117,7 +79,7 @@ def parse_bytes(
     """
     if not data.strip():
         raise ParseError(source, "empty file")
-    kind, text = _sniff(data, source, name_hint, content_type_hint)
+    kind, text = sniff(data, source, name_hint, content_type_hint)
     stem = _stem(name_hint or source)
     if kind == "pdf":
         return _pdf_document(data, source, stem)
@@ -127,7 +89,7 @@ def parse_bytes(
         raise ParseError(source, "empty file")
     if kind == "html":
         # extract_html decodes again from the bytes: it also reads the page's <meta charset>.
-        return _html_document(data, source, stem, _parse_content_type(content_type_hint)[1])
+        return _html_document(data, source, stem, parse_content_type(content_type_hint)[1])
     if kind == "markdown":
         return _markdown_document(text, source, stem)
     return _text_document(text, source, stem)
@@ -242,68 +204,8 @@ def _too_large_reason(size: int, limit: int) -> str:
     return f"the file is {size} bytes, over the {limit}-byte limit; raise max_bytes to read it"
 
 
-def _sniff(
-    data: bytes, source: str, name_hint: str | None, content_type_hint: str | None
-) -> tuple[str, str | None]:
-    """Return the kind and, for the text kinds, the decoded text."""
-    if b"%PDF-" in data[:1024]:
-        return "pdf", None
-    if data.startswith(b"PK\x03\x04"):
-        return _sniff_zip(data, source, name_hint), None
-    for signature, description in _BINARY_SIGNATURES.items():
-        if data.startswith(signature):
-            raise UnsupportedContentError(source, f"the content is {description}, not a document")
-    media_type, charset = _parse_content_type(content_type_hint)
-    text = decode_text(data, charset)
-    if text is None:
-        raise UnsupportedContentError(
-            source, "binary content; the files read are PDF, Word (.docx), Markdown, HTML and text"
-        )
-    suffix = PurePosixPath(_file_name(name_hint or source)).suffix.lower()
-    if _HTML_START.match(text[:4096]) or media_type in _HTML_MEDIA_TYPES:
-        return "html", text
-    if suffix in _MARKDOWN_SUFFIXES or media_type in _MARKDOWN_MEDIA_TYPES:
-        return "markdown", text
-    if suffix in _HTML_SUFFIXES:
-        return "html", text
-    if _XML_START.match(text[:1024]):
-        raise UnsupportedContentError(source, "an XML document that is not HTML; it is not read")
-    return "text", text
-
-
-def _sniff_zip(data: bytes, source: str, name_hint: str | None) -> str:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        if (name_hint or source).lower().endswith(".docx"):
-            return "docx"  # the Word parser reports the corruption
-        raise UnsupportedContentError(source, f"a damaged zip archive ({exc})") from exc
-    if "word/document.xml" in names:
-        return "docx"
-    raise UnsupportedContentError(source, "a zip archive that is not a Word (.docx) document")
-
-
-def _parse_content_type(content_type: str | None) -> tuple[str, str | None]:
-    if not content_type:
-        return "", None
-    media_type, _, parameters = content_type.partition(";")
-    charset = None
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip("\"'") or None
-    return media_type.strip().lower(), charset
-
-
-def _file_name(name: str) -> str:
-    if "://" in name:
-        name = urlsplit(name).path
-    return PurePosixPath(name.replace("\\", "/")).name
-
-
 def _stem(name: str) -> str:
-    return PurePosixPath(_file_name(name)).stem or name
+    return PurePosixPath(file_name(name)).stem or name
 
 
 def _clean_title(text: str) -> str:

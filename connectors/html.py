@@ -17,7 +17,6 @@ Usage::
 
 from __future__ import annotations
 
-import codecs
 import logging
 import re
 from collections.abc import Callable
@@ -26,13 +25,13 @@ from enum import Enum
 from typing import Literal
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-import charset_normalizer
 import lxml.html
 import trafilatura
 from lxml import etree
 
 from assistant.errors import ParseError, UnsupportedContentError
 from connectors.document import Section
+from connectors.sniff import codec_name, decode_text
 
 __all__ = [
     "BlockKind",
@@ -62,23 +61,11 @@ _META_CHARSET = re.compile(
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([a-z0-9._:\-]{1,40})""")
 _FURNITURE_MARKERS = re.compile(r"cookie|consent|banner|gdpr", re.IGNORECASE)
 
-_BYTE_ORDER_MARKS = (
-    # UTF-32 first: its little-endian mark starts with the UTF-16 one.
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
 _MAX_TITLE_CHARACTERS = 300
 # Longer hrefs are almost always data: URLs or tracking junk, never pages worth crawling.
 _MAX_LINK_CHARACTERS = 4096
 # Trafilatura's own threshold below which it distrusts its main-content extraction.
 _MIN_MAIN_CONTENT_CHARACTERS = 250
-_CHAOS_TIE = 0.01
-_READABILITY_SAMPLE = 65536
-_BINARY_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
-_MAX_CONTROL_CHARACTER_RATIO = 0.02
 
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
 
@@ -223,32 +210,6 @@ def html_fragment_text(markup: str) -> str:
     builder = SectionBuilder()
     _walk(root, _html_role, builder, headings_as_text=True)
     return "\n\n".join(section.text for section in builder.sections())
-
-
-def decode_text(data: bytes, declared_encoding: str | None = None) -> str | None:
-    """Decode bytes that should be text; None when they look binary.
-
-    Order: a byte-order mark (UTF-8, UTF-16, UTF-32); the ``declared_encoding`` if the bytes
-    decode with it; strict UTF-8; else charset-normalizer's guess. Among guesses that fit
-    equally well, windows-1252 wins: short Western texts fit many code pages equally, and it
-    is the commonest legacy encoding (and reads every printable Latin-1 letter).
-    """
-    for mark, codec_name in _BYTE_ORDER_MARKS:
-        if data.startswith(mark):
-            return data[len(mark) :].decode(codec_name, errors="replace")
-    declared = _codec_name(declared_encoding)
-    if declared is not None:
-        try:
-            return _readable_or_none(data.decode(declared))
-        except UnicodeDecodeError:
-            logger.debug("content does not decode as its declared %s; guessing", declared)
-    if b"\x00" in data:
-        return None
-    try:
-        return _readable_or_none(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        pass
-    return _guess_decoding(data)
 
 
 class _Role(Enum):
@@ -447,14 +408,14 @@ def _normalise_inline(text: str) -> str:
 
 
 def _decode_html(content: bytes, encoding: str | None, source: str) -> str:
-    declared = encoding if _codec_name(encoding) is not None else None
+    declared = encoding if codec_name(encoding) is not None else None
     if declared is None:
         head = content[:4096]
         match = _XML_ENCODING.search(head) or _META_CHARSET.search(head)
         declared = match.group(1).decode("ascii", errors="replace") if match else None
         # As browsers do: a page cannot declare UTF-16 from inside ASCII-compatible markup,
         # and "us-ascii" pages are in practice UTF-8 or windows-1252, which guessing handles.
-        codec = _codec_name(declared)
+        codec = codec_name(declared)
         if codec is not None and (codec.startswith("utf-16") or codec == "ascii"):
             declared = "utf-8" if codec.startswith("utf-16") else None
     text = decode_text(content, declared)
@@ -464,44 +425,6 @@ def _decode_html(content: bytes, encoding: str | None, source: str) -> str:
     if text is None:
         raise UnsupportedContentError(source, "the content is binary, not an HTML page")
     return text
-
-
-def _codec_name(encoding: str | None) -> str | None:
-    if not encoding:
-        return None
-    try:
-        name = codecs.lookup(encoding.strip()).name
-    except LookupError:
-        return None
-    # windows-1252 is what "latin-1" means on the web, and it reads every Latin-1 letter.
-    return "cp1252" if name == "iso8859-1" else name
-
-
-def _readable_or_none(text: str) -> str | None:
-    if not text:
-        return text
-    sample = text[:_READABILITY_SAMPLE]
-    control_characters = len(_BINARY_CONTROL_CHARACTERS.findall(sample))
-    return None if control_characters / len(sample) > _MAX_CONTROL_CHARACTER_RATIO else text
-
-
-def _guess_decoding(data: bytes) -> str | None:
-    best = charset_normalizer.from_bytes(data).best()
-    # Short Western texts fit many code pages equally well (charset-normalizer may even pick
-    # EBCDIC for "Größe"), so windows-1252 wins whenever it reads the bytes as cleanly.
-    western = charset_normalizer.from_bytes(data, cp_isolation=["cp1252"]).best()
-    if western is not None and (best is None or western.chaos <= best.chaos + _CHAOS_TIE):
-        western_text = _decode_cp1252(data)
-        if western_text is not None:
-            return western_text
-    return None if best is None else _readable_or_none(str(best))
-
-
-def _decode_cp1252(data: bytes) -> str | None:
-    try:
-        return _readable_or_none(data.decode("cp1252"))
-    except UnicodeDecodeError:
-        return None
 
 
 def _parse_document(text: str, source: str) -> lxml.html.HtmlElement:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from assistant.chat.events import Citation, Source, Usage
 from assistant.chat.history import HistoryTurn
+from assistant.chat.records import Conversation, ConversationSummary, Outcome, TurnRecord
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, FeedbackRow, TurnRow, utcnow
 from assistant.errors import InvalidInputError, NotFoundError
@@ -29,8 +29,6 @@ __all__ = [
     "Outcome",
     "TurnRecord",
 ]
-
-Outcome = Literal["answered", "no_answer", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,56 +50,6 @@ class NewTurn:
     top_score: float | None = None
     error_code: str | None = None
     error_message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRecord:
-    """A stored turn."""
-
-    id: int
-    conversation_id: str
-    position: int
-    question: str
-    standalone_question: str
-    answer: str
-    sources: tuple[Source, ...]
-    citations: tuple[Citation, ...]
-    provider: str
-    model: str | None
-    usage: Usage
-    cost_usd: float | None
-    timings_ms: Mapping[str, float]
-    outcome: Outcome
-    top_score: float | None
-    error_code: str | None
-    created_at: datetime
-    trace: Mapping[str, object]
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    """A conversation without its turns."""
-
-    id: str
-    assistant: str
-    title: str
-    visitor: str | None
-    turns: int
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Conversation:
-    """A conversation and every turn of it, oldest first."""
-
-    id: str
-    assistant: str
-    title: str
-    visitor: str | None
-    created_at: datetime
-    updated_at: datetime
-    turns: tuple[TurnRecord, ...]
 
 
 def _source(data: Mapping[str, Any]) -> Source:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from assistant.knowledge.retriever import SearchResult
+    from assistant.knowledge.results import SearchResult
 
 __all__ = [
     "Answer",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from assistant.chat.events import Source
-from assistant.knowledge.retriever import SearchHit, SearchResult
+from assistant.knowledge.results import SearchHit, SearchResult
 
 __all__ = ["hit_document", "retrieval_trace"]
 

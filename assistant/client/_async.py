@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from assistant.assistants import AssistantConfig
-from assistant.chat.conversations import Conversation, ConversationSummary, TurnRecord
 from assistant.chat.events import Answer, StreamEvent
+from assistant.chat.records import Conversation, ConversationSummary, TurnRecord
 from assistant.client import _base as calls
 from assistant.client._errors import (
     ApiConnectionError,
@@ -22,7 +21,6 @@ from assistant.client._errors import (
     error_from_response,
 )
 from assistant.client._ingest import (
-    IngestJob,
     decode_job,
     plan_ingest,
     progress_events,
@@ -43,10 +41,11 @@ from assistant.client._wire import (
     decode_search,
     decode_sources,
 )
-from assistant.core import SourceSummary
+from assistant.config import AssistantConfig
 from assistant.errors import ConfigError
-from assistant.knowledge.ingest import IngestReport, ProgressCallback
-from assistant.knowledge.retriever import SearchResult
+from assistant.jobs.records import JobRecord
+from assistant.knowledge.reports import IngestReport, ProgressCallback, SourceSummary
+from assistant.knowledge.results import SearchResult
 
 __all__ = ["AsyncClient"]
 
@@ -205,23 +204,23 @@ class AsyncClient:
         plan = await asyncio.to_thread(
             plan_ingest, sources, crawl=crawl, max_pages=max_pages, max_depth=max_depth
         )
-        jobs: list[IngestJob] = []
+        jobs: list[JobRecord] = []
         for body in plan.web_sources:
             try:
-                jobs.append(decode_job(await self._json(calls.add_source_call(kb, body))))
+                jobs.append(decode_job(await self._json(calls.add_source_call(kb, body)), kb))
             except ApiInvalidInputError as refusal:
                 # Refused URLs (blocked address, malformed) fail alone, as in-process.
                 plan.unreadable.append(refused_source(body, refusal))
         for batch in plan.uploads:
-            jobs.append(decode_job(await self._json(calls.upload_call(kb, batch))))
+            jobs.append(decode_job(await self._json(calls.upload_call(kb, batch)), kb))
         if wait:
             jobs = [await self._follow(job, kb, progress) for job in jobs]
         return report_of(jobs, plan.unreadable, time.monotonic() - started)
 
     async def _follow(
-        self, job: IngestJob, kb: str, progress: ProgressCallback | None
-    ) -> IngestJob:
-        seen: IngestJob | None = None
+        self, job: JobRecord, kb: str, progress: ProgressCallback | None
+    ) -> JobRecord:
+        seen: JobRecord | None = None
         intervals = poll_intervals()
         while True:
             if progress is not None:
@@ -297,9 +296,9 @@ class AsyncClient:
 
     # Beyond the shared surface ---------------------------------------------------------------
 
-    async def job(self, job_id: str, *, kb: str = "default") -> IngestJob:
+    async def job(self, job_id: str, *, kb: str = "default") -> JobRecord:
         """An ingestion job as it is now (``IngestResult.jobs`` names them)."""
-        return decode_job(await self._json(calls.job_call(job_id, kb)))
+        return decode_job(await self._json(calls.job_call(job_id, kb)), kb)
 
     async def aclose(self) -> None:
         """Close the connections; the client cannot be used after."""

@@ -20,13 +20,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from assistant.client._errors import ClientError
+from assistant.client._wire import validate
 from assistant.errors import ConnectorError, ParseError
-from assistant.jobs.store import JobKind, JobStatus
-from assistant.knowledge.ingest import DocumentOutcome, IngestReport, ProgressEvent
-from connectors.files import sniff_kind
+from assistant.jobs.records import JobRecord, JobSpec
+from assistant.knowledge.reports import DocumentOutcome, IngestReport, ProgressEvent
+from connectors.sniff import sniff_kind
 from connectors.sources import is_url, source_key
 
 __all__ = [
@@ -49,35 +48,9 @@ MAX_FILES_PER_UPLOAD = 100
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 """Bytes sent in one upload request; more files go in further requests."""
 
-_OUTCOME = TypeAdapter(DocumentOutcome)
-
-
-@dataclass(frozen=True, slots=True)
-class IngestJob:
-    """An ingestion job on the server, as ``GET …/jobs/{id}`` last reported it.
-
-    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed``; ``report`` is set once
-    it has finished.
-    """
-
-    id: str
-    kind: JobKind
-    status: JobStatus
-    sources: tuple[str, ...]
-    files: tuple[str, ...]
-    progress_done: int
-    progress_total: int | None
-    report: IngestReport | None
-    error: str | None
-    attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def finished(self) -> bool:
-        """Whether the job has ended (succeeded or failed)."""
-        return self.status in ("succeeded", "failed")
+IngestJob = JobRecord
+"""An ingestion job on the server, as ``GET …/jobs/{id}`` last reported it: the same
+``JobRecord`` the server's job store keeps (``spec`` holds what the API sends)."""
 
 
 @dataclass(slots=True)
@@ -88,10 +61,10 @@ class IngestResult(IngestReport):
     anything was sent; ``Client.job`` follows a job later.
     """
 
-    jobs: list[IngestJob] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
 
     @property
-    def pending(self) -> list[IngestJob]:
+    def pending(self) -> list[JobRecord]:
         """The jobs that had not finished when this result was made."""
         return [job for job in self.jobs if not job.finished]
 
@@ -207,15 +180,23 @@ def plan_ingest(
     return plan
 
 
-def decode_job(data: Mapping[str, Any]) -> IngestJob:
-    """An ``IngestJob`` from a ``JobPublic``."""
+def decode_job(data: Mapping[str, Any], kb: str) -> JobRecord:
+    """The ``JobRecord`` of a ``JobPublic`` of assistant ``kb``.
+
+    The API sends a job's sources and files but not its page and depth limits, so those
+    keep ``JobSpec``'s defaults.
+    """
     report = data.get("report")
-    return IngestJob(
+    return JobRecord(
         id=data["id"],
+        assistant=kb,
         kind=data["kind"],
+        spec=JobSpec(
+            sources=tuple(data.get("sources") or ()),
+            crawl=data["kind"] == "crawl",
+            files=tuple(data.get("files") or ()),
+        ),
         status=data["status"],
-        sources=tuple(data.get("sources") or ()),
-        files=tuple(data.get("files") or ()),
         progress_done=int(data.get("progress_done") or 0),
         progress_total=data.get("progress_total"),
         report=_report(report) if report else None,
@@ -240,19 +221,19 @@ def _moment(value: str | None) -> datetime | None:
 
 def _report(data: Mapping[str, Any]) -> IngestReport:
     return IngestReport(
-        outcomes=[_OUTCOME.validate_python(outcome) for outcome in data["outcomes"]],
+        outcomes=[validate(DocumentOutcome, outcome) for outcome in data["outcomes"]],
         chunks_embedded=int(data.get("chunks_embedded") or 0),
         seconds=float(data.get("seconds") or 0.0),
         incomplete_sources=list(data.get("incomplete_sources") or ()),
     )
 
 
-def _job_label(job: IngestJob) -> str:
+def _job_label(job: JobRecord) -> str:
     names = job.sources or tuple("upload://" + name for name in job.files)
     return names[0] if len(names) == 1 else f"{len(names)} sources"
 
 
-def progress_events(before: IngestJob | None, after: IngestJob) -> list[ProgressEvent]:
+def progress_events(before: JobRecord | None, after: JobRecord) -> list[ProgressEvent]:
     """The progress a poll of ``after`` shows since ``before``: documents loaded as the job's
     count grows; once it finishes, chunks embedded per document and each failure."""
     events: list[ProgressEvent] = []
@@ -269,7 +250,7 @@ def progress_events(before: IngestJob | None, after: IngestJob) -> list[Progress
 
 
 def report_of(
-    jobs: Sequence[IngestJob], unreadable: Sequence[DocumentOutcome], seconds: float
+    jobs: Sequence[JobRecord], unreadable: Sequence[DocumentOutcome], seconds: float
 ) -> IngestResult:
     """One report for a whole ``ingest`` call: what failed before sending, then each job's
     outcomes; a job that failed without a report counts as its sources failing."""

@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-from assistant.assistants import AssistantConfig
-from assistant.chat.conversations import Conversation, ConversationSummary, TurnRecord
 from assistant.chat.events import Answer, ErrorEvent, StreamEvent
+from assistant.chat.records import Conversation, ConversationSummary, TurnRecord
 from assistant.client import _base as calls
 from assistant.client._errors import (
     ApiConnectionError,
@@ -20,7 +19,6 @@ from assistant.client._errors import (
     error_from_response,
 )
 from assistant.client._ingest import (
-    IngestJob,
     decode_job,
     plan_ingest,
     progress_events,
@@ -40,10 +38,11 @@ from assistant.client._wire import (
     decode_search,
     decode_sources,
 )
-from assistant.core import SourceSummary
+from assistant.config import AssistantConfig
 from assistant.errors import ConfigError
-from assistant.knowledge.ingest import IngestReport, ProgressCallback
-from assistant.knowledge.retriever import SearchResult
+from assistant.jobs.records import JobRecord
+from assistant.knowledge.reports import IngestReport, ProgressCallback, SourceSummary
+from assistant.knowledge.results import SearchResult
 
 __all__ = ["Client", "connection_lost", "poll_intervals"]
 
@@ -215,21 +214,21 @@ class Client:
             raise ConfigError("give at least one file, folder or URL to ingest")
         started = time.monotonic()
         plan = plan_ingest(sources, crawl=crawl, max_pages=max_pages, max_depth=max_depth)
-        jobs: list[IngestJob] = []
+        jobs: list[JobRecord] = []
         for body in plan.web_sources:
             try:
-                jobs.append(decode_job(self._json(calls.add_source_call(kb, body))))
+                jobs.append(decode_job(self._json(calls.add_source_call(kb, body)), kb))
             except ApiInvalidInputError as refusal:
                 # Refused URLs (blocked address, malformed) fail alone, as in-process.
                 plan.unreadable.append(refused_source(body, refusal))
         for batch in plan.uploads:
-            jobs.append(decode_job(self._json(calls.upload_call(kb, batch))))
+            jobs.append(decode_job(self._json(calls.upload_call(kb, batch)), kb))
         if wait:
             jobs = [self._follow(job, kb, progress) for job in jobs]
         return report_of(jobs, plan.unreadable, time.monotonic() - started)
 
-    def _follow(self, job: IngestJob, kb: str, progress: ProgressCallback | None) -> IngestJob:
-        seen: IngestJob | None = None
+    def _follow(self, job: JobRecord, kb: str, progress: ProgressCallback | None) -> JobRecord:
+        seen: JobRecord | None = None
         intervals = poll_intervals()
         while True:
             if progress is not None:
@@ -302,9 +301,9 @@ class Client:
 
     # Beyond the shared surface ---------------------------------------------------------------
 
-    def job(self, job_id: str, *, kb: str = "default") -> IngestJob:
+    def job(self, job_id: str, *, kb: str = "default") -> JobRecord:
         """An ingestion job as it is now (``IngestResult.jobs`` names them)."""
-        return decode_job(self._json(calls.job_call(job_id, kb)))
+        return decode_job(self._json(calls.job_call(job_id, kb)), kb)
 
     def close(self) -> None:
         """Close the connections; the client cannot be used after."""

@@ -8,19 +8,20 @@ decoder). ``SSEDecoder`` reads a ``text/event-stream`` answer back into stream e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from assistant.assistants import AssistantConfig
-from assistant.chat.conversations import Conversation, ConversationSummary, TurnRecord
 from assistant.chat.events import Answer, Citation, ErrorEvent, Source, StreamEvent, Usage
+from assistant.chat.records import Conversation, ConversationSummary, TurnRecord
 from assistant.client._errors import ApiServerError
-from assistant.core import SourceSummary
-from assistant.knowledge.retriever import SearchHit, SearchResult, SearchTrace
+from assistant.config import AssistantConfig
+from assistant.knowledge.reports import SourceSummary
+from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 
 __all__ = [
     "STREAM_EVENT_TYPES",
@@ -36,6 +37,7 @@ __all__ = [
     "decode_search",
     "decode_sources",
     "encode_changes",
+    "validate",
 ]
 
 JsonObject = Mapping[str, Any]
@@ -69,17 +71,32 @@ def assistant_path(kb: str, *parts: str) -> str:
 
 
 # Adapters validate JSON straight into the core's dataclasses; unknown keys are ignored, so a
-# newer server that sends more fields still works.
-_EVENTS: TypeAdapter[StreamEvent] = TypeAdapter(Annotated[StreamEvent, Field(discriminator="type")])
-_SOURCE = TypeAdapter(Source)
-_CITATION = TypeAdapter(Citation)
-_USAGE = TypeAdapter(Usage)
-_HIT = TypeAdapter(SearchHit)
-_TRACE = TypeAdapter(SearchTrace)
-_TURN = TypeAdapter(TurnRecord)
-_CONVERSATION = TypeAdapter(Conversation)
-_SUMMARY = TypeAdapter(ConversationSummary)
-_SOURCE_SUMMARY = TypeAdapter(SourceSummary)
+# newer server that sends more fields still works. Each is built on first use: building them
+# all costs more than the rest of importing the client.
+_T = TypeVar("_T")
+
+
+@functools.cache
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def validate(kind: type[_T], data: object) -> _T:
+    """``data`` (parsed JSON) as a ``kind``, checked by pydantic.
+
+    Raises:
+        pydantic.ValidationError: ``data`` does not fit ``kind``.
+
+    >>> validate(Usage, {"input_tokens": 3, "output_tokens": 5, "extra": 1})
+    Usage(input_tokens=3, output_tokens=5)
+    """
+    return cast(_T, _adapter(kind).validate_python(data))
+
+
+@functools.cache
+def _events() -> TypeAdapter[StreamEvent]:
+    return TypeAdapter(Annotated[StreamEvent, Field(discriminator="type")])
+
 
 STREAM_EVENT_TYPES = frozenset({"sources", "text", "citations", "done", "error"})
 """SSE event names that carry a stream event; others (from a newer server) are skipped."""
@@ -91,10 +108,10 @@ def decode_search(data: JsonObject) -> SearchResult:
     ``query_tokens`` stays ``None`` and ``candidates`` empty: the API sends the hits only.
     """
     hits = [
-        _HIT.validate_python({**hit, "heading_path": hit.get("headings", ())})
+        validate(SearchHit, {**hit, "heading_path": hit.get("headings", ())})
         for hit in data["results"]
     ]
-    return SearchResult(query=data["query"], hits=hits, trace=_TRACE.validate_python(data["trace"]))
+    return SearchResult(query=data["query"], hits=hits, trace=validate(SearchTrace, data["trace"]))
 
 
 def decode_answer(data: JsonObject) -> Answer:
@@ -107,10 +124,10 @@ def decode_answer(data: JsonObject) -> Answer:
     return Answer(
         question=data["question"],
         answer=data["answer"],
-        sources=tuple(_SOURCE.validate_python(source) for source in data["sources"]),
-        citations=tuple(_CITATION.validate_python(citation) for citation in data["citations"]),
+        sources=tuple(validate(Source, source) for source in data["sources"]),
+        citations=tuple(validate(Citation, citation) for citation in data["citations"]),
         provider=data["provider"],
-        usage=_USAGE.validate_python(data["usage"]),
+        usage=validate(Usage, data["usage"]),
         timings_ms=dict(data.get("timings_ms") or {}),
         error=ErrorEvent(error["code"], error["message"]) if error else None,
         standalone_question=data.get("standalone_question", ""),
@@ -124,18 +141,20 @@ def decode_answer(data: JsonObject) -> Answer:
 
 def decode_sources(data: JsonObject) -> list[SourceSummary]:
     """``SourceSummary`` list from ``GET …/sources``."""
-    return [_SOURCE_SUMMARY.validate_python(item) for item in data["sources"]]
+    return [validate(SourceSummary, item) for item in data["sources"]]
 
 
 def decode_conversations(data: JsonObject, kb: str) -> list[ConversationSummary]:
     """``ConversationSummary`` list from ``GET …/conversations`` (``assistant`` is ``kb``)."""
-    return [_SUMMARY.validate_python({"assistant": kb, **item}) for item in data["conversations"]]
+    return [
+        validate(ConversationSummary, {"assistant": kb, **item}) for item in data["conversations"]
+    ]
 
 
 def decode_conversation(data: JsonObject) -> Conversation:
     """A ``Conversation`` from ``GET …/conversations/{id}/export`` (turns with their traces)."""
     turns = [{"conversation_id": data["id"], **turn} for turn in data["turns"]]
-    return _CONVERSATION.validate_python({**data, "turns": turns})
+    return validate(Conversation, {**data, "turns": turns})
 
 
 def decode_gap_turns(
@@ -210,7 +229,7 @@ class SSEDecoder:
         if name not in STREAM_EVENT_TYPES:
             return None
         try:
-            event = _EVENTS.validate_json(data)
+            event = _events().validate_json(data)
         except ValidationError as exc:
             raise ApiServerError(
                 f"the server sent a {name!r} event the client cannot read: {exc.errors()[:1]}",

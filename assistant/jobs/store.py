@@ -16,84 +16,18 @@ assistant never sees another's jobs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any, Literal, cast
+from dataclasses import asdict
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
 
 from assistant.database.engine import Database
 from assistant.database.models import JobRow, new_id, utcnow
 from assistant.errors import NotFoundError
-from assistant.knowledge.ingest import DocumentOutcome, IngestReport
+from assistant.jobs.records import FINISHED, JobKind, JobRecord, JobSpec, JobStatus
+from assistant.knowledge.reports import DocumentOutcome, IngestReport
 
 __all__ = ["JobKind", "JobRecord", "JobSpec", "JobStatus", "JobStore"]
-
-JobKind = Literal["url", "sitemap", "crawl", "upload", "resync"]
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
-
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """What a job ingests.
-
-    ``sources`` are URLs (``url``, ``sitemap``, ``crawl``); ``files`` are the names of the
-    uploaded files kept in the job's upload folder (``upload``); ``resync`` needs neither.
-    """
-
-    sources: tuple[str, ...] = ()
-    crawl: bool = False
-    max_pages: int | None = None
-    max_depth: int = 3
-    files: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The spec as stored in the job row."""
-        return {
-            "sources": list(self.sources),
-            "crawl": self.crawl,
-            "max_pages": self.max_pages,
-            "max_depth": self.max_depth,
-            "files": list(self.files),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
-        """The spec stored by ``to_json`` (missing fields take their defaults)."""
-        max_pages = data.get("max_pages")
-        return cls(
-            sources=tuple(str(source) for source in data.get("sources") or ()),
-            crawl=bool(data.get("crawl", False)),
-            max_pages=int(max_pages) if max_pages is not None else None,
-            max_depth=int(data.get("max_depth", 3)),
-            files=tuple(str(name) for name in data.get("files") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A stored job: what it ingests, how far it got and, once finished, its report."""
-
-    id: str
-    assistant: str
-    kind: JobKind
-    spec: JobSpec
-    status: JobStatus
-    progress_done: int
-    progress_total: int | None
-    report: IngestReport | None
-    error: str | None
-    attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def finished(self) -> bool:
-        """Whether the job has ended (succeeded or failed)."""
-        return self.status in FINISHED
 
 
 def report_to_json(report: IngestReport) -> dict[str, Any]:

@@ -11,67 +11,36 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from assistant.errors import ConnectorError, EncoderError
 from assistant.knowledge.chunking import Chunk, Chunker
 from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
+from assistant.knowledge.reports import (
+    DocumentOutcome,
+    IngestReport,
+    ProgressCallback,
+    ProgressEvent,
+    Status,
+)
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import ChunkRecord, VectorStore
 from connectors.base import Connector
 from connectors.document import Document, SourceFailure, Unchanged
 
-__all__ = ["DocumentOutcome", "IngestReport", "Ingestor", "ProgressEvent"]
+__all__ = [
+    "DocumentOutcome",
+    "IngestReport",
+    "Ingestor",
+    "ProgressCallback",
+    "ProgressEvent",
+    "Status",
+]
 
 logger = logging.getLogger(__name__)
-
-Status = Literal["added", "updated", "unchanged", "removed", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentOutcome:
-    """What happened to one document (or to a whole source that could not be read)."""
-
-    url: str
-    status: Status
-    chunks: int = 0
-    reason: str | None = None
-    error_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """A step of ingestion, for progress displays: pages loaded, chunks embedded, failures."""
-
-    kind: Literal["loaded", "embedded", "failed"]
-    count: int
-    detail: str
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-
-
-@dataclass(slots=True)
-class IngestReport:
-    """The summary of one ingestion run."""
-
-    outcomes: list[DocumentOutcome] = field(default_factory=list)
-    chunks_embedded: int = 0
-    seconds: float = 0.0
-    incomplete_sources: list[str] = field(default_factory=list)
-
-    def count(self, status: Status) -> int:
-        """How many documents ended with ``status``."""
-        return sum(1 for outcome in self.outcomes if outcome.status == status)
-
-    @property
-    def failures(self) -> list[DocumentOutcome]:
-        """The documents or sources that failed, each with its reason."""
-        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
 
 
 @dataclass(slots=True)

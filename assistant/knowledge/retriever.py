@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -23,58 +23,13 @@ from assistant.knowledge.fusion import (
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
+from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
 __all__ = ["Candidate", "Retriever", "SearchHit", "SearchResult", "SearchTrace"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One passage with every signal's score and rank among the candidates (1 = best)."""
-
-    chunk_id: str
-    url: str
-    title: str
-    heading_path: tuple[str, ...]
-    text: str
-    dense_rank: int
-    dense_score: float
-    late_interaction_rank: int
-    late_interaction_score: float
-    lexical_rank: int | None
-    lexical_score: float | None
-    rank: int
-    score: float
-    position: int = -1
-    """The chunk's place in its document (0 = first); -1 where unknown."""
-
-
-@dataclass(slots=True)
-class SearchTrace:
-    """How a search went: stage timings, pool sizes, cache behaviour, fusion weights."""
-
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    candidates: int = 0
-    dense_candidates: int = 0
-    lexical_candidates: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    weights: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """The ranked passages for a query and the trace of how they were found."""
-
-    query: str
-    hits: list[SearchHit]
-    trace: SearchTrace
-    query_tokens: torch.Tensor | None = None
-    candidates: list[SearchHit] = field(default_factory=list)
-    """Every candidate of the pool, ranked (``hits`` is its head)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,65 @@
+"""What a search returns: ranked hits, the trace of how they were found, and the result.
+
+Plain dataclasses with no torch, Chroma or Redis at import, so the HTTP client reads search
+answers into the very types ``Assistant.search`` returns without loading the retriever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SearchHit", "SearchResult", "SearchTrace"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One passage with every signal's score and rank among the candidates (1 = best)."""
+
+    chunk_id: str
+    url: str
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+    dense_rank: int
+    dense_score: float
+    late_interaction_rank: int
+    late_interaction_score: float
+    lexical_rank: int | None
+    lexical_score: float | None
+    rank: int
+    score: float
+    position: int = -1
+    """The chunk's place in its document (0 = first); -1 where unknown."""
+
+
+@dataclass(slots=True)
+class SearchTrace:
+    """How a search went: stage timings, pool sizes, cache behaviour, fusion weights."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0
+    dense_candidates: int = 0
+    lexical_candidates: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The ranked passages for a query and the trace of how they were found.
+
+    ``query_tokens`` is the query's token embeddings, shape ``(query_tokens, dim)``, kept
+    in-process for reuse (``None`` over HTTP).
+    """
+
+    query: str
+    hits: list[SearchHit]
+    trace: SearchTrace
+    query_tokens: torch.Tensor | None = None
+    candidates: list[SearchHit] = field(default_factory=list)
+    """Every candidate of the pool, ranked (``hits`` is its head)."""
