@@ -21,8 +21,6 @@ import zipfile
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-import charset_normalizer
-
 from assistant.errors import UnsupportedContentError
 
 __all__ = [
@@ -201,6 +199,10 @@ def _readable_or_none(text: str) -> str | None:
 
 
 def _guess_decoding(data: bytes) -> str | None:
+    # Imported here: only bytes that are not UTF-8 need it, and importing it costs more than
+    # the rest of this module (the HTTP client imports this module to check its uploads).
+    import charset_normalizer
+
     best = charset_normalizer.from_bytes(data).best()
     # Short Western texts fit many code pages equally well (charset-normalizer may even pick
     # EBCDIC for "Größe"), so windows-1252 wins whenever it reads the bytes as cleanly.

@@ -8,7 +8,7 @@ below it are the only exceptions the parity test accepts.
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
 from collections.abc import Mapping, Sequence
 
 import httpx
@@ -83,12 +83,21 @@ REMOTE_ONLY_PARAMETERS: Mapping[str, frozenset[str]] = {
 """Keyword-only parameters, with defaults, that only the clients' methods have: ingestion runs
 as server jobs, which ``wait`` follows to their end (or not)."""
 
-try:
-    _VERSION = importlib.metadata.version("assistant-rag")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree
-    _VERSION = "0"
 
-USER_AGENT = f"assistant-rag-python/{_VERSION}"
+@functools.cache
+def user_agent() -> str:
+    """``assistant-rag-python/<version>``, sent with every request.
+
+    Read on first use: looking the version up scans the installed packages, which would
+    otherwise be a good part of importing the client.
+    """
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("assistant-rag")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        version = "0"
+    return f"assistant-rag-python/{version}"
 
 
 class ClientSettings:
@@ -115,7 +124,7 @@ class ClientSettings:
         self.base_url = url
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.policy = RetryPolicy(max_retries=max_retries, backoff=backoff)
-        self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self.headers = {"User-Agent": user_agent(), "Accept": "application/json"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 

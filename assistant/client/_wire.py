@@ -76,9 +76,7 @@ def assistant_path(kb: str, *parts: str) -> str:
 _T = TypeVar("_T")
 
 
-@functools.cache
-def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 
 def validate(kind: type[_T], data: object) -> _T:
@@ -90,7 +88,11 @@ def validate(kind: type[_T], data: object) -> _T:
     >>> validate(Usage, {"input_tokens": 3, "output_tokens": 5, "extra": 1})
     Usage(input_tokens=3, output_tokens=5)
     """
-    return cast(_T, _adapter(kind).validate_python(data))
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        # Two threads may both build one; either result is the same adapter.
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return cast(_T, adapter.validate_python(data))
 
 
 @functools.cache
