@@ -25,8 +25,9 @@ _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$")
 
 
 class _Strict(BaseModel):
-    # A misspelt field is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt field is an error, not a silently ignored setting. Validators are built on
+    # first use rather than at import, which keeps importing the HTTP client quick.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class BrandConfig(_Strict):
