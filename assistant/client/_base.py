@@ -65,11 +65,12 @@ API cannot provide (``tune``, ``documents``, ``ingest_connectors``) are not on t
 """
 
 IN_PROCESS_ONLY_METHODS: frozenset[str] = frozenset(
-    {"tune", "documents", "ingest_connectors", "from_settings", "close", "aclose"}
+    {"tune", "documents", "ingest_connectors", "from_settings", "close", "aclose", "report"}
 )
 """Public methods of ``Assistant`` that the clients do not mirror: training a head, reading raw
 document states and custom connectors need the process that holds the data; building and
-closing differ by nature (the clients have ``close`` / ``aclose`` of their own)."""
+closing differ by nature (the clients have ``close`` / ``aclose`` of their own). The analytics
+``report`` is served by the HTTP API's analytics route but not yet read back by the clients."""
 
 LOCAL_ONLY_PARAMETERS: Mapping[str, frozenset[str]] = {
     "stream": frozenset({"remember", "history"}),
