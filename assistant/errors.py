@@ -33,6 +33,18 @@ in one place. Messages say what failed and how to fix it.
 
 from __future__ import annotations
 
+# The root and the connector errors live in ``connectors.errors`` because connectors import
+# nothing from this package; they are the same classes, re-exported here.
+from connectors.errors import (
+    AssistantError,
+    BlockedURLError,
+    ConnectorError,
+    FetchError,
+    ParseError,
+    TooLargeError,
+    UnsupportedContentError,
+)
+
 __all__ = [
     "AssistantError",
     "AuthenticationError",
@@ -60,48 +72,12 @@ __all__ = [
 ]
 
 
-class AssistantError(Exception):
-    """Root of every error the assistant raises on purpose."""
-
-
 class ConfigError(AssistantError):
     """A setting is missing or invalid."""
 
 
 class NotFoundError(AssistantError):
     """A knowledge base, source or document does not exist."""
-
-
-class ConnectorError(AssistantError):
-    """A source could not be turned into documents.
-
-    ``source`` names the URL or path; ``reason`` is a short human explanation.
-    """
-
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
-
-
-class FetchError(ConnectorError):
-    """Network failure, timeout, HTTP error status or redirect loop."""
-
-
-class BlockedURLError(ConnectorError):
-    """The URL is refused: a private/loopback/metadata address, or disallowed by robots.txt."""
-
-
-class TooLargeError(ConnectorError):
-    """A response body or file is larger than the configured maximum."""
-
-
-class UnsupportedContentError(ConnectorError):
-    """The content is not a kind of document the connectors read."""
-
-
-class ParseError(ConnectorError):
-    """The document is corrupt or cannot be read."""
 
 
 class InvalidInputError(AssistantError):

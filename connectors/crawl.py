@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from assistant.errors import BlockedURLError, ConnectorError
 from connectors.base import FetchPolicy, KnownValidators, Validators
 from connectors.document import Document, LoadResult, SourceFailure, Unchanged
+from connectors.errors import BlockedURLError, ConnectorError
 from connectors.netguard import check_url, guarded_client
 from connectors.web import (
     NO_VALIDATORS,

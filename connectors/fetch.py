@@ -19,8 +19,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from assistant.errors import BlockedURLError, ConnectorError, FetchError, TooLargeError
 from connectors.base import FetchPolicy, Validators
+from connectors.errors import BlockedURLError, ConnectorError, FetchError, TooLargeError
 from connectors.netguard import check_url
 
 __all__ = ["FetchResult", "HTTPStatusError", "NotModified", "fetch"]

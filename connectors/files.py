@@ -30,8 +30,8 @@ from docx.table import Table
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from assistant.errors import ConnectorError, ParseError, TooLargeError, UnsupportedContentError
 from connectors.document import Document, LoadResult, Section, SourceFailure
+from connectors.errors import ConnectorError, ParseError, TooLargeError, UnsupportedContentError
 from connectors.html import SectionBuilder, extract_html, html_fragment_text
 from connectors.sniff import file_name, parse_content_type, sniff, sniff_kind
 

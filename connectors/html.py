@@ -29,8 +29,8 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
-from assistant.errors import ParseError, UnsupportedContentError
 from connectors.document import Section
+from connectors.errors import ParseError, UnsupportedContentError
 from connectors.sniff import codec_name, decode_text
 
 __all__ = [

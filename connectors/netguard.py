@@ -30,8 +30,8 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from assistant.errors import BlockedURLError, FetchError
 from connectors.base import FetchPolicy
+from connectors.errors import BlockedURLError, FetchError
 
 __all__ = [
     "GuardedNetworkBackend",

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import httpx
 from lxml import etree
 
-from assistant.errors import ConnectorError, FetchError, ParseError, TooLargeError
 from connectors.base import FetchPolicy, KnownValidators
 from connectors.document import LoadResult, SourceFailure, Unchanged
+from connectors.errors import ConnectorError, FetchError, ParseError, TooLargeError
 from connectors.fetch import NotModified, fetch
 from connectors.netguard import guarded_client, parse_http_url
 from connectors.web import NO_VALIDATORS, PoliteFetcher, canonical_url, load_concurrently

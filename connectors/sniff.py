@@ -21,7 +21,7 @@ import zipfile
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from assistant.errors import UnsupportedContentError
+from connectors.errors import UnsupportedContentError
 
 __all__ = [
     "codec_name",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from assistant.errors import ConnectorError
 from connectors.base import Connector, FetchPolicy, KnownValidators
+from connectors.errors import ConnectorError
 
 __all__ = ["is_url", "open_source", "source_key"]
 

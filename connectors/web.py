@@ -28,15 +28,15 @@ from urllib.robotparser import RobotFileParser
 import httpx
 from courlan import normalize_url
 
-from assistant.errors import (
+from connectors.base import FetchPolicy, KnownValidators, Validators
+from connectors.document import Document, LoadResult, SourceFailure, Unchanged
+from connectors.errors import (
     BlockedURLError,
     ConnectorError,
     FetchError,
     ParseError,
     UnsupportedContentError,
 )
-from connectors.base import FetchPolicy, KnownValidators, Validators
-from connectors.document import Document, LoadResult, SourceFailure, Unchanged
 from connectors.fetch import FetchResult, HTTPStatusError, NotModified, fetch
 from connectors.files import parse_bytes
 from connectors.html import extract_html
