@@ -11,11 +11,11 @@ themselves, so every route is authenticated and rate-limited the same way:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Request
 
+from assistant.api.auth import Caller, authenticate_admin, authenticate_chat, authenticate_manager
 from assistant.core import Assistant
 from assistant.settings import Settings
 
@@ -29,18 +29,6 @@ __all__ = [
     "get_core",
     "get_settings",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the kind of key, the assistant it belongs to (``None`` for admin), the
-    key's id, the request's ``Origin`` and the visitor id (widget) where given."""
-
-    kind: Literal["admin", "secret", "public"]
-    assistant: str | None
-    key_id: str | None = None
-    origin: str | None = None
-    visitor: str | None = None
 
 
 def get_core(request: Request) -> Assistant:
@@ -61,22 +49,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 async def admin_access(request: Request) -> Caller:
     """Require the admin key."""
-    from assistant.api.auth import authenticate_admin
-
     return await authenticate_admin(request)
 
 
 async def manage_access(request: Request, name: str) -> Caller:
     """Require the admin key or assistant ``name``'s secret key."""
-    from assistant.api.auth import authenticate_manager
-
     return await authenticate_manager(request, name)
 
 
 async def chat_access(request: Request, name: str) -> Caller:
     """Require a key that may chat with assistant ``name`` (public keys: allowed origins only)."""
-    from assistant.api.auth import authenticate_chat
-
     return await authenticate_chat(request, name)
 
 

@@ -5,7 +5,7 @@
   ``running``; on close, running jobs stop at their next document and go back to ``queued``.
   It is meant for one API process; several replicas need the Redis queue.
 - ``RedisQueue`` (ASSISTANT_REDIS_URL set): jobs go to an arq queue in Redis and ``assistant
-  worker`` processes run them (see ``assistant.worker`` for how a killed worker's job is
+  worker`` processes run them (see ``assistant.jobs.worker`` for how a killed worker's job is
   retried). The job's id is arq's job id, so putting a job on the queue twice runs it once.
 
 Either way the job row in the database is the record; the queue only carries ids, so losing
@@ -130,7 +130,7 @@ class InProcessQueue:
 
 
 class RedisQueue:
-    """Puts jobs on the arq queue in Redis for ``assistant worker`` processes."""
+    """Puts jobs on the arq queue in Redis for ``assistant.jobs.worker`` processes."""
 
     def __init__(self, database: Database, redis_url: str) -> None:
         self._store = JobStore(database)

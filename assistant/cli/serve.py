@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from assistant.cli import KbOption, _assistant, _escape, _print_report, _run, app, errors
+from assistant.cli.common import KbOption, app, errors, escape, open_assistant, print_report, run
 from assistant.core import Assistant
 from assistant.settings import Settings
 
@@ -47,7 +47,7 @@ def serve(
     settings = Settings()
     if settings.admin_key is None and not is_loopback_host(host):
         errors.print(
-            f"[red]error:[/red] refusing to listen on {_escape(host)} without an admin key: "
+            f"[red]error:[/red] refusing to listen on {escape(host)} without an admin key: "
             "anyone who can reach it would manage every assistant. Set ASSISTANT_ADMIN_KEY "
             "(e.g. to the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) "
             "or listen on 127.0.0.1.",
@@ -56,10 +56,10 @@ def serve(
         raise typer.Exit(1)
     core: Assistant | None = None
     if sources:
-        assistant = _assistant()
+        assistant = open_assistant()
         core = assistant
-        report = _run(lambda: assistant.ingest(sources, kb=kb))
-        _print_report(report, kb)
+        report = run(lambda: assistant.ingest(sources, kb=kb))
+        print_report(report, kb)
     application = create_app(settings, core=core)
     mode = (
         "admin key required" if settings.admin_key else "no admin key: loopback clients are admin"

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from assistant.cli import _assistant, _run, app, errors
+from assistant.cli.common import app, errors, open_assistant, run
 
 __all__ = ["worker"]
 
@@ -29,9 +29,9 @@ def worker(
     ] = False,
 ) -> None:
     """Run ingestion jobs from the Redis queue until stopped (needs ASSISTANT_REDIS_URL)."""
-    from assistant.worker import run_worker
+    from assistant.jobs.worker import run_worker
 
-    assistant = _assistant()
+    assistant = open_assistant()
     if assistant.settings.redis_url is None:
         errors.print(
             "[red]error:[/red] set ASSISTANT_REDIS_URL: the worker takes its jobs from Redis "
@@ -40,10 +40,10 @@ def worker(
         )
         raise typer.Exit(1)
     # A long-running service: its job log is its output.
-    for name in ("arq", "assistant.jobs", "assistant.worker"):
+    for name in ("arq", "assistant.jobs"):
         logger = logging.getLogger(name)
         logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     try:
-        _run(lambda: run_worker(assistant, concurrency=concurrency, burst=burst))
+        run(lambda: run_worker(assistant, concurrency=concurrency, burst=burst))
     finally:
         assistant.close()

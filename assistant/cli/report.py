@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from assistant.cli import JsonOption, KbOption, _assistant, _escape, _run, app, console
+from assistant.cli.common import JsonOption, KbOption, app, console, escape, open_assistant, run
 
 __all__ = ["report", "sparkline"]
 
@@ -58,9 +58,9 @@ def report(
     """What visitors ask, what the content misses, how well it answers, what it costs."""
     from assistant.api.analytics_schemas import AnalyticsPublic
 
-    assistant = _assistant()
+    assistant = open_assistant()
     try:
-        result = _run(lambda: assistant.report(kb, since=since, mask=mask))
+        result = run(lambda: assistant.report(kb, since=since, mask=mask))
     finally:
         assistant.close()
     if as_json:
@@ -68,7 +68,7 @@ def report(
         return
     volume, previous = result.volume, result.previous_volume
     console.print(
-        f"[bold]{_escape(kb)}[/bold] since {result.period.since:%Y-%m-%d %H:%M}: "
+        f"[bold]{escape(kb)}[/bold] since {result.period.since:%Y-%m-%d %H:%M}: "
         f"{volume.turns} questions ({_trend(volume.turns, previous.turns)}), "
         f"{volume.conversations} conversations, {volume.visitors} visitors, "
         f"${volume.cost_usd:.4f}  {sparkline(volume.daily_turns)}",
@@ -85,13 +85,13 @@ def report(
         topics.add_column(column)
     for cluster in result.top_questions:
         topics.add_row(
-            _escape(cluster.label),
+            escape(cluster.label),
             str(cluster.count),
             _trend(cluster.count, cluster.previous_count),
             _rate(cluster.answer_rate),
             f"{cluster.thumbs_up}/{cluster.thumbs_down}",
             sparkline(cluster.daily),
-            _escape(cluster.questions[0] if cluster.questions else ""),
+            escape(cluster.questions[0] if cluster.questions else ""),
         )
     console.print(topics)
     gaps = Table(title="Content gaps")
@@ -100,11 +100,11 @@ def report(
     for gap in result.content_gaps:
         nearest = gap.nearest_sources[0] if gap.nearest_sources else None
         gaps.add_row(
-            _escape(gap.label),
+            escape(gap.label),
             str(gap.count),
             ", ".join(gap.reasons),
-            _escape(f"{nearest.title or nearest.url} ({nearest.score:.2f})") if nearest else "",
-            _escape(gap.suggestion),
+            escape(f"{nearest.title or nearest.url} ({nearest.score:.2f})") if nearest else "",
+            escape(gap.suggestion),
         )
     console.print(gaps)
     pages = Table(title="Pages")
@@ -112,7 +112,7 @@ def report(
         pages.add_column(column)
     for use in result.source_usage:
         pages.add_row(
-            _escape(use.title or use.url),
+            escape(use.title or use.url),
             str(use.cited),
             str(use.in_context),
             str(use.cited_in_thumbs_down),
