@@ -13,7 +13,6 @@ them, and the file and HTML connectors build on it.
 
 from __future__ import annotations
 
-import codecs
 import io
 import logging
 import re
@@ -21,6 +20,7 @@ import zipfile
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from connectors.decoding import codec_name, decode_text
 from connectors.errors import UnsupportedContentError
 
 __all__ = [
@@ -53,18 +53,6 @@ _BINARY_SIGNATURES = {
     b"\x7fELF": "an executable",
     b"\xd0\xcf\x11\xe0": "a legacy Office file (save it as .docx or PDF)",
 }
-_BYTE_ORDER_MARKS = (
-    # UTF-32 first: its little-endian mark starts with the UTF-16 one.
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_CHAOS_TIE = 0.01
-_READABILITY_SAMPLE = 65536
-_BINARY_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
-_MAX_CONTROL_CHARACTER_RATIO = 0.02
 
 
 def sniff_kind(
@@ -150,72 +138,3 @@ def file_name(name: str) -> str:
     if "://" in name:
         name = urlsplit(name).path
     return PurePosixPath(name.replace("\\", "/")).name
-
-
-def decode_text(data: bytes, declared_encoding: str | None = None) -> str | None:
-    """Decode bytes that should be text; None when they look binary.
-
-    Order: a byte-order mark (UTF-8, UTF-16, UTF-32); the ``declared_encoding`` if the bytes
-    decode with it; strict UTF-8; else charset-normalizer's guess. Among guesses that fit
-    equally well, windows-1252 wins: short Western texts fit many code pages equally, and it
-    is the commonest legacy encoding (and reads every printable Latin-1 letter).
-    """
-    for mark, marked_codec in _BYTE_ORDER_MARKS:
-        if data.startswith(mark):
-            return data[len(mark) :].decode(marked_codec, errors="replace")
-    declared = codec_name(declared_encoding)
-    if declared is not None:
-        try:
-            return _readable_or_none(data.decode(declared))
-        except UnicodeDecodeError:
-            logger.debug("content does not decode as its declared %s; guessing", declared)
-    if b"\x00" in data:
-        return None
-    try:
-        return _readable_or_none(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        pass
-    return _guess_decoding(data)
-
-
-def codec_name(encoding: str | None) -> str | None:
-    """Python's name for ``encoding``; ``None`` when unknown (``latin-1`` reads as cp1252)."""
-    if not encoding:
-        return None
-    try:
-        name = codecs.lookup(encoding.strip()).name
-    except LookupError:
-        return None
-    # windows-1252 is what "latin-1" means on the web, and it reads every Latin-1 letter.
-    return "cp1252" if name == "iso8859-1" else name
-
-
-def _readable_or_none(text: str) -> str | None:
-    if not text:
-        return text
-    sample = text[:_READABILITY_SAMPLE]
-    control_characters = len(_BINARY_CONTROL_CHARACTERS.findall(sample))
-    return None if control_characters / len(sample) > _MAX_CONTROL_CHARACTER_RATIO else text
-
-
-def _guess_decoding(data: bytes) -> str | None:
-    # Imported here: only bytes that are not UTF-8 need it, and importing it costs more than
-    # the rest of this module (the HTTP client imports this module to check its uploads).
-    import charset_normalizer
-
-    best = charset_normalizer.from_bytes(data).best()
-    # Short Western texts fit many code pages equally well (charset-normalizer may even pick
-    # EBCDIC for "Größe"), so windows-1252 wins whenever it reads the bytes as cleanly.
-    western = charset_normalizer.from_bytes(data, cp_isolation=["cp1252"]).best()
-    if western is not None and (best is None or western.chaos <= best.chaos + _CHAOS_TIE):
-        western_text = _decode_cp1252(data)
-        if western_text is not None:
-            return western_text
-    return None if best is None else _readable_or_none(str(best))
-
-
-def _decode_cp1252(data: bytes) -> str | None:
-    try:
-        return _readable_or_none(data.decode("cp1252"))
-    except UnicodeDecodeError:
-        return None

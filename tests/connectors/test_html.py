@@ -8,6 +8,7 @@ import time
 import pytest
 
 import connectors.html
+import connectors.html_structure
 from assistant.errors import ParseError, UnsupportedContentError
 from connectors.document import Section
 from connectors.html import SectionBuilder, decode_text, extract_html, html_fragment_text
@@ -312,3 +313,8 @@ def test_decode_text_prefers_windows_1252_among_equal_guesses() -> None:
 
 def test_docstring_examples_hold() -> None:
     assert doctest.testmod(connectors.html).failed == 0
+
+
+def test_section_builder_docstring_examples_hold() -> None:
+    results = doctest.testmod(connectors.html_structure)
+    assert (results.failed, results.attempted > 0) == (0, True)
