@@ -27,13 +27,13 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.auth import VISITOR_HEADER, normalise_origin
-from assistant.api.metrics import ApiMetrics, MetricsMiddleware
 from assistant.api.problems import (
     ProblemGuardMiddleware,
     install_problem_handlers,
     problem_for,
     problem_response,
 )
+from assistant.api.prometheus import ApiMetrics, MetricsMiddleware
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.routes import (
     analytics,

@@ -37,7 +37,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.keys import ApiKey, KeyStore
-from assistant.api.metrics import metrics_of
+from assistant.api.prometheus import metrics_of
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.schemas import ASSISTANT_NAME_PATTERN
 from assistant.api.visitors import resolve_visitor

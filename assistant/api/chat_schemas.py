@@ -23,7 +23,7 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
-    "ChatRequest",
+    "ChatCreate",
     "ChunkChoice",
     "ChunkDelta",
     "CitationPublic",
@@ -66,7 +66,7 @@ class _FromCore(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class ChatRequest(_Strict):
+class ChatCreate(_Strict):
     """One message to an assistant, as the next turn of a conversation.
 
     ``stream`` (default) answers with ``text/event-stream``; ``false`` with one JSON

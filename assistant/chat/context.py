@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from assistant.chat.events import Source
-from assistant.chat.tokens import TokenCounter
+from assistant.chat.tokens import PromptTokenCounter
 from assistant.knowledge.retriever import SearchHit
 
 __all__ = [
@@ -59,12 +59,12 @@ def source_from_hit(hit: SearchHit, n: int) -> Source:
     )
 
 
-def source_tokens(source: Source, *, counter: TokenCounter) -> int:
+def source_tokens(source: Source, *, counter: PromptTokenCounter) -> int:
     """What ``source`` costs in the prompt: its text, title and URL plus the markup around them."""
     return _cost(counter, source.title, source.url, source.text)
 
 
-def _cost(counter: TokenCounter, title: str, url: str, text: str) -> int:
+def _cost(counter: PromptTokenCounter, title: str, url: str, text: str) -> int:
     return counter.count(text) + counter.count(title) + counter.count(url) + SOURCE_OVERHEAD_TOKENS
 
 
@@ -85,7 +85,7 @@ class _Passage:
 
 
 def select_context(
-    hits: Sequence[SearchHit], *, counter: TokenCounter, budget_tokens: int, max_sources: int
+    hits: Sequence[SearchHit], *, counter: PromptTokenCounter, budget_tokens: int, max_sources: int
 ) -> tuple[Source, ...]:
     """The passages for the prompt, numbered 1..n in ranking order, within ``budget_tokens``.
 
@@ -150,7 +150,7 @@ def select_context(
 
 
 def _first_join(
-    passages: Sequence[_Passage], single: _Passage, counter: TokenCounter
+    passages: Sequence[_Passage], single: _Passage, counter: PromptTokenCounter
 ) -> tuple[int, _Passage | None]:
     """The first chosen passage ``single`` joins, and the passage they make together."""
     for index, passage in enumerate(passages):
@@ -161,7 +161,7 @@ def _first_join(
 
 
 def _coalesce(
-    passages: list[_Passage], index: int, counter: TokenCounter, budget_tokens: int
+    passages: list[_Passage], index: int, counter: PromptTokenCounter, budget_tokens: int
 ) -> None:
     """Join passages that the growth of ``passages[index]`` made neighbours of it."""
     changed = True
@@ -183,7 +183,7 @@ def _coalesce(
             break
 
 
-def _join(better: _Passage, worse: _Passage, counter: TokenCounter) -> _Passage | None:
+def _join(better: _Passage, worse: _Passage, counter: PromptTokenCounter) -> _Passage | None:
     """``better`` grown by ``worse`` if they are neighbours in one document, else ``None``."""
     if better.best.url != worse.best.url:
         return None
@@ -274,7 +274,9 @@ def _ends_unit(text: str, words: list[re.Match[str]], index: int) -> bool:
     return "\n" in gap or _CLOSES_SENTENCE.search(words[index].group()) is not None
 
 
-def _truncated(passage: _Passage, counter: TokenCounter, budget_tokens: int) -> _Passage | None:
+def _truncated(
+    passage: _Passage, counter: PromptTokenCounter, budget_tokens: int
+) -> _Passage | None:
     """``passage`` cut at the last sentence end (else word end) that fits ``budget_tokens``."""
     text = passage.text
 

@@ -39,7 +39,7 @@ from assistant.chat.events import (
 )
 from assistant.chat.history import HistoryTurn
 from assistant.chat.pricing import estimate_cost
-from assistant.chat.tokens import TokenCounter, trim_history
+from assistant.chat.tokens import PromptTokenCounter, trim_history
 from assistant.chat.trace import retrieval_trace
 from assistant.errors import InvalidInputError
 from assistant.knowledge.retriever import SearchResult
@@ -111,7 +111,7 @@ class ChatOrchestrator:
         search: Callable[[str, int], SearchResult],
         answerer: Answerer,
         condenser: Condenser,
-        counter: TokenCounter,
+        counter: PromptTokenCounter,
         conversations: ConversationStore | None = None,
         budget: TurnBudget | None = None,
         no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,

@@ -33,8 +33,8 @@ __all__ = [
     "MESSAGE_OVERHEAD_TOKENS",
     "ApproximateCounter",
     "EncodingLoader",
+    "PromptTokenCounter",
     "TiktokenCounter",
-    "TokenCounter",
     "context_window",
     "counter_for",
     "lookup_model",
@@ -54,7 +54,7 @@ MESSAGE_OVERHEAD_TOKENS = 4
 _LOCAL_PROVIDERS = frozenset({"ollama", "vllm", "lmstudio"})
 
 
-class TokenCounter(Protocol):
+class PromptTokenCounter(Protocol):
     """Counts the tokens a model would see for a piece of text."""
 
     name: str
@@ -222,7 +222,7 @@ def _encoding_name(model: str | None) -> str:
 @lru_cache(maxsize=64)
 def counter_for(
     provider: str, model: str | None, *, loader: EncodingLoader | None = None
-) -> TokenCounter:
+) -> PromptTokenCounter:
     """The token counter for ``model`` served by ``provider`` (``model`` ``None``: its default).
 
     OpenAI-family models (provider ``openai``, or names like ``gpt-*``, ``o1``/``o3``/``o4*``,
@@ -319,7 +319,7 @@ def context_window(provider: str, model: str | None) -> int:
 
 
 def trim_history(
-    turns: Sequence[HistoryTurn], *, counter: TokenCounter, budget_tokens: int
+    turns: Sequence[HistoryTurn], *, counter: PromptTokenCounter, budget_tokens: int
 ) -> list[HistoryTurn]:
     """The most recent ``turns`` whose questions and answers fit ``budget_tokens``, in order.
 

@@ -16,10 +16,10 @@ from typing import Protocol
 from assistant.knowledge.text import split_paragraphs, split_sentences
 from connectors.document import Document, content_hash
 
-__all__ = ["Chunk", "Chunker", "TokenCounter", "embedding_text"]
+__all__ = ["Chunk", "Chunker", "EncoderTokenCounter", "embedding_text"]
 
 
-class TokenCounter(Protocol):
+class EncoderTokenCounter(Protocol):
     """Counts tokens the way the encoder will see them (special tokens excluded)."""
 
     def count_tokens(self, text: str) -> int:
@@ -63,7 +63,9 @@ class Chunker:
     >>> chunks = chunker.split(document)  # doctest: +SKIP
     """
 
-    def __init__(self, counter: TokenCounter, *, max_tokens: int = 180, overlap_tokens: int = 32):
+    def __init__(
+        self, counter: EncoderTokenCounter, *, max_tokens: int = 180, overlap_tokens: int = 32
+    ):
         if overlap_tokens >= max_tokens // 2:
             raise ValueError("overlap_tokens must be less than half of max_tokens")
         self._counter = counter

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import Request
 
-from assistant.api.metrics import ApiMetrics
+from assistant.api.prometheus import ApiMetrics
 from assistant.chat.events import DoneEvent, ErrorEvent, Usage
 from tests.api.conftest import ApiServer, unique_name
 from tests.api.test_auth import assert_problem

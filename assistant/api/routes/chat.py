@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.api.chat_schemas import (
     AnswerPublic,
-    ChatRequest,
+    ChatCreate,
     FeedbackCreate,
     GapList,
     GapPublic,
@@ -26,8 +26,8 @@ from assistant.api.chat_schemas import (
     SearchResultPublic,
 )
 from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
-from assistant.api.metrics import observed
 from assistant.api.problems import error_responses
+from assistant.api.prometheus import observed
 from assistant.api.sse import encode_stream, first_event, sse_response
 from assistant.api.visitors import (
     check_conversation,
@@ -76,7 +76,7 @@ _MAX_TURN_ID = 2**63 - 1
     },
 )
 async def chat(
-    request: Request, name: str, body: ChatRequest, caller: ChatAccess, core: CoreDep
+    request: Request, name: str, body: ChatCreate, caller: ChatAccess, core: CoreDep
 ) -> AnswerPublic | Response:
     """Answer ``message`` as the next turn of ``conversation_id`` (a new conversation if none).
 

@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.deps import AdminAccess, CoreDep, SettingsDep
-from assistant.api.metrics import METRICS_CONTENT_TYPE, metrics_of
 from assistant.api.problems import error_responses
+from assistant.api.prometheus import METRICS_CONTENT_TYPE, metrics_of
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.schemas import HealthPublic, ReadinessPublic
 from assistant.core import Assistant

@@ -53,8 +53,8 @@ from assistant.api.chat_schemas import (
     OpenAIErrorBody,
 )
 from assistant.api.deps import CoreDep
-from assistant.api.metrics import observed
 from assistant.api.problems import error_responses, problem_for
+from assistant.api.prometheus import observed
 from assistant.api.sse import close_stream, first_event, sse_message, sse_response, stream_failure
 from assistant.chat.answerer import drain
 from assistant.chat.events import (
