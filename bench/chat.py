@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import os
 import sys
 import tempfile
 import time
@@ -27,33 +26,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The benchmark never talks to the model hub: the encoder ships inside a package.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Run as a script, the repository root must be importable; bench.common comes first because
+# importing it keeps the model libraries off the hub.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench.common  # noqa: F401  # isort: skip
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from assistant.chat.answerer import Answerer, Brand  # noqa: E402
-from assistant.chat.condense import RuleBasedCondenser  # noqa: E402
-from assistant.chat.conversations import ConversationStore  # noqa: E402
-from assistant.chat.events import DoneEvent, ErrorEvent, TextDelta, Usage  # noqa: E402
-from assistant.chat.orchestrator import ChatOrchestrator, TurnBudget  # noqa: E402
-from assistant.chat.provider import ChatRequest, ProviderEvent  # noqa: E402
-from assistant.chat.tokens import counter_for  # noqa: E402
-from assistant.database.engine import Database, database_url  # noqa: E402
-from assistant.knowledge.encoder import TransformerEncoder  # noqa: E402
-from assistant.knowledge.redis_token_cache import RedisTokenCache  # noqa: E402
-from assistant.knowledge.retriever import Retriever, SearchResult  # noqa: E402
-from assistant.knowledge.token_cache import InProcessTokenCache, TokenCache  # noqa: E402
-from bench import retrieval  # noqa: E402
-from bench.common import (  # noqa: E402
+from assistant.chat.answerer import Answerer, Brand
+from assistant.chat.condense import RuleBasedCondenser
+from assistant.chat.conversations import ConversationStore
+from assistant.chat.events import DoneEvent, ErrorEvent, TextDelta, Usage
+from assistant.chat.orchestrator import ChatOrchestrator, TurnBudget
+from assistant.chat.provider import ChatRequest, ProviderEvent
+from assistant.chat.tokens import counter_for
+from assistant.database.engine import Database, database_url
+from assistant.knowledge.encoder import TransformerEncoder
+from assistant.knowledge.redis_token_cache import RedisTokenCache
+from assistant.knowledge.retriever import Retriever, SearchResult
+from assistant.knowledge.token_cache import InProcessTokenCache, TokenCache
+from bench import retrieval
+from bench.common import (
     Latency,
     Stopwatch,
+    add_run_arguments,
     available_memory_bytes,
+    finish_results,
     format_bytes,
     load_average,
-    machine_facts,
+    new_results,
     pass_fail,
     progress_bar,
     table,
@@ -351,32 +350,19 @@ def main(argv: Sequence[str] | None = None, *, encoder: TransformerEncoder | Non
     parser.add_argument("--queries", type=int, default=200, help="conversations per scale")
     parser.add_argument("--follow-ups", type=int, default=1, help="follow-up turns each")
     parser.add_argument("--redis-url", help="also measure a Redis token cache at this URL")
-    parser.add_argument(
-        "--questions",
-        type=Path,
-        nargs="+",
-        default=list(retrieval.DEFAULT_QUESTIONS),
-        help="text files (one question per line) or BEIR queries.jsonl files",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
+    add_run_arguments(parser, retrieval.DEFAULT_QUESTIONS)
     args = parser.parse_args(argv)
     if min(args.chunks) < retrieval.RECALL_K or args.queries < 1 or args.follow_ups < 1:
         parser.error(
             f"--chunks must be at least {retrieval.RECALL_K}; --queries, --follow-ups at least 1"
         )
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": machine_facts(),
-        "settings": vars(args)
-        | {
-            "questions": [str(path) for path in args.questions],
-            "json": str(args.json) if args.json else None,
-            "redis_url": bool(args.redis_url),  # a URL may hold a password
-            "turn_budget": dataclasses.asdict(TurnBudget()),
-        },
-        "scales": [],
-    }
+    results = new_results(
+        args,
+        redis_url=bool(args.redis_url),  # a URL may hold a password
+        turn_budget=dataclasses.asdict(TurnBudget()),
+    )
+    results["scales"] = []
     encoder = encoder or TransformerEncoder()
     vocabulary = retrieval.ZipfVocabulary(encoder.tokenizer.get_vocab())
     questions = retrieval.load_questions(args.questions, args.queries)
@@ -389,10 +375,7 @@ def main(argv: Sequence[str] | None = None, *, encoder: TransformerEncoder | Non
         )
         if args.json:
             write_json(args.json, results)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    results["load_average_end"] = load_average()
-    if args.json:
-        write_json(args.json, results)
+    finish_results(results, started, args.json)
     print_tables(results["scales"])
     console.print(f"total {results['total_seconds']:.0f} s, load average {load_average()}")
 

@@ -1,7 +1,12 @@
-"""Helpers shared by the benchmarks: latency summaries, machine facts, memory and JSON output."""
+"""Helpers shared by the benchmarks: latency summaries, machine facts, memory and JSON output.
+
+Importing this module keeps the model libraries off the hub (the encoder ships inside a
+package), so a benchmark imports it before anything that loads them.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,13 +25,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 __all__ = [
+    "ROOT",
     "Latency",
     "Stopwatch",
+    "add_run_arguments",
     "available_memory_bytes",
+    "finish_results",
     "format_bytes",
     "load_average",
     "machine_facts",
     "minor_page_faults",
+    "new_results",
     "pass_fail",
     "percentile",
     "progress_bar",
@@ -33,6 +43,14 @@ __all__ = [
     "timed_runs",
     "write_json",
 ]
+
+
+# Read by huggingface_hub and transformers when they are imported, hence at this import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (``examples/`` and ``../shared/eval`` are found from here)."""
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -215,3 +233,41 @@ def write_json(path: Path, data: object) -> None:
     staging = path.with_name(path.name + ".tmp")
     staging.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     staging.replace(path)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_questions: Sequence[Path]) -> None:
+    """Add the options every scale benchmark takes: ``--questions``, ``--seed``, ``--json``."""
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        nargs="+",
+        default=list(default_questions),
+        help="text files (one question per line) or BEIR queries.jsonl files",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the results to this file")
+
+
+def new_results(args: argparse.Namespace, **settings: object) -> dict[str, Any]:
+    """The start of a run's JSON: the machine, and the arguments (paths as text) plus ``settings``.
+
+    ``args`` must hold the options of ``add_run_arguments``.
+    """
+    return {
+        "machine": machine_facts(),
+        "settings": vars(args)
+        | {
+            "questions": [str(path) for path in args.questions],
+            "json": str(args.json) if args.json else None,
+        }
+        | settings,
+    }
+
+
+def finish_results(results: dict[str, Any], started: float, json_path: Path | None) -> None:
+    """Record the run's total time (since ``perf_counter()`` gave ``started``) and the load
+    average at its end, and write the JSON when ``json_path`` is given."""
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_end"] = load_average()
+    if json_path is not None:
+        write_json(json_path, results)

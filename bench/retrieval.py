@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import re
 import sys
 import tempfile
@@ -34,56 +33,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The benchmark never talks to the model hub: the encoder ships inside a package.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Run as a script, the repository root must be importable; bench.common comes first because
+# importing it keeps the model libraries off the hub.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench.common  # noqa: F401  # isort: skip
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import redis
+import torch
+from rich.console import Console
 
-import numpy as np  # noqa: E402
-import redis  # noqa: E402
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from assistant.knowledge.chunking import Chunk  # noqa: E402
-from assistant.knowledge.encoder import TransformerEncoder, resolve_model_path  # noqa: E402
-from assistant.knowledge.fusion import DEFAULT_WEIGHTS, fuse  # noqa: E402
-from assistant.knowledge.lexical import LexicalIndex  # noqa: E402
-from assistant.knowledge.maxsim import (  # noqa: E402
+from assistant.knowledge.chunking import Chunk
+from assistant.knowledge.encoder import TransformerEncoder, resolve_model_path
+from assistant.knowledge.fusion import DEFAULT_WEIGHTS, fuse
+from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.maxsim import (
     maxsim_scores,
     maxsim_scores_ragged,
     pad_token_matrices,
 )
-from assistant.knowledge.redis_token_cache import RedisTokenCache  # noqa: E402
-from assistant.knowledge.retriever import Retriever  # noqa: E402
-from assistant.knowledge.token_cache import (  # noqa: E402
+from assistant.knowledge.redis_token_cache import RedisTokenCache
+from assistant.knowledge.retriever import Retriever
+from assistant.knowledge.token_cache import (
     InProcessTokenCache,
     TokenCache,
     cache_key,
 )
-from assistant.knowledge.token_codec import (  # noqa: E402
+from assistant.knowledge.token_codec import (
     HEADER_SIZE,
     TOKEN_FORMATS,
     bytes_per_token,
     encode_tokens,
 )
-from assistant.knowledge.vector_store import ChromaStore, ChunkRecord, chroma_client  # noqa: E402
-from bench.common import (  # noqa: E402
+from assistant.knowledge.vector_store import ChromaStore, ChunkRecord, chroma_client
+from bench.common import (
+    ROOT,
     Latency,
     Stopwatch,
+    add_run_arguments,
     available_memory_bytes,
+    finish_results,
     format_bytes,
     load_average,
-    machine_facts,
     minor_page_faults,
+    new_results,
     pass_fail,
     progress_bar,
     table,
     timed_runs,
     write_json,
 )
-from tests.support.servers import free_loopback_port, start_redis, stop  # noqa: E402
+from tests.support.servers import free_loopback_port, start_redis, stop
 
 DIMENSION = 384
 RECALL_K = 100
@@ -840,32 +840,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed questions first")
     parser.add_argument("--cross-encoder-runs", type=int, default=10)
     parser.add_argument("--maxsim-runs", type=int, default=200)
-    parser.add_argument(
-        "--questions",
-        type=Path,
-        nargs="+",
-        default=list(DEFAULT_QUESTIONS),
-        help="text files (one question per line) or BEIR queries.jsonl files",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the results to this file")
+    add_run_arguments(parser, DEFAULT_QUESTIONS)
     args = parser.parse_args()
     if min(args.chunks) < RECALL_K or args.queries < 1 or args.warmup < 0:
         parser.error(f"--chunks must be at least {RECALL_K} and --queries at least 1")
 
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": machine_facts(),
-        "settings": vars(args)
-        | {
-            "questions": [str(path) for path in args.questions],
-            "json": str(args.json) if args.json else None,
-            "recall_k": RECALL_K,
-            "dimension": DIMENSION,
-            "tokens_per_chunk": [MIN_TOKENS, MAX_TOKENS],
-            "zipf_exponent": ZIPF_EXPONENT,
-        },
-    }
+    results = new_results(
+        args,
+        recall_k=RECALL_K,
+        dimension=DIMENSION,
+        tokens_per_chunk=[MIN_TOKENS, MAX_TOKENS],
+        zipf_exponent=ZIPF_EXPONENT,
+    )
 
     def save() -> None:
         if args.json:
@@ -911,9 +898,7 @@ def main() -> None:
         finally:
             redis_client.close()
             stop(server)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    results["load_average_end"] = load_average()
-    save()
+    finish_results(results, started, args.json)
     print_comparison_tables(
         results["cross_encoder_comparison"], results["maxsim_efficiency"], results["codec"]
     )

@@ -41,28 +41,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The benchmark never talks to the model hub: the encoder ships inside a package.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Run as a script, the repository root must be importable; bench.common comes first because
+# importing it keeps the model libraries off the hub.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench.common  # noqa: F401  # isort: skip
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from assistant.knowledge.encoder import TransformerEncoder  # noqa: E402
-from assistant.knowledge.token_cache import SQLiteTokenCache  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from bench.common import (  # noqa: E402
+from assistant.knowledge.encoder import TransformerEncoder
+from assistant.knowledge.token_cache import SQLiteTokenCache
+from assistant.settings import Settings
+from bench.common import (
     Latency,
     Stopwatch,
+    add_run_arguments,
+    finish_results,
     load_average,
-    machine_facts,
+    new_results,
     pass_fail,
     table,
     write_json,
 )
-from bench.retrieval import (  # noqa: E402
+from bench.retrieval import (
     DEFAULT_QUESTIONS,
     RECALL_K,
     ZipfVocabulary,
@@ -72,8 +72,8 @@ from bench.retrieval import (  # noqa: E402
     load_questions,
     write_candidate_matrices,
 )
-from tests.chat.fake_openai import FakeOpenAIServer, Stream  # noqa: E402
-from tests.support.servers import free_loopback_port, stop  # noqa: E402
+from tests.chat.fake_openai import FakeOpenAIServer, Stream
+from tests.support.servers import free_loopback_port, stop
 
 KB_NAME = "bench"  # the collection bench/retrieval.py builds
 MODEL = "gpt-4o-mini"
@@ -370,15 +370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="candidates",
         help="token matrices written: the questions' candidates, or every chunk's",
     )
-    parser.add_argument(
-        "--questions",
-        type=Path,
-        nargs="+",
-        default=list(DEFAULT_QUESTIONS),
-        help="text files (one question per line) or BEIR queries.jsonl files",
-    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per turn")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--server-env",
         action="append",
@@ -386,27 +378,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="an environment variable for the server (repeat), e.g. ASSISTANT_SEARCH_WORKERS=2",
     )
-    parser.add_argument("--json", type=Path, help="write the results to this file")
+    add_run_arguments(parser, DEFAULT_QUESTIONS)
     args = parser.parse_args(argv)
     if args.chunks < RECALL_K or args.turns < 1 or min(args.concurrency) < 1 or args.warmup < 0:
         parser.error(f"--chunks must be at least {RECALL_K}; --turns and --concurrency at least 1")
     started = time.perf_counter()
     questions = load_questions(args.questions, args.distinct_questions)
-    results: dict[str, Any] = {
-        "machine": machine_facts(),
-        "settings": vars(args)
-        | {
-            "questions": [str(path) for path in args.questions],
-            "json": str(args.json) if args.json else None,
-            "model": MODEL,
-            "goal": {
-                "concurrency": GOAL_CONCURRENCY,
-                "turns_per_second": GOAL_TURNS_PER_SECOND,
-                "first_text_p99_ms": GOAL_TTFT_P99_MS,
-            },
+    results = new_results(
+        args,
+        model=MODEL,
+        goal={
+            "concurrency": GOAL_CONCURRENCY,
+            "turns_per_second": GOAL_TURNS_PER_SECOND,
+            "first_text_p99_ms": GOAL_TTFT_P99_MS,
         },
-        "levels": [],
-    }
+    )
+    results["levels"] = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         data_dir = Path(scratch) / "data"
         console.log(f"building {args.chunks:,} chunks, load average {load_average()}")
@@ -439,10 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     if args.json:
                         write_json(args.json, results)
             results["provider_requests"] = len(provider.requests)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    results["load_average_end"] = load_average()
-    if args.json:
-        write_json(args.json, results)
+    finish_results(results, started, args.json)
     print_tables(results["levels"])
     console.print(f"total {results['total_seconds']:.0f} s, load average {load_average()}")
 
