@@ -6,22 +6,50 @@ and the knowledge base's page list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import period_from
 from assistant.analytics.records import Page
 from assistant.analytics.report import AnalyticsOptions, AnalyticsReport, build_report
 from assistant.chat.prompts import PromptLibrary
+from assistant.database.engine import Database
+from assistant.knowledge.encoder import Encoder, TokenEncoder
+from assistant.settings import Settings
 
-if TYPE_CHECKING:
-    from assistant.core import Assistant
+__all__ = ["ReportParts", "assistant_report"]
 
-__all__ = ["assistant_report"]
+
+class _StoredDocument(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+
+class ReportParts(Protocol):
+    """What a report needs of an ``Assistant`` (which satisfies it); named here so that
+    analytics does not depend on the core that calls it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def encoder(self) -> Encoder: ...
+
+    @property
+    def late_encoder(self) -> TokenEncoder: ...
+
+    def documents(self, *, kb: str = "default") -> Sequence[_StoredDocument]: ...
 
 
 def assistant_report(
-    assistant: Assistant, kb: str, *, since: str = "30d", mask: bool = True
+    assistant: ReportParts, kb: str, *, since: str = "30d", mask: bool = True
 ) -> AnalyticsReport:
     """``kb``'s report from ``since`` until now, computed with ``assistant``'s own parts.
 

@@ -29,13 +29,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.caller import Caller
 from assistant.api.keys import ApiKey, KeyStore
 from assistant.api.prometheus import metrics_of
 from assistant.api.ratelimit import RateLimiter
@@ -68,18 +67,6 @@ rate limits and ``Caller.visitor``."""
 
 _NAME = re.compile(ASSISTANT_NAME_PATTERN)
 _LONGEST_VISITOR = 128
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the kind of key, the assistant it belongs to (``None`` for admin), the
-    key's id, the request's ``Origin`` and the visitor id (widget) where given."""
-
-    kind: Literal["admin", "secret", "public"]
-    assistant: str | None
-    key_id: str | None = None
-    origin: str | None = None
-    visitor: str | None = None
 
 
 def is_loopback_host(host: str | None) -> bool:

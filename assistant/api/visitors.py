@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.api.deps import Caller
+from assistant.api.caller import Caller
 from assistant.api.sse import close_stream
 from assistant.chat.events import DoneEvent, StreamEvent, Usage
 from assistant.core import Assistant
