@@ -32,9 +32,9 @@ from assistant.evaluation import (  # noqa: E402
     load_beir,
     rerank,
 )
-from assistant.evaluation.metrics import mean, ndcg_at_k  # noqa: E402
 from assistant.knowledge.fusion import FusionWeights  # noqa: E402
 from assistant.knowledge.maxsim import maxsim_scores_ragged  # noqa: E402
+from assistant.knowledge.ranking_metrics import mean, ndcg_at_k  # noqa: E402
 from assistant.knowledge.token_codec import (  # noqa: E402
     bytes_per_token,
     decode_tokens,

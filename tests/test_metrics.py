@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-import assistant.evaluation.metrics
-from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+import assistant.knowledge.ranking_metrics
+from assistant.knowledge.ranking_metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 
 def test_docstring_examples_hold() -> None:
-    outcome = doctest.testmod(assistant.evaluation.metrics)
+    outcome = doctest.testmod(assistant.knowledge.ranking_metrics)
     assert outcome.attempted >= 7
     assert outcome.failed == 0
 

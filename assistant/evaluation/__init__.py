@@ -12,7 +12,6 @@ score one query's ranking.
 from __future__ import annotations
 
 from assistant.evaluation.beir import BeirDataset, CorpusDocument, load_beir
-from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from assistant.evaluation.runner import (
     METRIC_NAMES,
     RUN_NAMES,
@@ -27,6 +26,7 @@ from assistant.evaluation.runner import (
     rerank,
     run_rankings,
 )
+from assistant.knowledge.ranking_metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 
 __all__ = [
     "METRIC_NAMES",

@@ -34,10 +34,10 @@ from connectors.beir import BeirConnector
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
-from assistant.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.ingest import IngestReport, ProgressEvent
 from assistant.knowledge.ranking import rank_candidates
+from assistant.knowledge.ranking_metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from assistant.knowledge.retriever import SearchHit
 
 __all__ = [

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from assistant.evaluation.metrics import mrr_at_k
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import maxsim_scores_ragged
 from assistant.knowledge.ranking import rank_candidates, recall_union
+from assistant.knowledge.ranking_metrics import mrr_at_k
 from assistant.knowledge.training.encoding import (
     REBUILD_BATCH,
     BaseTokens,
