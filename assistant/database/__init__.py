@@ -4,7 +4,11 @@ SQLAlchemy 2 models with Alembic migrations; a SQLite file in the data dir by de
 PostgreSQL by URL. ``Database.open(url)`` brings the schema up to date before first use.
 """
 
-from assistant.database.analytics_models import TurnInsightRow
+from assistant.database.analytics_models import (
+    QuestionClusteringRow,
+    TurnInsightRow,
+    TurnPageRow,
+)
 from assistant.database.engine import Database, database_url
 from assistant.database.models import (
     ApiKeyRow,
@@ -25,8 +29,10 @@ __all__ = [
     "Database",
     "FeedbackRow",
     "JobRow",
+    "QuestionClusteringRow",
     "ServerSecretRow",
     "TurnInsightRow",
+    "TurnPageRow",
     "TurnRow",
     "database_url",
 ]
