@@ -1,8 +1,9 @@
 """Per-turn facts computed once and stored: question vector, groundedness, pages used.
 
 ``refresh_insights`` finds the turns of an assistant in a period that have no insight yet (or
-one computed from another question or model), computes theirs in batches and stores them in
-``turn_insights``. Identical questions are embedded once per batch, and passages shared by
+one computed for another turn or by another model), computes theirs in batches and stores them
+in ``turn_insights`` with their pages in ``turn_pages`` (context, cited, nearest in the
+trace); ``mark_reasked`` then flags the turns a later turn of their conversation asked again. Identical questions are embedded once per batch, and passages shared by
 several answers are encoded once, which is what keeps a busy help centre's backlog cheap.
 """
 
@@ -10,26 +11,37 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, or_, select, update
 
 from assistant.analytics.groundedness import SUPPORT_THRESHOLD, cited_sentences, groundedness_score
 from assistant.analytics.period import Period
-from assistant.database.analytics_models import TurnInsightRow
+from assistant.analytics.quality import REASK_SIMILARITY
+from assistant.database.analytics_models import TurnInsightRow, TurnPageRow
 from assistant.database.engine import Database
 from assistant.database.models import TurnRow
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 
-__all__ = ["InsightEncoders", "question_hash", "refresh_insights"]
+__all__ = [
+    "InsightEncoders",
+    "mark_reasked",
+    "pending_insights",
+    "question_hash",
+    "refresh_insights",
+]
 
 logger = logging.getLogger(__name__)
 
 BATCH = 256
+
+NEAREST_PER_TURN = 5
+"""Pages kept per turn from its retrieval trace, best late-interaction score first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,31 +75,34 @@ class _TokenMemo:
         return [self._known[text] for text in texts]
 
 
-def _stale(database: Database, assistant: str, period: Period, model_id: str) -> list[int]:
+def _stale_query(assistant: str, period: Period, model_id: str) -> Select[tuple[int]]:
     """Ids of the period's turns whose insight is missing, was computed by another model, or
-    belongs to another question (a deleted turn whose id SQLite gave to a new one)."""
-    query = (
-        select(
-            TurnRow.id,
-            TurnRow.question,
-            TurnRow.standalone_question,
-            TurnInsightRow.model_id,
-            TurnInsightRow.question_hash,
-        )
+    belongs to another turn (a deleted turn whose id SQLite gave to a new one)."""
+    return (
+        select(TurnRow.id)
         .outerjoin(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
         .where(
             TurnRow.assistant == assistant,
             TurnRow.created_at >= period.since,
             TurnRow.created_at < period.until,
+            or_(
+                TurnInsightRow.turn_id.is_(None),
+                TurnInsightRow.model_id != model_id,
+                TurnInsightRow.turn_created_at.is_(None),
+                TurnInsightRow.turn_created_at != TurnRow.created_at,
+            ),
         )
+        .order_by(TurnRow.id)
+    )
+
+
+def pending_insights(database: Database, assistant: str, period: Period, model_id: str) -> int:
+    """How many turns of ``period`` have no up-to-date insight (one SQL count)."""
+    query = select(func.count()).select_from(
+        _stale_query(assistant, period, model_id).order_by(None).subquery()
     )
     with database.session() as session:
-        rows = session.execute(query).all()
-    return [
-        turn_id
-        for turn_id, question, standalone, model, stored_hash in rows
-        if model != model_id or stored_hash != question_hash(standalone or question)
-    ]
+        return int(session.scalar(query) or 0)
 
 
 def _pages(sources: Iterable[dict[str, Any]]) -> list[list[str]]:
@@ -95,6 +110,43 @@ def _pages(sources: Iterable[dict[str, Any]]) -> list[list[str]]:
     for source in sources:
         seen.setdefault(str(source.get("url", "")), str(source.get("title", "")))
     return [[url, title] for url, title in seen.items() if url]
+
+
+def _nearest(trace: dict[str, Any] | None, limit: int = NEAREST_PER_TURN) -> list[tuple[str, float]]:
+    """The ``limit`` pages with the best late-interaction score in a retrieval trace."""
+    best: dict[str, float] = {}
+    for candidate in (trace or {}).get("candidates") or ():
+        url = candidate.get("url")
+        score = candidate.get("late_interaction_score")
+        if isinstance(url, str) and url and isinstance(score, int | float):
+            best[url] = max(best.get(url, float("-inf")), float(score))
+    return sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def _page_rows(
+    turn_id: int, context: list[list[str]], cited: list[str], nearest: list[tuple[str, float]]
+) -> list[TurnPageRow]:
+    pages: dict[str, TurnPageRow] = {}
+
+    def page(url: str, title: str = "") -> TurnPageRow:
+        if url not in pages:
+            pages[url] = TurnPageRow(
+                turn_id=turn_id,
+                url=url,
+                title=title,
+                in_context=False,
+                cited=False,
+                nearest_score=None,
+            )
+        return pages[url]
+
+    for url, title in context:
+        page(url, title).in_context = True
+    for url in cited:
+        page(url).cited = True
+    for url, score in nearest:
+        page(url).nearest_score = score
+    return list(pages.values())
 
 
 def _cited_urls(citations: Iterable[dict[str, Any]]) -> list[str]:
@@ -121,7 +173,7 @@ def _compute(
     memo: _TokenMemo,
     assistant: str,
     vectors: dict[str, bytes],
-) -> list[TurnInsightRow]:
+) -> tuple[list[TurnInsightRow], list[TurnPageRow]]:
     questions = [row.standalone_question or row.question for row in rows]
     unique = [text for text in dict.fromkeys(questions) if text not in vectors]
     if unique:
@@ -129,9 +181,11 @@ def _compute(
             (text, encoded.dense.numpy().astype(np.float16).tobytes())
             for text, encoded in zip(unique, encoders.dense.encode_documents(unique), strict=True)
         )
-    insights = []
+    insights: list[TurnInsightRow] = []
+    pages: list[TurnPageRow] = []
     for row, question in zip(rows, questions, strict=True):
         score, sentences = _groundedness(row, memo, encoders.support_threshold)
+        context, cited = _pages(row.sources), _cited_urls(row.citations)
         insights.append(
             TurnInsightRow(
                 turn_id=row.id,
@@ -141,21 +195,96 @@ def _compute(
                 question_vector=vectors[question],
                 groundedness=score,
                 sentences=sentences,
-                context_pages=_pages(row.sources),
-                cited_urls=_cited_urls(row.citations),
+                context_pages=context,
+                cited_urls=cited,
+                turn_created_at=row.created_at,
+                conversation_id=row.conversation_id,
+                position=row.position,
+                reasked=False,
+                cluster=None,
+                clustering_version=None,
             )
         )
-    return insights
+        pages.extend(_page_rows(row.id, context, cited, _nearest(row.trace)))
+    return insights, pages
+
+
+def mark_reasked(
+    database: Database,
+    assistant: str,
+    conversation_ids: Iterable[str],
+    *,
+    similarity: float = REASK_SIMILARITY,
+) -> int:
+    """Set ``reasked`` on the insights of ``conversation_ids``: a turn is re-asked when a
+    later turn of its conversation asks nearly the same (question cosine ``≥ similarity``).
+
+    Only the given conversations are read, so new turns cost in proportion to their
+    conversations. Returns how many flags changed.
+    """
+    wanted = sorted(set(conversation_ids))
+    changed: dict[bool, list[int]] = {True: [], False: []}
+    for start in range(0, len(wanted), BATCH):
+        with database.session() as session:
+            rows = session.execute(
+                select(
+                    TurnInsightRow.turn_id,
+                    TurnInsightRow.conversation_id,
+                    TurnInsightRow.position,
+                    TurnInsightRow.question_vector,
+                    TurnInsightRow.reasked,
+                ).where(
+                    TurnInsightRow.assistant == assistant,
+                    TurnInsightRow.conversation_id.in_(wanted[start : start + BATCH]),
+                )
+            ).all()
+        by_conversation: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_conversation[row.conversation_id].append(row)
+        for members in by_conversation.values():
+            members.sort(key=lambda row: (row.position, row.turn_id))
+            vectors = np.stack(
+                [np.frombuffer(row.question_vector, dtype=np.float16) for row in members]
+            ).astype(np.float32)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            similarities = vectors @ vectors.T
+            for index, row in enumerate(members):
+                flag = bool((similarities[index, index + 1 :] >= similarity).any())
+                if flag != row.reasked:
+                    changed[flag].append(row.turn_id)
+    with database.session() as session:
+        for flag, turn_ids in changed.items():
+            for start in range(0, len(turn_ids), BATCH):
+                session.execute(
+                    update(TurnInsightRow)
+                    .where(TurnInsightRow.turn_id.in_(turn_ids[start : start + BATCH]))
+                    .values(reasked=flag)
+                )
+    return len(changed[True]) + len(changed[False])
 
 
 def refresh_insights(
-    database: Database, assistant: str, period: Period, encoders: InsightEncoders
+    database: Database,
+    assistant: str,
+    period: Period,
+    encoders: InsightEncoders,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Compute and store the missing insights of ``assistant``'s turns in ``period``.
 
+    Args:
+        limit: compute at most this many (the oldest first); ``None``: all.
+        progress: called with (turns done, turns to do) after each batch.
+
     Returns how many turns were computed (0 when every turn already had its insight).
     """
-    stale = _stale(database, assistant, period, encoders.dense.model_id)
+    query = _stale_query(assistant, period, encoders.dense.model_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with database.session() as session:
+        stale = list(session.scalars(query).all())
     memo = _TokenMemo(encoders.late)
     vectors: dict[str, bytes] = {}  # question text -> vector, across batches
     for start in range(0, len(stale), BATCH):
@@ -164,19 +293,29 @@ def refresh_insights(
             rows = session.execute(
                 select(
                     TurnRow.id,
+                    TurnRow.conversation_id,
+                    TurnRow.position,
+                    TurnRow.created_at,
                     TurnRow.question,
                     TurnRow.standalone_question,
                     TurnRow.answer,
                     TurnRow.outcome,
                     TurnRow.sources,
                     TurnRow.citations,
+                    TurnRow.trace,
                 ).where(TurnRow.id.in_(batch))
             ).all()
-        insights = _compute(rows, encoders, memo, assistant, vectors)
+        insights, pages = _compute(rows, encoders, memo, assistant, vectors)
         with database.session() as session:
             # Rows of another model (or of a deleted turn whose id SQLite reused) are replaced.
+            session.execute(delete(TurnPageRow).where(TurnPageRow.turn_id.in_(batch)))
             session.execute(delete(TurnInsightRow).where(TurnInsightRow.turn_id.in_(batch)))
             session.add_all(insights)
+            session.flush()
+            session.add_all(pages)
+        mark_reasked(database, assistant, (row.conversation_id for row in rows))
+        if progress is not None:
+            progress(min(start + BATCH, len(stale)), len(stale))
     if stale:
         logger.info("computed analytics insights of %d turns of %r", len(stale), assistant)
     return len(stale)
