@@ -75,7 +75,7 @@ class _TokenMemo:
         return [self._known[text] for text in texts]
 
 
-def _stale_query(assistant: str, period: Period, model_id: str) -> Select[tuple[int]]:
+def _stale_query(assistant: str, period: Period, model_id: str) -> Select[Any]:
     """Ids of the period's turns whose insight is missing, was computed by another model, or
     belongs to another turn (a deleted turn whose id SQLite gave to a new one)."""
     return (
@@ -112,7 +112,9 @@ def _pages(sources: Iterable[dict[str, Any]]) -> list[list[str]]:
     return [[url, title] for url, title in seen.items() if url]
 
 
-def _nearest(trace: dict[str, Any] | None, limit: int = NEAREST_PER_TURN) -> list[tuple[str, float]]:
+def _nearest(
+    trace: dict[str, Any] | None, limit: int = NEAREST_PER_TURN
+) -> list[tuple[str, float]]:
     """The ``limit`` pages with the best late-interaction score in a retrieval trace."""
     best: dict[str, float] = {}
     for candidate in (trace or {}).get("candidates") or ():

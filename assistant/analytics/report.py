@@ -1,36 +1,35 @@
 """The analytics report of one assistant over a period, with the previous period for trends.
 
-``build_report`` brings the per-turn insights of both periods up to date (question vectors,
-groundedness, pages), reads the turns as plain data and hands them to the pure functions of
-``topics``, ``usage``, ``quality`` and ``volume``. Questions are masked for personal data
+``build_report`` reads SQL aggregates (``aggregates``, ``aggregate_topics``) over the turns and
+their stored insights and clusters; it computes a small backlog of insights itself and leaves a
+large one to ``bring_up_to_date``, which runs outside the request (the API's background task,
+``assistant report``). Questions are masked for personal data
 before they are clustered, labelled or shown (``AnalyticsOptions.mask``, on by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from assistant.analytics.aggregate_topics import (
+    clustering_of,
+    nearest_to_gap,
+    sql_content_gaps,
+    sql_source_usage,
+    sql_top_questions,
+)
+from assistant.analytics.aggregates import sql_quality, sql_volume
 from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD
-from assistant.analytics.insights import InsightEncoders, refresh_insights
+from assistant.analytics.insights import InsightEncoders, pending_insights, refresh_insights
 from assistant.analytics.period import Period
 from assistant.analytics.privacy import mask_personal_data
-from assistant.analytics.quality import (
-    REASK_SIMILARITY,
-    ConversationQuality,
-    conversation_quality,
-    reasked_turns,
-)
-from assistant.analytics.records import Page, load_turns, nearest_pages
-from assistant.analytics.topics import (
-    LOW_SCORE,
-    GapCluster,
-    QuestionCluster,
-    content_gaps,
-    top_questions,
-)
-from assistant.analytics.usage import SourceUse, source_usage, unused_pages
-from assistant.analytics.volume import Volume, volume
+from assistant.analytics.quality import REASK_SIMILARITY, ConversationQuality
+from assistant.analytics.records import Page
+from assistant.analytics.stored_clusters import update_clusters
+from assistant.analytics.topics import LOW_SCORE, GapCluster, QuestionCluster
+from assistant.analytics.usage import SourceUse
+from assistant.analytics.volume import Volume
 from assistant.chat.prompts import PromptLibrary
 from assistant.database.engine import Database
 
@@ -41,6 +40,7 @@ __all__ = [
     "ContentGap",
     "LeadSummary",
     "NearestPage",
+    "bring_up_to_date",
     "build_report",
 ]
 
@@ -66,6 +66,11 @@ class AnalyticsOptions:
     low_score: float = LOW_SCORE
     reask_similarity: float = REASK_SIMILARITY
     distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD
+    inline_refresh: int = 200
+    """Largest backlog of turns without insight that a report computes itself; a larger one
+    is left to the background refresh (``bring_up_to_date``)."""
+    turn_ids: int = 1000
+    """Turn ids kept per cluster and gap for drill-down (the newest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,10 @@ class AnalyticsReport:
     previous_volume: Volume
     leads: LeadSummary = field(default_factory=LeadSummary)
     refreshed_turns: int = 0
+    """Turns whose insights this report computed."""
+    pending_turns: int = 0
+    """Turns of both periods still without insight (left out of clusters, gaps, pages and
+    groundedness until the background refresh reaches them)."""
 
 
 def _suggestion(prompts: PromptLibrary, gap: GapCluster, nearest: Sequence[NearestPage]) -> str:
@@ -129,6 +138,33 @@ def _suggestion(prompts: PromptLibrary, gap: GapCluster, nearest: Sequence[Neare
     return prompts.render("gap_new_page", topic=topic, count=gap.count, example=example)
 
 
+def bring_up_to_date(
+    database: Database,
+    assistant: str,
+    period: Period,
+    encoders: InsightEncoders,
+    *,
+    limit: int | None = None,
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    recluster: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Compute the missing insights of ``period`` (at most ``limit``), then bring the stored
+    question clusters up to date (``recluster``: cluster everything again). Returns how many
+    insights were computed."""
+    refreshed = refresh_insights(
+        database, assistant, period, encoders, limit=limit, progress=progress
+    )
+    update_clusters(
+        database,
+        assistant,
+        encoders.dense.model_id,
+        full=recluster,
+        distance_threshold=distance_threshold,
+    )
+    return refreshed
+
+
 def build_report(
     database: Database,
     assistant: str,
@@ -139,11 +175,12 @@ def build_report(
     options: AnalyticsOptions | None = None,
     prompts: PromptLibrary | None = None,
 ) -> AnalyticsReport:
-    """The report of ``assistant`` for ``period``.
+    """The report of ``assistant`` for ``period``, from SQL aggregates over stored insights.
 
-    ``encoders`` computes the insights of turns that have none yet (``None``: only turns with
-    stored insights take part in clustering and groundedness). ``documents`` are the knowledge
-    base's pages, for the pages never used.
+    With ``encoders``, a backlog of at most ``options.inline_refresh`` turns without insight
+    is computed first (and the clusters updated); a larger one is left to the background
+    refresh (``bring_up_to_date``) and counted in ``pending_turns``. ``encoders=None`` computes
+    nothing. ``documents`` are the knowledge base's pages, for the pages never used.
 
     >>> report = build_report(database, "docs", period_from("30d"), encoders=encoders)  # doctest: +SKIP
     >>> [cluster.label for cluster in report.top_questions]  # doctest: +SKIP
@@ -151,68 +188,87 @@ def build_report(
     options = options or AnalyticsOptions()
     prompts = prompts or PromptLibrary()
     previous_period = period.previous()
-    refreshed = 0
+    both = Period(previous_period.since, period.until)
+    refreshed = pending = 0
     if encoders is not None:
-        both = Period(previous_period.since, period.until)
-        refreshed = refresh_insights(database, assistant, both, encoders)
+        model_id = encoders.dense.model_id
+        pending = pending_insights(database, assistant, both, model_id)
+        if 0 < pending <= options.inline_refresh:
+            refreshed = bring_up_to_date(
+                database,
+                assistant,
+                both,
+                encoders,
+                distance_threshold=options.distance_threshold,
+            )
+            pending = pending_insights(database, assistant, both, model_id)
+        elif clustering_of(database, assistant) is None:
+            update_clusters(
+                database, assistant, model_id, distance_threshold=options.distance_threshold
+            )
     render = mask_personal_data if options.mask else str
-    current = load_turns(database, assistant, period)
-    previous = load_turns(database, assistant, previous_period)
-    reasked = reasked_turns([*previous, *current], similarity=options.reask_similarity)
+    clustering = clustering_of(database, assistant)
     titles = {page.url: page.title for page in documents}
-    for turn in current:
-        for page in turn.context_pages:
-            titles.setdefault(page.url, page.title)
-    gaps = []
-    for gap in content_gaps(
-        current,
-        previous,
-        reasked,
-        render=render,
-        limit=options.limit,
-        examples=options.examples,
-        low_score=options.low_score,
-        distance_threshold=options.distance_threshold,
-    ):
-        nearest = tuple(
-            NearestPage(url, titles.get(url, ""), round(score, 4))
-            for url, score in nearest_pages(
-                database, assistant, gap.turn_ids, limit=options.nearest
-            )
+    usage = sql_source_usage(database, assistant, period, render=render, examples=options.examples)
+    for use in usage:
+        titles.setdefault(use.url, use.title)
+    top: list[QuestionCluster] = []
+    gaps: list[ContentGap] = []
+    if clustering is not None:
+        top = sql_top_questions(
+            database,
+            assistant,
+            period,
+            clustering,
+            render=render,
+            limit=options.limit,
+            examples=options.examples,
+            buckets=options.buckets,
+            turn_ids=options.turn_ids,
         )
-        gaps.append(
-            ContentGap(
-                label=gap.label,
-                count=gap.count,
-                previous_count=gap.previous_count,
-                questions=gap.questions,
-                reasons=gap.reasons,
-                nearest_sources=nearest,
-                suggestion=_suggestion(prompts, gap, nearest),
+        for gap in sql_content_gaps(
+            database,
+            assistant,
+            period,
+            clustering,
+            render=render,
+            limit=options.limit,
+            examples=options.examples,
+            low_score=options.low_score,
+            turn_ids=options.turn_ids,
+        ):
+            nearest = tuple(
+                NearestPage(url, titles.get(url, ""), round(score, 4))
+                for url, score in nearest_to_gap(
+                    database, assistant, period, gap.turn_ids, limit=options.nearest
+                )
             )
-        )
+            gaps.append(
+                ContentGap(
+                    label=gap.label,
+                    count=gap.count,
+                    previous_count=gap.previous_count,
+                    questions=gap.questions,
+                    reasons=gap.reasons,
+                    nearest_sources=nearest,
+                    suggestion=_suggestion(prompts, gap, nearest),
+                )
+            )
+    used = {use.url for use in usage if use.in_context}
     return AnalyticsReport(
         assistant=assistant,
         period=period,
         previous_period=previous_period,
-        top_questions=tuple(
-            top_questions(
-                current,
-                previous,
-                period,
-                render=render,
-                limit=options.limit,
-                examples=options.examples,
-                buckets=options.buckets,
-                distance_threshold=options.distance_threshold,
-            )
-        ),
+        top_questions=tuple(top),
         content_gaps=tuple(gaps),
-        source_usage=tuple(source_usage(current, examples=options.examples, render=render)),
-        unused_pages=tuple(unused_pages(documents, current)),
-        quality=conversation_quality(current, reasked),
-        previous_quality=conversation_quality(previous, reasked),
-        volume=volume(current, period, buckets=options.buckets),
-        previous_volume=volume(previous, previous_period, buckets=options.buckets),
+        source_usage=tuple(usage),
+        unused_pages=tuple(
+            sorted((page for page in documents if page.url not in used), key=lambda p: p.url)
+        ),
+        quality=sql_quality(database, assistant, period),
+        previous_quality=sql_quality(database, assistant, previous_period),
+        volume=sql_volume(database, assistant, period, buckets=options.buckets),
+        previous_volume=sql_volume(database, assistant, previous_period, buckets=options.buckets),
         refreshed_turns=refreshed,
+        pending_turns=pending,
     )

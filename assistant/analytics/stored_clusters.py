@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from assistant.analytics.clustering import (
     DEFAULT_DISTANCE_THRESHOLD,
@@ -162,7 +162,7 @@ def _full(
     return ClusteringUpdate(version, True, len(turn_ids), clusters, seconds)
 
 
-def _unassigned(assistant: str, model_id: str, version: int) -> object:
+def _unassigned(assistant: str, model_id: str, version: int) -> tuple[ColumnElement[bool], ...]:
     return (
         TurnInsightRow.assistant == assistant,
         TurnInsightRow.model_id == model_id,
@@ -184,7 +184,7 @@ def _incremental(database: Database, current: QuestionClusteringRow) -> Clusteri
         with database.session() as session:
             rows = session.execute(
                 select(TurnInsightRow.turn_id, TurnInsightRow.question_vector)
-                .where(*conditions)  # type: ignore[arg-type]
+                .where(*conditions)
                 .order_by(TurnInsightRow.turn_id)
                 .limit(_CHUNK)
             ).all()
@@ -242,7 +242,7 @@ def update_clusters(
             session.scalar(
                 select(func.count())
                 .select_from(TurnInsightRow)
-                .where(*_unassigned(assistant, model_id, current.version))  # type: ignore[arg-type]
+                .where(*_unassigned(assistant, model_id, current.version))
             )
             or 0
         )

@@ -26,9 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("conversation_id", sa.String(length=32), nullable=False, server_default="")
         )
-        batch_op.add_column(
-            sa.Column("position", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("position", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(
             sa.Column("reasked", sa.Boolean(), nullable=False, server_default=sa.false())
         )
