@@ -106,6 +106,9 @@ class AssistantConfig(_Strict):
     allowed_origins: list[str] = Field(default_factory=list, max_length=50)
     """Origins (``https://www.example.com``) whose pages may use the public widget key."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    """Conversations with no turn for this many days are deleted with their turns, feedback
+    and analytics; ``None`` keeps them."""
 
     @field_validator("allowed_origins")
     @classmethod

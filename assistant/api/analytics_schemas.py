@@ -151,6 +151,9 @@ class AnalyticsPublic(BaseModel):
     conversation_quality: QualityPublic
     leads: LeadsPublic
     volume: VolumePublic
+    pending_turns: int = 0
+    """Turns not analysed yet (a background task computes them; figures that need per-turn
+    analysis leave them out until then)."""
 
     @classmethod
     def from_report(cls, report: AnalyticsReport) -> AnalyticsPublic:
@@ -160,6 +163,7 @@ class AnalyticsPublic(BaseModel):
             since=report.period.since,
             until=report.period.until,
             previous_since=report.previous_period.since,
+            pending_turns=report.pending_turns,
             top_questions=[
                 ClusterPublic(
                     label=c.label,

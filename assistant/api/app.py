@@ -13,6 +13,8 @@ widget routes, a last-resort problem answer for unexpected errors, and the body 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.analytics.maintenance import MAINTENANCE_INTERVAL_S, maintenance_loop
 from assistant.api.auth import VISITOR_HEADER, normalise_origin
 from assistant.api.problems import (
     ProblemGuardMiddleware,
@@ -241,10 +244,17 @@ async def _stop_jobs(app: FastAPI) -> None:
         await queue.close()
 
 
-def create_app(settings: Settings, *, core: Assistant | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    core: Assistant | None = None,
+    maintenance_interval_s: float | None = MAINTENANCE_INTERVAL_S,
+) -> FastAPI:
     """The HTTP API over ``core`` (built from ``settings`` in the lifespan when omitted).
 
     A given ``core`` is left open at shutdown (its owner closes it); one built here is closed.
+    Every ``maintenance_interval_s`` seconds (``None``: never) a background task applies
+    retention and computes analytics insights and clusters (``analytics.maintenance``).
     ``app.state`` holds ``core``, ``settings``, ``rate_limiter`` and ``metrics``.
     """
     owns_core = core is None
@@ -255,10 +265,19 @@ def create_app(settings: Settings, *, core: Assistant | None = None) -> FastAPI:
         app.state.core = assistant
         await run_in_threadpool(_open_database, assistant)
         await _start_jobs(app, assistant)
+        upkeep = (
+            asyncio.create_task(maintenance_loop(assistant, interval_s=maintenance_interval_s))
+            if maintenance_interval_s is not None
+            else None
+        )
         logger.info("assistant API ready")
         try:
             yield
         finally:
+            if upkeep is not None:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
             # Jobs first: they use the core. Provider clients are bound to this event loop,
             # so they are closed on it.
             await _stop_jobs(app)

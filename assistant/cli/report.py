@@ -11,9 +11,15 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
-from assistant.cli.common import JsonOption, KbOption, app, console, escape, open_assistant, run
+from assistant.analytics.insights import InsightEncoders
+from assistant.analytics.period import Period, period_from
+from assistant.analytics.report import bring_up_to_date
+from assistant.analytics.retention import apply_retention as apply_retention_days
+from assistant.cli.common import JsonOption, KbOption, app, console, escape, run
+from assistant.core import Assistant
 
 __all__ = ["report", "sparkline"]
 
@@ -46,6 +52,23 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
+def _analyse(assistant: Assistant, kb: str, since: str, *, recluster: bool, quiet: bool) -> None:
+    """Compute the missing insights of the report's two periods with a progress bar, and
+    update the stored clusters."""
+    current = period_from(since)
+    both = Period(current.previous().since, current.until)
+    encoders = InsightEncoders(assistant.encoder, assistant.late_encoder)
+    with Progress(console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task("analysing turns", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        bring_up_to_date(
+            assistant.database, kb, both, encoders, recluster=recluster, progress=advance
+        )
+
+
 @app.command()
 def report(
     kb: KbOption = "default",
@@ -54,12 +77,30 @@ def report(
         bool, typer.Option(help="Mask emails, phone numbers and card numbers in questions.")
     ] = True,
     as_json: JsonOption = False,
+    apply_retention: Annotated[
+        bool,
+        typer.Option(
+            "--apply-retention",
+            help="First delete conversations older than the assistant's retention_days.",
+        ),
+    ] = False,
+    recluster: Annotated[
+        bool, typer.Option("--recluster", help="Cluster every question again.")
+    ] = False,
 ) -> None:
     """What visitors ask, what the content misses, how well it answers, what it costs."""
     from assistant.api.analytics_schemas import AnalyticsPublic
 
-    assistant = open_assistant()
+    assistant = openopen_assistant()
     try:
+        if apply_retention:
+            days = run(lambda: assistant.config(kb).retention_days)
+            deleted = (
+                run(lambda: apply_retention_days(assistant.database, kb, days)) if days else 0
+            )
+            if not as_json:
+                console.print(f"retention: {deleted} conversations deleted", highlight=False)
+        run(lambda: _analyse(assistant, kb, since, recluster=recluster, quiet=as_json))
         result = run(lambda: assistant.report(kb, since=since, mask=mask))
     finally:
         assistant.close()
@@ -118,5 +159,7 @@ def report(
             str(use.cited_in_thumbs_down),
         )
     console.print(pages)
+    if result.pending_turns:
+        console.print(f"{result.pending_turns} turns not analysed yet", highlight=False)
     if result.unused_pages:
         console.print(f"{len(result.unused_pages)} pages never used", highlight=False)
