@@ -40,7 +40,7 @@ def _synthetic(database: Database, vectors: np.ndarray, start: int = 0) -> list[
     """Turns with given question vectors written straight into their insights."""
     store = ConversationStore(database)
     ids = []
-    for index, vector in enumerate(vectors):
+    for index in range(len(vectors)):
         conversation = store.start("docs")
         turn_id = record_turn(store, "docs", conversation, f"question {start + index}")
         ids.append(turn_id)
