@@ -31,8 +31,22 @@ from assistant.database.models import Base, TurnRow, UTCDateTime, utcnow
 
 __all__ = ["QuestionClusteringRow", "TurnInsightRow", "TurnPageRow"]
 
-# Every report filters turns by assistant and period.
-Index("ix_turns_assistant_created_at", TurnRow.assistant, TurnRow.created_at)
+# Every report filters turns by assistant and period and aggregates these light columns; an
+# index that holds them all answers without reading the turns' wide JSON columns.
+Index(
+    "ix_turns_assistant_created_at",
+    TurnRow.assistant,
+    TurnRow.created_at,
+    TurnRow.id,
+    TurnRow.conversation_id,
+    TurnRow.outcome,
+    TurnRow.top_score,
+    TurnRow.provider,
+    TurnRow.model,
+    TurnRow.input_tokens,
+    TurnRow.output_tokens,
+    TurnRow.cost_usd,
+)
 
 
 class TurnInsightRow(Base):
@@ -43,7 +57,14 @@ class TurnInsightRow(Base):
     __tablename__ = "turn_insights"
     __table_args__ = (
         Index("ix_turn_insights_assistant_created_at", "assistant", "turn_created_at"),
-        Index("ix_turn_insights_assistant_cluster", "assistant", "cluster"),
+        Index(
+            "ix_turn_insights_facts",
+            "turn_id",
+            "clustering_version",
+            "cluster",
+            "reasked",
+            "groundedness",
+        ),
     )
 
     turn_id: Mapped[int] = mapped_column(

@@ -19,7 +19,21 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("turns", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_turns_assistant_created_at", ["assistant", "created_at"], unique=False
+            "ix_turns_assistant_created_at",
+            [
+                "assistant",
+                "created_at",
+                "id",
+                "conversation_id",
+                "outcome",
+                "top_score",
+                "provider",
+                "model",
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+            ],
+            unique=False,
         )
     with op.batch_alter_table("turn_insights", schema=None) as batch_op:
         batch_op.add_column(sa.Column("turn_created_at", sa.DateTime(timezone=True), nullable=True))
@@ -38,7 +52,9 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "ix_turn_insights_assistant_cluster", ["assistant", "cluster"], unique=False
+            "ix_turn_insights_facts",
+            ["turn_id", "clustering_version", "cluster", "reasked", "groundedness"],
+            unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_turn_insights_conversation_id"), ["conversation_id"], unique=False
@@ -82,7 +98,7 @@ def downgrade() -> None:
     op.drop_table("turn_pages")
     with op.batch_alter_table("turn_insights", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_turn_insights_conversation_id"))
-        batch_op.drop_index("ix_turn_insights_assistant_cluster")
+        batch_op.drop_index("ix_turn_insights_facts")
         batch_op.drop_index("ix_turn_insights_assistant_created_at")
         for column in (
             "clustering_version",
