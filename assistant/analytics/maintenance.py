@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import distinct, select
 
@@ -18,11 +17,9 @@ from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period
 from assistant.analytics.report import bring_up_to_date
 from assistant.analytics.retention import apply_retention_everywhere
+from assistant.analytics.service import ReportParts
 from assistant.database.models import TurnRow
 from assistant.errors import AssistantError
-
-if TYPE_CHECKING:
-    from assistant.core import Assistant
 
 __all__ = ["MAINTENANCE_INTERVAL_S", "maintain", "maintenance_loop"]
 
@@ -34,7 +31,7 @@ MAINTENANCE_INTERVAL_S = 600.0
 _EVERYTHING_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def maintain(core: Assistant, *, now: datetime | None = None) -> dict[str, int]:
+def maintain(core: ReportParts, *, now: datetime | None = None) -> dict[str, int]:
     """Apply retention, then compute every assistant's missing insights and update its
     clusters. Returns the insights computed per assistant."""
     database = core.database
@@ -47,7 +44,7 @@ def maintain(core: Assistant, *, now: datetime | None = None) -> dict[str, int]:
 
 
 async def maintenance_loop(
-    core: Assistant, *, interval_s: float = MAINTENANCE_INTERVAL_S, first_delay_s: float = 60.0
+    core: ReportParts, *, interval_s: float = MAINTENANCE_INTERVAL_S, first_delay_s: float = 60.0
 ) -> None:
     """Run ``maintain`` after ``first_delay_s`` and then every ``interval_s`` until cancelled;
     a failed pass is logged and the next one runs on time."""

@@ -18,7 +18,7 @@ from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period, period_from
 from assistant.analytics.report import bring_up_to_date
 from assistant.analytics.retention import apply_retention as apply_retention_days
-from assistant.cli.common import JsonOption, KbOption, app, console, escape, run
+from assistant.cli.common import JsonOption, KbOption, app, console, escape, open_assistant, run
 from assistant.core import Assistant
 
 __all__ = ["report", "sparkline"]
@@ -91,13 +91,11 @@ def report(
     """What visitors ask, what the content misses, how well it answers, what it costs."""
     from assistant.api.analytics_schemas import AnalyticsPublic
 
-    assistant = openopen_assistant()
+    assistant = open_assistant()
     try:
         if apply_retention:
             days = run(lambda: assistant.config(kb).retention_days)
-            deleted = (
-                run(lambda: apply_retention_days(assistant.database, kb, days)) if days else 0
-            )
+            deleted = run(lambda: apply_retention_days(assistant.database, kb, days)) if days else 0
             if not as_json:
                 console.print(f"retention: {deleted} conversations deleted", highlight=False)
         run(lambda: _analyse(assistant, kb, since, recluster=recluster, quiet=as_json))
