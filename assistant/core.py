@@ -35,7 +35,7 @@ from assistant.knowledge.ingest import IngestReport, ProgressCallback
 from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import SearchHit, SearchResult
 from assistant.knowledge.token_cache import TokenCache
-from assistant.knowledge.vector_store import ChromaStore, DocumentState
+from assistant.knowledge.vector_store import ChromaStore, DocumentState, close_chroma_client
 from assistant.settings import Settings
 from assistant.wiring import (
     KnowledgeBase,
@@ -48,11 +48,10 @@ from assistant.wiring import (
 from connectors.base import Connector
 
 if TYPE_CHECKING:
+    from assistant.analytics.report import AnalyticsReport
+
     # Training code loads only when ``tune`` runs: searching and chatting never need it.
     from assistant.knowledge.training.tuning import TuneOptions, TuneProgressCallback, TuneReport
-
-if TYPE_CHECKING:
-    from assistant.analytics.report import AnalyticsReport
 
 __all__ = [
     "Answer",
@@ -94,6 +93,7 @@ class Assistant:
         self._encoder = encoder
         self._late_encoder: TokenEncoder | None = None
         self._chroma = chroma
+        self._owns_chroma = chroma is None
         # A cache passed in becomes the assistant's: ``close`` closes it.
         self._token_cache = token_cache
         self._knowledge_bases: dict[str, KnowledgeBase] = {}
@@ -357,18 +357,7 @@ class Assistant:
 
     def sources(self, *, kb: str = "default") -> list[SourceSummary]:
         """What has been ingested into ``kb``, grouped by the source it was ingested from."""
-        grouped: dict[str, list[DocumentState]] = {}
-        for state in self._kb(kb).store.documents():
-            grouped.setdefault(state.source, []).append(state)
-        return [
-            SourceSummary(
-                source=source,
-                documents=len(states),
-                chunks=sum(len(s.chunk_ids) for s in states),
-                last_fetched=max(s.fetched_at for s in states),
-            )
-            for source, states in sorted(grouped.items())
-        ]
+        return self._kb(kb).sources()
 
     def documents(self, *, kb: str = "default") -> list[DocumentState]:
         """Every document stored in ``kb``."""
@@ -474,6 +463,10 @@ class Assistant:
             if self._search_pool is not None:
                 self._search_pool.shutdown(wait=False)
                 self._search_pool = None
+            # A server client's HTTP sessions; an embedded client shares its system per path.
+            if self._owns_chroma and self._chroma is not None and self.settings.chroma_url:
+                close_chroma_client(self._chroma)
+                self._chroma = None
         with self._runner_lock:
             if self._runner is not None:
                 self._runner.run(self._answerers.close())

@@ -26,6 +26,7 @@ from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.redis_token_cache import RedisTokenCache
+from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import Retriever
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
@@ -38,7 +39,7 @@ from assistant.knowledge.training.head import (
     ProjectedTokenEncoder,
     load_active_head,
 )
-from assistant.knowledge.vector_store import ChromaStore, chroma_client
+from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_client
 from assistant.settings import Settings
 from connectors.base import Connector, Validators
 from connectors.sources import open_source, source_key
@@ -213,6 +214,21 @@ class KnowledgeBase:
     def has_lexical_index(self) -> bool:
         """Whether a lexical index was ever saved for this knowledge base (even an empty one)."""
         return self._lexical_loaded
+
+    def sources(self) -> list[SourceSummary]:
+        """What has been ingested, grouped by the source it was ingested from."""
+        grouped: dict[str, list[DocumentState]] = {}
+        for state in self.store.documents():
+            grouped.setdefault(state.source, []).append(state)
+        return [
+            SourceSummary(
+                source=source,
+                documents=len(states),
+                chunks=sum(len(s.chunk_ids) for s in states),
+                last_fetched=max(s.fetched_at for s in states),
+            )
+            for source, states in sorted(grouped.items())
+        ]
 
     def forget(self, source: str) -> int:
         """Remove a source (or a single document by its URL/path); returns chunks removed.
