@@ -29,7 +29,9 @@ __all__ = [
     "RetrievalConfig",
 ]
 
-ConfigSection = Literal["brand", "answering", "retrieval", "limits"]
+ConfigSection = Literal[
+    "brand", "answering", "retrieval", "limits", "webhook", "handoff", "lead_form"
+]
 
 
 class AssistantRegistry:

@@ -1,4 +1,5 @@
-"""Per-assistant settings: brand, provider, retrieval, access and limits.
+"""Per-assistant settings: brand, provider, retrieval, access, limits, webhook, handoff, leads
+and custom domains.
 
 Pydantic models with no database at import, so the HTTP client reads an assistant's
 configuration into the same ``AssistantConfig`` that ``Assistant.config`` returns. Where the
@@ -12,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from assistant.engagement_config import HandoffConfig, LeadFormConfig, WebhookConfig
+
 __all__ = [
     "AssistantConfig",
     "BrandConfig",
@@ -22,6 +25,7 @@ __all__ = [
 
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class _Strict(BaseModel):
@@ -109,6 +113,23 @@ class AssistantConfig(_Strict):
     retention_days: int | None = Field(default=None, ge=1, le=36_500)
     """Conversations with no turn for this many days are deleted with their turns, feedback
     and analytics; ``None`` keeps them."""
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    """Where new handoffs and leads are sent, signed."""
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    lead_form: LeadFormConfig = Field(default_factory=LeadFormConfig)
+    custom_domains: list[str] = Field(default_factory=list, max_length=10)
+    """Host names (``help.example.com``) whose ``/`` serves this assistant's full page."""
+
+    @field_validator("custom_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        cleaned = []
+        for value in values:
+            domain = value.strip().rstrip(".").lower()
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{value!r} is not a host name; use e.g. help.example.com")
+            cleaned.append(domain)
+        return cleaned
 
     @field_validator("allowed_origins")
     @classmethod

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     # Signs widget visitor tokens; unset: a random key made once and kept in the database.
     secret_key: SecretStr | None = None
+    # Host names this server answers as itself (``api.example.com``); set, any other host
+    # that is not an assistant's custom domain, loopback or an IP address is refused (421).
+    server_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     prompts_dir: Path | None = None
 
     # Models: a packaged model name, a hub id or a local path.
@@ -144,7 +147,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("fetch_allow_hosts", mode="before")
+    @field_validator("fetch_allow_hosts", "server_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         """Accept the comma-separated form used in the environment."""

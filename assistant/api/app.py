@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.analytics.maintenance import MAINTENANCE_INTERVAL_S, maintenance_loop
 from assistant.api.auth import VISITOR_HEADER, normalise_origin
+from assistant.api.domains import CustomDomainMiddleware
 from assistant.api.problems import (
     ProblemGuardMiddleware,
     install_problem_handlers,
@@ -43,7 +44,9 @@ from assistant.api.routes import (
     assistants,
     chat,
     conversations,
+    handoffs,
     health,
+    leads,
     openai_compat,
     sources,
     widget,
@@ -214,6 +217,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(widget.pages)
     app.include_router(chat.router)
     app.include_router(conversations.router)
+    app.include_router(handoffs.router)
+    app.include_router(leads.router)
     app.include_router(openai_compat.router)
     app.include_router(sources.router)
     app.include_router(analytics.router)
@@ -311,6 +316,7 @@ def create_app(
     app.add_middleware(VisitorTokenMiddleware)
     app.add_middleware(AssistantCorsMiddleware, allowed_origins=allowed_origins)
     app.add_middleware(widget.PublicAssetsCorsMiddleware)
+    app.add_middleware(CustomDomainMiddleware, settings=settings, core=lambda: app.state.core)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _include_routers(app)
     return app

@@ -13,7 +13,8 @@ Every request names its key as ``Authorization: Bearer <key>``. The rules, in or
    works from a web page is a key published to every visitor. Web pages use public keys.
 5. A secret key manages and chats with its own assistant only (another assistant → 403).
 6. A public key only chats (``ChatAccess`` routes), with its own assistant, and only when the
-   ``Origin`` header is one of the assistant's ``allowed_origins`` (missing or other → 403).
+   ``Origin`` header is one of the assistant's ``allowed_origins`` or ``https://`` one of its
+   ``custom_domains`` (missing or other → 403).
    Browsers set ``Origin`` themselves, so a page elsewhere cannot borrow the key; scripts can
    forge it, which is why public keys are rate-limited per visitor and can do nothing else.
 
@@ -149,6 +150,19 @@ async def _identify(request: Request) -> tuple[Caller, ApiKey | None]:
     return Caller(key.kind, key.assistant, key.id, origin=origin, visitor=visitor), key
 
 
+def _origin_allowed(origin: str, config: AssistantConfig) -> bool:
+    """One of ``allowed_origins``, or ``https://`` one of the assistant's custom domains."""
+    if normalise_origin(origin) in config.allowed_origins:
+        return True
+    try:
+        parts = urlsplit(normalise_origin(origin))
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https" and parts.port is None and parts.hostname in config.custom_domains
+    )
+
+
 def _check_name(name: str) -> None:
     # No assistant can have another name, and the core would take it for a setting error.
     if not _NAME.match(name):
@@ -231,7 +245,7 @@ async def authenticate_chat(request: Request, name: str) -> Caller:
     config = await _config(request, name)
     if key.kind == "public":
         origin = caller.origin
-        if origin is None or normalise_origin(origin) not in config.allowed_origins:
+        if origin is None or not _origin_allowed(origin, config):
             raise PermissionDeniedError(
                 f"origin {origin or '(none)'} may not use assistant {name!r}'s public key; "
                 "add it to the assistant's allowed_origins"

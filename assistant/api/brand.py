@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from assistant.api.schemas import WidgetPublic
 from assistant.assistants import BrandConfig
+from assistant.engagement_config import HandoffConfig, LeadFormConfig
 
 __all__ = ["AA_CONTRAST", "contrast", "public_widget", "readable_colours"]
 
@@ -68,8 +69,14 @@ def readable_colours(colour: str) -> tuple[str, str]:
     return "#000000", _WHITE
 
 
-def public_widget(name: str, brand: BrandConfig) -> WidgetPublic:
-    """What a web page may know about assistant ``name``: presentation fields only."""
+def public_widget(
+    name: str,
+    brand: BrandConfig,
+    handoff: HandoffConfig | None = None,
+    lead_form: LeadFormConfig | None = None,
+) -> WidgetPublic:
+    """What a web page may know about assistant ``name``: presentation fields, whether a
+    person can be asked for, and the lead form (never the webhook or its secret)."""
     background, text = readable_colours(brand.primary_colour)
     return WidgetPublic(
         name=name,
@@ -82,4 +89,7 @@ def public_widget(name: str, brand: BrandConfig) -> WidgetPublic:
         position=brand.position,
         z_index=brand.z_index,
         language=brand.language,
+        handoff=handoff is not None and handoff.enabled,
+        handoff_confirmation=handoff.confirmation if handoff is not None else "",
+        lead_form=lead_form if lead_form is not None and lead_form.enabled else None,
     )

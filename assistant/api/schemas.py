@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.assistants import AssistantConfig
+from assistant.engagement_config import LeadFormConfig
 
 __all__ = [
     "ASSISTANT_NAME_PATTERN",
@@ -56,6 +57,10 @@ class AssistantUpdate(_Request):
     retrieval: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     allowed_origins: list[str] | None = None
+    webhook: dict[str, Any] | None = None
+    handoff: dict[str, Any] | None = None
+    lead_form: dict[str, Any] | None = None
+    custom_domains: list[str] | None = None
 
 
 class AssistantPublic(BaseModel):
@@ -119,6 +124,11 @@ class WidgetPublic(BaseModel):
     position: Literal["bottom-right", "bottom-left"] = "bottom-right"
     z_index: int = 2147483000
     language: str = "auto"
+    handoff: bool = False
+    """Whether the visitor may ask to talk to a person."""
+    handoff_confirmation: str = ""
+    lead_form: LeadFormConfig | None = None
+    """The contact form, when the assistant collects leads."""
 
 
 class HealthPublic(BaseModel):

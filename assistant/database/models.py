@@ -11,7 +11,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -21,9 +30,13 @@ __all__ = [
     "Base",
     "ConversationRow",
     "FeedbackRow",
+    "HandoffMessageRow",
+    "HandoffRow",
     "JobRow",
+    "LeadRow",
     "ServerSecretRow",
     "TurnRow",
+    "WebhookDeliveryRow",
     "new_id",
     "utcnow",
 ]
@@ -201,3 +214,81 @@ class ServerSecretRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HandoffRow(Base):
+    """A visitor's request to talk to a person, with the conversation so far.
+
+    ``status`` goes ``open`` → ``answered`` (an agent replied) → ``closed``; ``transcript``
+    is the conversation's turns when the request was made, so later edits cannot change what
+    the agent was shown. ``channel`` says where it came from (``widget``, ``slack``, ``api``).
+    """
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    visitor: Mapped[str | None] = mapped_column(String(128), default=None)
+    channel: Mapped[str] = mapped_column(String(16), default="widget")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HandoffMessageRow(Base):
+    """A message in a handoff after the request: an agent's reply or the visitor's answer."""
+
+    __tablename__ = "handoff_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[str] = mapped_column(
+        ForeignKey("handoffs.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(120), default="")
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LeadRow(Base):
+    """Contact details a visitor left through the assistant's lead form.
+
+    ``fields`` holds the validated values by field key; ``consent`` is the consent text the
+    visitor agreed to, as it read at the time (empty when the form asks for none).
+    """
+
+    __tablename__ = "leads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    visitor: Mapped[str | None] = mapped_column(String(128), default=None)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    consent: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event sent (or being sent) to an assistant's webhook.
+
+    ``status`` goes ``pending`` → ``delivered`` / ``failed``; ``attempts`` counts requests
+    made, ``last_status`` and ``last_error`` describe the latest one. ``subject`` is the id
+    of what the event is about (a handoff, a lead).
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant: Mapped[str] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

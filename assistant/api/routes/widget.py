@@ -227,14 +227,15 @@ async def widget_config(
     await authenticate_chat(request, name)
     await run_in_threadpool(require_assistant, core, name)
     config = await run_in_threadpool(core.config, name)
-    return public_widget(name, config.brand)
+    return public_widget(name, config.brand, config.handoff, config.lead_form)
 
 
 @router.get("/api/assistants/{name}/widget", response_model=WidgetPublic, responses=_NAMED)
 def widget(name: str, core: CoreDep, caller: ChatAccess) -> WidgetPublic:
     """What the website widget shows: name, greeting, suggested questions, logo, colours."""
     require_assistant(core, name)
-    return public_widget(name, core.config(name).brand)
+    config = core.config(name)
+    return public_widget(name, config.brand, config.handoff, config.lead_form)
 
 
 @router.get(
