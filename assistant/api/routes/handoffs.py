@@ -163,7 +163,11 @@ async def reply_to_handoff(
     return handoff_public(handoff)
 
 
-@router.patch("/{name}/handoffs/{handoff_id}", response_model=HandoffPublic)
+@router.patch(
+    "/{name}/handoffs/{handoff_id}",
+    response_model=HandoffPublic,
+    responses=error_responses(400, 413),
+)
 async def update_handoff(
     name: str, handoff_id: str, body: HandoffUpdate, caller: ManageAccess, core: CoreDep
 ) -> HandoffPublic:
