@@ -1,4 +1,5 @@
-// Builds the widget into ../assistant/api/static/widget/: the panel chunk under a content hash,
+// Builds the widget into ../assistant/api/static/widget/: the extras chunk (lead form, handoff) and
+// the panel chunk that names it, each under a content hash,
 // then the loaders (widget.js IIFE, widget.mjs ESM) that name it, then manifest.json.
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +19,12 @@ function hashed(stem, bytes) {
 mkdirSync(out, { recursive: true });
 for (const name of readdirSync(out)) rmSync(join(out, name), { recursive: true, force: true });
 
-const panel = (await build({ ...common, entryPoints: [join(here, "src/panel.ts")], format: "esm" })).outputFiles[0].contents;
+const extras = (await build({ ...common, entryPoints: [join(here, "src/extras.ts")], format: "esm" })).outputFiles[0].contents;
+const extrasFile = hashed("extras", extras);
+writeFileSync(join(out, extrasFile), extras);
+
+const panelDefine = { EXTRAS_FILE: JSON.stringify(extrasFile) };
+const panel = (await build({ ...common, entryPoints: [join(here, "src/panel.ts")], format: "esm", define: panelDefine })).outputFiles[0].contents;
 const panelFile = hashed("panel", panel);
 writeFileSync(join(out, panelFile), panel);
 
@@ -33,6 +39,7 @@ const manifest = {
   "widget.js": { file: "widget.js", ...size(loader) },
   "widget.mjs": { file: "widget.mjs", ...size(module) },
   panel: { file: panelFile, ...size(panel) },
+  extras: { file: extrasFile, ...size(extras) },
 };
 writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 for (const [name, entry] of Object.entries(manifest)) {

@@ -7,7 +7,10 @@ import { h, safeAnchor, sheet } from "./dom";
 import { render } from "./markdown";
 import { PANEL_CSS, SCROLL_LOCK_CSS } from "./panel-styles";
 import { readEvents } from "./sse";
+import type * as Extras from "./extras";
 import type { PanelContext, PanelHandle } from "./types";
+
+declare const EXTRAS_FILE: string;
 
 interface CitationData {
   n: number;
@@ -26,6 +29,8 @@ interface TurnData {
 
 const FOCUSABLE = "button:not([disabled]):not([hidden]), a[href], textarea:not([disabled]), img[tabindex]";
 const PHONE = "(max-width: 640px)";
+const PERSON = "Talk to a person";
+const DETAILS = "Leave your details";
 
 /** Render the panel into the context's shadow root; the loader calls this once. */
 export function mount(ctx: PanelContext): PanelHandle {
@@ -43,8 +48,10 @@ class Panel implements PanelHandle {
   private readonly suggestions: HTMLElement;
   private readonly viewport = sheet("");
   private readonly lock = sheet(SCROLL_LOCK_CSS);
+  private readonly tools: HTMLElement;
   private controller: AbortController | null = null;
   private restored = false;
+  private extras: Promise<typeof Extras> | null = null;
 
   constructor(ctx: PanelContext) {
     this.ctx = ctx;
@@ -64,6 +71,13 @@ class Panel implements PanelHandle {
     }
     this.log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": title });
     this.suggestions = h("ul", { class: "suggestions" });
+    this.tools = h("div", { class: "tools" });
+    if (ctx.config?.handoff) this.tools.append(this.personButton("person"));
+    if (ctx.config?.lead_form && !ctx.session().lead) {
+      const details = h("button", { type: "button", class: "details" }, DETAILS);
+      details.addEventListener("click", () => this.askForDetails());
+      this.tools.append(details);
+    }
     this.status = h("p", { class: "status", role: "alert" });
     this.input = h("textarea", { id: "assistant-input", rows: "1", placeholder: s.placeholder });
     this.send = h("button", { type: "submit" }, s.send);
@@ -91,7 +105,7 @@ class Panel implements PanelHandle {
       ? { role: "region", "aria-labelledby": "assistant-title" }
       : { role: "dialog", "aria-modal": "true", "aria-labelledby": "assistant-title", hidden: "" };
     this.root = h("div", { class: `panel ${ctx.inline ? "inline" : "floating"}`, dir: ctx.dir, lang: ctx.lang, ...attributes });
-    this.root.append(header, this.log, this.suggestions, this.status, form);
+    this.root.append(header, this.log, this.suggestions, this.tools, this.status, form);
     this.root.addEventListener("keydown", (event) => this.onKey(event));
     ctx.shadow.append(this.root);
     this.showGreeting();
@@ -103,7 +117,7 @@ class Panel implements PanelHandle {
     this.root.hidden = false;
     if (!this.restored) {
       this.restored = true;
-      void this.restore();
+      void this.restore().then(() => this.afterRestore());
     }
     if (!this.ctx.inline) {
       this.fitViewport();
@@ -126,6 +140,59 @@ class Panel implements PanelHandle {
     this.controller?.abort();
     this.restored = true;
     void this.restore();
+  }
+
+  private afterRestore(): void {
+    const session = this.ctx.session();
+    if (session.handoff) void this.withExtras((extras, host) => extras.followHandoff(host, session.handoff ?? ""));
+    if (this.ctx.config?.lead_form?.show === "before_chat") this.maybeAskForDetails(0);
+  }
+
+  private withExtras(use: (extras: typeof Extras, host: Extras.ExtrasHost) => unknown): Promise<unknown> {
+    // The lead form and handoff live in their own chunk, loaded on first use.
+    this.extras ??= import(/* webpackIgnore: true */ `${this.ctx.host}/widget/${EXTRAS_FILE}`) as Promise<typeof Extras>;
+    const host: Extras.ExtrasHost = {
+      ctx: this.ctx,
+      log: this.log,
+      status: this.status,
+      url: (path) => this.url(path),
+      scroll: () => {
+        this.log.scrollTop = this.log.scrollHeight;
+      },
+    };
+    return this.extras.then((extras) => use(extras, host));
+  }
+
+  private personButton(kind: string): HTMLButtonElement {
+    const button = h("button", { type: "button", class: kind }, PERSON);
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      void this.withExtras(async (extras, host) => {
+        const id = await extras.requestHandoff(host);
+        if (id) this.ctx.save({ ...this.ctx.session(), handoff: id });
+        else button.disabled = false;
+      });
+    });
+    return button;
+  }
+
+  private askForDetails(): void {
+    const form = this.ctx.config?.lead_form;
+    if (!form) return;
+    void this.withExtras((extras, host) =>
+      extras.showLeadForm(host, form, () => {
+        this.ctx.save({ ...this.ctx.session(), lead: "sent" });
+        this.tools.querySelector(".details")?.remove();
+      }),
+    );
+  }
+
+  private maybeAskForDetails(asked: number): void {
+    const form = this.ctx.config?.lead_form;
+    if (!form || this.ctx.session().lead) return;
+    if (form.show === "before_chat" || (form.show === "after_messages" && asked >= form.after_messages)) {
+      this.askForDetails();
+    }
   }
 
   private fitViewport(): void {
@@ -244,7 +311,10 @@ class Panel implements PanelHandle {
     answer: string,
   ): void {
     const s = this.ctx.strings;
-    if (outcome === "no_answer") view.bot.append(h("p", { class: "note" }, s.noAnswer));
+    if (outcome === "no_answer") {
+      view.bot.append(h("p", { class: "note" }, s.noAnswer));
+      if (this.ctx.config?.handoff) view.bot.append(this.personButton("offer"));
+    }
     if (citations.length) {
       const list = h("ol", { class: "cites", "aria-label": s.sources });
       for (const citation of citations) {
@@ -378,6 +448,9 @@ class Panel implements PanelHandle {
       this.busy(false);
     }
     this.ctx.emit("assistant:message", { role: "assistant", text: answer, conversation: this.ctx.session().conversation });
+    if (this.ctx.config?.lead_form?.show === "after_messages") {
+      this.maybeAskForDetails(this.log.querySelectorAll(".msg.user").length);
+    }
   }
 }
 

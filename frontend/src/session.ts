@@ -19,6 +19,8 @@ export function readSession(key: string): Session {
     return {
       token: typeof value.token === "string" ? value.token : null,
       conversation: typeof value.conversation === "string" ? value.conversation : null,
+      lead: typeof value.lead === "string" ? value.lead : null,
+      handoff: typeof value.handoff === "string" ? value.handoff : null,
     };
   } catch {
     return { ...EMPTY };

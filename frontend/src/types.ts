@@ -14,6 +14,18 @@ export interface WidgetConfig {
   position: "bottom-right" | "bottom-left";
   z_index: number;
   language: string;
+  handoff?: boolean;
+  handoff_confirmation?: string;
+  lead_form?: LeadFormConfig | null;
+}
+
+/** An assistant's lead form, as configured by its owner. */
+export interface LeadFormConfig {
+  title: string;
+  fields: Array<{ key: string; kind: "name" | "email" | "phone" | "company" | "text"; label: string; required: boolean }>;
+  consent_text: string;
+  show: "before_chat" | "after_messages" | "on_request";
+  after_messages: number;
 }
 
 /** Why the configuration could not be loaded; the panel explains it to the visitor. */
@@ -42,6 +54,10 @@ export interface InitOptions {
 export interface Session {
   token: string | null;
   conversation: string | null;
+  /** The id of the lead the visitor left, so the form is not shown again. */
+  lead?: string | null;
+  /** The visitor's handoff to a person, followed again after a reload. */
+  handoff?: string | null;
 }
 
 /** What the loader hands to the panel chunk. */
