@@ -146,6 +146,10 @@ def test_the_widget_shows_the_brand(server: ApiServer) -> None:
         "position": "bottom-right",
         "z_index": 2147483000,
         "language": "auto",
+        # Off unless configured: no person to ask for, no lead form.
+        "handoff": False,
+        "handoff_confirmation": "",
+        "lead_form": None,
     }
 
 
