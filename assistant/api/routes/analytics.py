@@ -38,7 +38,8 @@ MaskQuery = Annotated[
 ]
 
 
-@router.get("/{name}/analytics", response_model=AnalyticsPublic)
+# A ``since`` that cannot be read is a 400 ``invalid_input``.
+@router.get("/{name}/analytics", response_model=AnalyticsPublic, responses=error_responses(400))
 async def analytics(
     name: str,
     caller: ManageAccess,
@@ -55,7 +56,10 @@ async def analytics(
 @router.get(
     "/{name}/analytics/gaps.csv",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "The content gaps as CSV."}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The content gaps as CSV."},
+        **error_responses(400),
+    },
 )
 async def gaps_export(
     name: str,
