@@ -121,6 +121,20 @@ class Settings(BaseSettings):
     vllm_base_url: str | None = _vendor_url("VLLM_BASE_URL")
     lmstudio_base_url: str | None = _vendor_url("LMSTUDIO_BASE_URL")
 
+    # Slack, under Slack's own variable names (read by ``assistant.slack``): the bot token and
+    # signing secret enable ``/slack/events`` in ``assistant serve``; the app token, Socket Mode.
+    slack_bot_token: SecretStr | None = _vendor_key("SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = _vendor_key("SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = _vendor_key("SLACK_APP_TOKEN")
+    slack_api_url: str = "https://slack.com/api/"
+    slack_assistant: str = "default"
+    slack_answer: Literal["mentions", "questions"] = "mentions"
+    slack_ephemeral: bool = False
+    slack_allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
+    slack_handoff: Annotated[tuple[str, ...], NoDecode] = ()
+    # Per-channel overrides, JSON: {"C0123": {"assistant": "docs", "answer": "questions"}}.
+    slack_channels: str = ""
+
     @field_validator("*", mode="before")
     @classmethod
     def _empty_vendor_value_is_unset(cls, value: object, info: ValidationInfo) -> object:
@@ -147,7 +161,9 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("fetch_allow_hosts", "server_hosts", mode="before")
+    @field_validator(
+        "fetch_allow_hosts", "server_hosts", "slack_allowed_users", "slack_handoff", mode="before"
+    )
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         """Accept the comma-separated form used in the environment."""

@@ -20,6 +20,7 @@ from assistant.database.models import (
     ServerSecretRow,
     TurnRow,
 )
+from assistant.database.slack_models import SlackEventRow, SlackThreadRow
 
 __all__ = [
     "ApiKeyRow",
@@ -31,6 +32,8 @@ __all__ = [
     "JobRow",
     "QuestionClusteringRow",
     "ServerSecretRow",
+    "SlackEventRow",
+    "SlackThreadRow",
     "TurnInsightRow",
     "TurnPageRow",
     "TurnRow",
