@@ -319,4 +319,9 @@ def create_app(
     app.add_middleware(CustomDomainMiddleware, settings=settings, core=lambda: app.state.core)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _include_routers(app)
+    if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+        # Slack's events, buttons and slash command: a surface over the same ``Assistant``.
+        from assistant.slack.transports import mount_slack
+
+        mount_slack(app, settings)
     return app

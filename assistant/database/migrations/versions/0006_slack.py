@@ -42,7 +42,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id"),
     )
     with op.batch_alter_table("slack_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_slack_events_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_slack_events_expires_at"), ["expires_at"], unique=False
+        )
 
 
 def downgrade() -> None:
