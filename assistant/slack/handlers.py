@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError
+from assistant.handoff import HandoffStore
 from assistant.slack.config import ChannelRules, SlackConfig
 from assistant.slack.responder import EphemeralSink, RespondSink, SlackAnswerer, ThreadSink
 from assistant.slack.store import ThreadKey, ThreadStore, request_handoff
@@ -76,6 +77,7 @@ class SlackHandlers:
         self.core = core
         self.config = config
         self.threads = ThreadStore(core.database)
+        self.handoffs = HandoffStore(core.database)
         self.answerer = SlackAnswerer(core, self.threads, handoff=bool(config.handoff))
         self.update_interval = update_interval
 
@@ -175,7 +177,11 @@ class SlackHandlers:
             return
         user = str(body["user"]["id"])
         await asyncio.to_thread(
-            request_handoff, self.threads, ThreadKey(team, channel, thread_ts), user
+            request_handoff,
+            self.threads,
+            self.handoffs,
+            ThreadKey(team, channel, thread_ts),
+            user,
         )
         people = self.config.handoff_mentions() or "Someone from the team"
         await self._quietly(

@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from assistant.database.engine import Database
 from assistant.database.models import utcnow
 from assistant.database.slack_models import SlackEventRow, SlackThreadRow
-from assistant.errors import DatabaseError
+from assistant.errors import DatabaseError, NotFoundError
+from assistant.handoff import Handoff, HandoffStore
 
 __all__ = [
     "DatabaseEventClaims",
@@ -53,6 +54,11 @@ class ThreadStore:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+
+    @property
+    def database(self) -> Database:
+        """The application database the threads are kept in."""
+        return self._database
 
     def conversation(self, key: ThreadKey) -> str | None:
         """The conversation ``key`` continues, or ``None`` for a thread the bot never answered."""
@@ -89,15 +95,37 @@ class ThreadStore:
             return True
 
 
-def request_handoff(threads: ThreadStore, key: ThreadKey, user: str) -> bool:
+def request_handoff(
+    threads: ThreadStore, handoffs: HandoffStore, key: ThreadKey, user: str
+) -> Handoff | None:
     """Record that ``user`` wants a person to take over the conversation of thread ``key``.
 
-    The one place a handoff is recorded: a handoff queue shared with the website widget can
-    take over here without the Slack handlers changing. Returns whether the thread was known.
+    The request goes to the same handoff queue as the website widget's (channel ``slack``,
+    with the conversation's transcript), so owners see every request in one list. Returns
+    the handoff, or ``None`` for a thread the bot never answered.
     """
-    recorded = threads.mark_handoff(key, user)
-    logger.info("handoff requested in Slack thread %s", key)
-    return recorded
+    if not threads.mark_handoff(key, user):
+        return None
+    with threads.database.session() as session:
+        row = session.get(SlackThreadRow, (key.team, key.channel, key.thread_ts))
+        assistant, conversation_id = (row.assistant, row.conversation_id) if row else ("", None)
+    if not assistant:
+        return None
+    try:
+        handoff = handoffs.create(
+            assistant,
+            conversation_id=conversation_id,
+            visitor=f"slack:{key.team}:{user}",
+            channel="slack",
+            message=f"Asked for a person in Slack thread {key}",
+        )
+    except NotFoundError:
+        # The conversation was deleted since: the request still reaches the queue, untied.
+        handoff = handoffs.create(
+            assistant, visitor=f"slack:{key.team}:{user}", channel="slack", message=str(key)
+        )
+    logger.info("handoff %s requested in Slack thread %s", handoff.id, key)
+    return handoff
 
 
 class EventClaims(Protocol):

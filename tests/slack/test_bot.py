@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from assistant.database import FeedbackRow, SlackThreadRow
+from assistant.handoff import HandoffStore
 from assistant.slack.responder import APOLOGY, UNFINISHED
 from assistant.slack.store import ThreadKey, ThreadStore
 from tests.chat.fake_openai import Drop
@@ -252,6 +253,12 @@ def test_talk_to_a_person_tags_the_group_and_records_the_handoff(bed: SlackBed) 
     with bed.core.database.session() as session:
         row = session.get(SlackThreadRow, (TEAM, "C5HAND", root["ts"]))
         assert row is not None and row.handoff_by == "U0ASKER" and row.handoff_at is not None
+        conversation_id, assistant = row.conversation_id, row.assistant
+    # The same queue as the widget's: the owner sees it with the thread's transcript.
+    (handoff,) = HandoffStore(bed.core.database).list(assistant)
+    assert handoff.channel == "slack" and handoff.status == "open"
+    assert handoff.conversation_id == conversation_id
+    assert handoff.transcript and handoff.transcript[0].question
 
 
 def test_a_retried_event_is_answered_once(bed: SlackBed) -> None:
