@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period
@@ -37,7 +37,7 @@ def maintain(core: ReportParts, *, now: datetime | None = None) -> dict[str, int
     database = core.database
     apply_retention_everywhere(database, now=now)
     with database.session() as session:
-        names = sorted(session.scalars(select(distinct(TurnRow.assistant))).all())
+        names = sorted(session.scalars(select(TurnRow.assistant).distinct()).all())
     everything = Period(_EVERYTHING_SINCE, (now or datetime.now(UTC)) + timedelta(seconds=1))
     encoders = InsightEncoders(core.encoder, core.late_encoder)
     return {name: bring_up_to_date(database, name, everything, encoders) for name in names}

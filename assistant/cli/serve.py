@@ -66,7 +66,8 @@ def serve(
     )
     errors.print(
         f"Serving the assistant API on {serve_url(host, port)} ({mode}); "
-        f"demo chat at {serve_url(host, port)}/ and API documentation at "
+        f"chat with it at {serve_url(host, port)}{'/' if kb == 'default' else f'/a/{kb}'} "
+        "and API documentation at "
         f"{serve_url(host, port)}/docs",
         highlight=False,
         markup=False,
