@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from assistant.chat.events import Citation, Source, Usage
 from assistant.chat.history import HistoryTurn
 from assistant.chat.records import Conversation, ConversationSummary, Outcome, TurnRecord
+from assistant.control_characters import strip_control_characters
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, FeedbackRow, TurnRow, utcnow
 from assistant.errors import InvalidInputError, NotFoundError
@@ -135,9 +136,13 @@ class ConversationStore:
     def record(self, assistant: str, conversation_id: str, turn: NewTurn) -> int:
         """Append ``turn`` to the conversation and return the new turn's id.
 
+        The question (and its standalone form) lose terminal control characters here, the one
+        place turns are stored, so nothing read back later can drive an operator's terminal.
+
         Raises:
             NotFoundError: the conversation does not exist for this assistant.
         """
+        question = strip_control_characters(turn.question)
         with self._database.session() as session:
             conversation = self._owned(session, assistant, conversation_id)
             position = session.scalar(
@@ -149,8 +154,8 @@ class ConversationStore:
                 conversation_id=conversation_id,
                 assistant=assistant,
                 position=int(position or 0) + 1,
-                question=turn.question,
-                standalone_question=turn.standalone_question,
+                question=question,
+                standalone_question=strip_control_characters(turn.standalone_question),
                 answer=turn.answer,
                 sources=[asdict(source) for source in turn.sources],
                 citations=[asdict(citation) for citation in turn.citations],
@@ -168,7 +173,7 @@ class ConversationStore:
             )
             session.add(row)
             if not conversation.title:
-                conversation.title = " ".join(turn.question.split())[:200]
+                conversation.title = " ".join(question.split())[:200]
             conversation.updated_at = utcnow()
             session.flush()
             return row.id
@@ -271,5 +276,10 @@ class ConversationStore:
             if turn is None or turn.assistant != assistant:
                 raise NotFoundError(f"no turn {turn_id} for assistant {assistant!r}")
             session.add(
-                FeedbackRow(turn_id=turn_id, assistant=assistant, rating=rating, comment=comment)
+                FeedbackRow(
+                    turn_id=turn_id,
+                    assistant=assistant,
+                    rating=rating,
+                    comment=strip_control_characters(comment),
+                )
             )

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from assistant.control_characters import strip_control_characters
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.knowledge.ingest import IngestReport
@@ -79,7 +80,7 @@ def run(action: Callable[[], T]) -> T:
     try:
         return action()
     except AssistantError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         errors.print("interrupted")
@@ -112,8 +113,9 @@ def queries(query: str) -> Iterator[str]:
 
 
 def escape(text: str) -> str:
-    """``text`` with rich markup escaped, for printing page and model text verbatim."""
-    return escape_markup(text)
+    """``text`` to print literally: terminal control characters dropped and rich markup
+    escaped, for printing stored questions, page and model text verbatim."""
+    return escape_markup(strip_control_characters(text))
 
 
 def print_report(report: IngestReport, kb: str) -> None:
@@ -123,12 +125,17 @@ def print_report(report: IngestReport, kb: str) -> None:
     )
     rate = report.chunks_embedded / report.seconds if report.seconds else 0.0
     console.print(
-        f"[bold]{kb}[/bold]: {counts} — {report.chunks_embedded} chunks embedded "
+        f"[bold]{escape(kb)}[/bold]: {counts} — {report.chunks_embedded} chunks embedded "
         f"in {report.seconds:.1f}s ({rate:.1f} chunks/s)"
     )
     for source in report.incomplete_sources:
-        console.print(f"[yellow]not complete:[/yellow] {source} (nothing removed from it)")
+        console.print(
+            f"[yellow]not complete:[/yellow] {escape(source)} (nothing removed from it)",
+            highlight=False,
+        )
     for failure in report.failures:
         console.print(
-            f"[red]failed:[/red] {failure.url} — {failure.reason}", highlight=False, markup=True
+            f"[red]failed:[/red] {escape(failure.url)} — {escape(str(failure.reason))}",
+            highlight=False,
+            markup=True,
         )

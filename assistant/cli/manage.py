@@ -23,7 +23,7 @@ def sources(kb: KbOption = "default", as_json: JsonOption = False) -> None:
     if as_json:
         print(json.dumps({"kb": kb, "sources": [asdict(s) for s in summaries]}))
         return
-    table = Table(title=f"knowledge base {kb}", title_justify="left")
+    table = Table(title=f"knowledge base {escape(kb)}", title_justify="left")
     for column in ("source", "documents", "chunks", "last fetched"):
         table.add_column(column, overflow="fold")
     for summary in summaries:
@@ -44,7 +44,7 @@ def forget(
     """Remove a source and all its chunks from a knowledge base."""
     assistant = open_assistant()
     removed = run(lambda: assistant.forget(source, kb=kb))
-    console.print(f"removed {removed} chunks from {kb}")
+    console.print(f"removed {removed} chunks from {escape(kb)}", highlight=False)
 
 
 @app.command()

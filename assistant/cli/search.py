@@ -54,7 +54,7 @@ def search(
         if as_json:
             print(json.dumps(search_json(result), ensure_ascii=False))
             continue
-        table = Table(title=f"{text}", title_justify="left", show_lines=False)
+        table = Table(title=escape(text), title_justify="left", show_lines=False)
         for column in ("rank", "score", "dense", "late int.", "lexical", "passage"):
             table.add_column(column, overflow="fold")
         for hit in result.hits:

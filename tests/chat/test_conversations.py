@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from assistant.chat.conversations import ConversationStore, NewTurn
 from assistant.chat.events import Citation, Source, Usage
 from assistant.database import Database
+from assistant.database.models import FeedbackRow
 from assistant.errors import InvalidInputError, NotFoundError
 
 
@@ -114,3 +116,20 @@ def test_feedback_is_validated(store: ConversationStore) -> None:
     with pytest.raises(InvalidInputError):
         store.add_feedback("docs", turn_id, 1, "x" * 2001)
     store.add_feedback("docs", turn_id, 1, "helpful")
+
+
+def test_stored_questions_and_feedback_lose_terminal_control_characters(
+    store: ConversationStore,
+) -> None:
+    hostile = "Refunds?\x1b]0;owned\x07\x1b[2J\x00 tab\tok\u202eevil\x9b31m\nline"
+    conversation_id = store.start("docs")
+    turn_id = store.record("docs", conversation_id, _turn(hostile))
+    turn = store.get("docs", conversation_id).turns[0]
+    clean = "Refunds?]0;owned[2J tab\tokevil31m\nline"
+    assert turn.question == clean
+    assert turn.standalone_question == clean.upper()
+    assert store.get("docs", conversation_id).title == "Refunds?]0;owned[2J tab okevil31m line"
+    assert store.history("docs", conversation_id)[0].question == clean
+    store.add_feedback("docs", turn_id, -1, "bad\x1b[31m answer")
+    with store._database.session() as session:
+        assert session.scalars(select(FeedbackRow.comment)).all() == ["bad[31m answer"]
