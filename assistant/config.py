@@ -53,6 +53,10 @@ class BrandConfig(_Strict):
         default_factory=list, max_length=10
     )
     logo_url: HttpUrl | None = None
+    public_base_url: HttpUrl | None = None
+    """Where the site publishes the files ingested from disk: visitors are linked to this URL
+    joined with a file's name. Unset: visitors see local files by title only, never their
+    server path."""
     primary_colour: str = "#2563eb"
     """The widget's colour; the widget darkens or lightens it where text on it would fail
     WCAG AA contrast."""

@@ -38,6 +38,9 @@ HELP_CENTRE_PAGES = sorted(
     (Path(__file__).resolve().parents[2] / "examples" / "help-centre" / "site").glob("*.html")
 )
 
+# Where the help centre's pages are published: visitors' links to them start here.
+HARBOR_SITE = "https://help.harbor.example/"
+
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
@@ -188,6 +191,13 @@ def harbor(api_server: ApiServer) -> str:
     assert not report.failures, report.failures
     core.registry.put(
         "harbor",
-        AssistantConfig(brand=BrandConfig(display_name="Harbor Help", company="Harbor")),
+        AssistantConfig(
+            brand=BrandConfig(
+                display_name="Harbor Help",
+                company="Harbor",
+                # The pages are ingested from disk; visitors get links under the site instead.
+                public_base_url=HARBOR_SITE,  # type: ignore[arg-type]
+            )
+        ),
     )
     return "harbor"

@@ -28,6 +28,7 @@ from assistant.api.chat_schemas import (
 from assistant.api.deps import ChatAccess, CoreDep, ManageAccess
 from assistant.api.problems import error_responses
 from assistant.api.prometheus import observed
+from assistant.api.public_sources import public_base_url, visible_events
 from assistant.api.sse import encode_stream, first_event, sse_response
 from assistant.api.visitors import (
     check_conversation,
@@ -93,6 +94,10 @@ async def chat(
         remember=body.remember,
     )
     events: AsyncIterator[StreamEvent] = observed(request, name, stream)
+    if caller.kind == "public":
+        # Visitors see sources' titles and public URLs, never the server's file paths.
+        base_url = await run_in_threadpool(public_base_url, core, name)
+        events = visible_events(events, base_url)
     if not body.stream:
         if caller.kind == "public":
             events = without_turn_ids(events)

@@ -55,6 +55,7 @@ from assistant.api.chat_schemas import (
 from assistant.api.deps import CoreDep
 from assistant.api.problems import error_responses, problem_for
 from assistant.api.prometheus import observed
+from assistant.api.public_sources import public_base_url, visible_events
 from assistant.api.sse import close_stream, first_event, sse_message, sse_response, stream_failure
 from assistant.chat.answerer import drain
 from assistant.chat.events import (
@@ -320,7 +321,8 @@ async def chat_completions(
     await _authorize_model(request, core, name)
     question, history = conversation_from_messages(body.messages)
     remember = body.conversation_id is not None
-    events = observed(
+    base_url = await run_in_threadpool(public_base_url, core, name)
+    observed_events = observed(
         request,
         name,
         core.stream(
@@ -333,6 +335,8 @@ async def chat_completions(
             history=None if remember and not history else history,
         ),
     )
+    # Apps show ``assistant_sources`` to their own users: no server paths.
+    events = visible_events(observed_events, base_url)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:

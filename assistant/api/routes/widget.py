@@ -31,6 +31,7 @@ from assistant.api.brand import public_widget
 from assistant.api.deps import ChatAccess, CoreDep
 from assistant.api.keys import KeyStore
 from assistant.api.problems import error_responses
+from assistant.api.public_sources import public_base_url, visible_source
 from assistant.api.routes.assistants import require_assistant
 from assistant.api.schemas import ASSISTANT_NAME_PATTERN, WidgetPublic
 from assistant.api.visitors import TOKEN_HEADER, check_conversation, tokens_of
@@ -251,6 +252,7 @@ async def widget_conversation(
     await run_in_threadpool(check_conversation, core, name, conversation_id, caller)
     conversation = await run_in_threadpool(core.conversation, conversation_id, kb=name)
     tokens = await tokens_of(request)
+    base_url = await run_in_threadpool(public_base_url, core, name)
     return WidgetConversation(
         id=conversation.id,
         turns=[
@@ -259,7 +261,11 @@ async def widget_conversation(
                 answer=turn.answer,
                 citations=[
                     WidgetCitation(n=c.n, title=c.title, url=c.url, quote=c.quote)
-                    for c in turn.citations
+                    for c in (
+                        turn.citations
+                        if caller.kind != "public"
+                        else [visible_source(c, base_url) for c in turn.citations]
+                    )
                 ],
                 outcome=turn.outcome,
                 turn_ref=tokens.turn_ref(name, caller.visitor, turn.id),
