@@ -13,6 +13,7 @@ in one place. Messages say what failed and how to fix it.
     │   ├── FetchError              network failure, timeout, HTTP error status, redirect loop
     │   ├── BlockedURLError         private/loopback/metadata address (SSRF) or robots.txt
     │   ├── TooLargeError           body or file over the configured maximum
+    │   │   └── DocumentTooLargeError  text, chunks, pages or inflated size over a limit
     │   ├── UnsupportedContentError content that is not a document kind we read
     │   └── ParseError              corrupt or unreadable document
     ├── InvalidInputError           a request or value the caller sent is not acceptable
@@ -39,6 +40,7 @@ from connectors.errors import (
     AssistantError,
     BlockedURLError,
     ConnectorError,
+    DocumentTooLargeError,
     FetchError,
     ParseError,
     TooLargeError,
@@ -54,6 +56,7 @@ __all__ = [
     "ConflictError",
     "ConnectorError",
     "DatabaseError",
+    "DocumentTooLargeError",
     "EncoderError",
     "FetchError",
     "InvalidInputError",

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from connectors.base import FetchPolicy
+from connectors.limits import ExtractionLimits
 
 __all__ = ["Settings"]
 
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
     fetch_concurrency: int = Field(default=4, ge=1, le=32)
     fetch_user_agent: str = "assistant-rag/0.1"
     max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    # Per document, whatever its format: characters of extracted text and chunks after
+    # splitting. A document over either fails for good with DocumentTooLargeError.
+    max_document_chars: int = Field(default=2_000_000, gt=0)
+    max_document_chunks: int = Field(default=5_000, gt=0)
 
     # Ingestion jobs: how many run at once per process (the API's threads without Redis, or
     # each `assistant worker`), how long a worker's hold on a job lasts unless renewed (a
@@ -170,6 +175,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    def extraction_limits(self) -> ExtractionLimits:
+        """The bounds on one document's extraction, from these settings."""
+        return ExtractionLimits(
+            max_chars=self.max_document_chars, max_chunks=self.max_document_chunks
+        )
 
     def fetch_policy(self) -> FetchPolicy:
         """The web connectors' limits and manners, from these settings."""

@@ -139,6 +139,7 @@ def open_sources(
                     max_pages=max_pages or (200 if crawl else 10_000),
                     max_depth=max_depth,
                     max_file_bytes=settings.max_file_bytes,
+                    limits=settings.extraction_limits(),
                 )
             )
         except ConnectorError as exc:
@@ -207,6 +208,7 @@ class KnowledgeBase:
             ),
             late_encoder=token_encoder,
             head_version=self.head_version,
+            max_document_chunks=settings.max_document_chunks,
         )
         self._lexical_loaded = lexical is not None
 

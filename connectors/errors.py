@@ -11,6 +11,7 @@ defined here and re-exported by ``assistant.errors``, which draws the whole tree
         ├── FetchError              network failure, timeout, HTTP error status, redirect loop
         ├── BlockedURLError         private/loopback/metadata address (SSRF) or robots.txt
         ├── TooLargeError           body or file over the configured maximum
+        │   └── DocumentTooLargeError   extracted text, chunks, pages or inflated size over a limit
         ├── UnsupportedContentError content that is not a document kind we read
         └── ParseError              corrupt or unreadable document
 """
@@ -21,6 +22,7 @@ __all__ = [
     "AssistantError",
     "BlockedURLError",
     "ConnectorError",
+    "DocumentTooLargeError",
     "FetchError",
     "ParseError",
     "TooLargeError",
@@ -54,6 +56,18 @@ class BlockedURLError(ConnectorError):
 
 class TooLargeError(ConnectorError):
     """A response body or file is larger than the configured maximum."""
+
+
+class DocumentTooLargeError(TooLargeError):
+    """One document is over an extraction limit: its text, chunks, pages or inflated size.
+
+    ``limit`` names the setting to raise (``ASSISTANT_MAX_DOCUMENT_CHARS``…). Such a document
+    fails the same way on every attempt, so it is never retried.
+    """
+
+    def __init__(self, source: str, reason: str, *, limit: str) -> None:
+        super().__init__(source, reason)
+        self.limit = limit
 
 
 class UnsupportedContentError(ConnectorError):

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from connectors.document import Document, LoadResult, SourceFailure
 from connectors.errors import ConnectorError, ParseError, TooLargeError, UnsupportedContentError
 from connectors.html import extract_html
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits, check_chars
 from connectors.markdown import markdown_document
 from connectors.pdf import pdf_document
 from connectors.sniff import file_name, parse_content_type, sniff, sniff_kind
@@ -46,6 +47,7 @@ def parse_bytes(
     *,
     name_hint: str | None = None,
     content_type_hint: str | None = None,
+    limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> Document:
     """Turn the bytes of one file or response into a ``Document`` of the right kind.
 
@@ -55,7 +57,8 @@ def parse_bytes(
     Raises:
         ParseError: the file is empty, corrupt, encrypted or has no extractable text.
         UnsupportedContentError: the content is not a kind of document we read.
-        TooLargeError: a .docx that would inflate beyond any real document.
+        DocumentTooLargeError: the document is over one of ``limits`` (its text, its pages,
+            the size its archive inflates to).
 
     >>> parse_bytes(b"Opening hours: 9 to 5.", "/srv/docs/hours.txt").title
     'hours'
@@ -65,17 +68,23 @@ def parse_bytes(
     kind, text = sniff(data, source, name_hint, content_type_hint)
     stem = _stem(name_hint or source)
     if kind == "pdf":
-        return pdf_document(data, source, stem)
-    if kind == "docx":
-        return word_document(data, source, stem)
-    if text is None or not text.strip():
+        document = pdf_document(data, source, stem, limits)
+    elif kind == "docx":
+        document = word_document(data, source, stem, limits)
+    elif text is None or not text.strip():
         raise ParseError(source, "empty file")
-    if kind == "html":
+    elif kind == "html":
         # extract_html decodes again from the bytes: it also reads the page's <meta charset>.
-        return _html_document(data, source, stem, parse_content_type(content_type_hint)[1])
-    if kind == "markdown":
-        return markdown_document(text, source, stem)
-    return text_document(text, source, stem)
+        document = _html_document(data, source, stem, parse_content_type(content_type_hint)[1])
+    else:
+        # Plain text and Markdown are refused before parsing: their text is at least this long.
+        check_chars(len(text), source, limits)
+        if kind == "markdown":
+            document = markdown_document(text, source, stem)
+        else:
+            document = text_document(text, source, stem)
+    check_chars(sum(len(section.text) for section in document.sections), source, limits)
+    return document
 
 
 class FileConnector:
@@ -89,10 +98,17 @@ class FileConnector:
     >>> results = list(connector.load())  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        limits: ExtractionLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.source: str = str(Path(path).expanduser().resolve())
         self.complete: bool = False
         self.max_bytes = max_bytes
+        self.limits = limits
 
     def load(self) -> Iterator[LoadResult]:
         """Yield one result per file; ``complete`` is set once every directory was listed.
@@ -163,7 +179,7 @@ class FileConnector:
                 data = file.read(self.max_bytes + 1)
             if len(data) > self.max_bytes:
                 raise TooLargeError(source, _too_large_reason(len(data), self.max_bytes))
-            return parse_bytes(data, source, name_hint=path.name)
+            return parse_bytes(data, source, name_hint=path.name, limits=self.limits)
         except ConnectorError as failure:
             return SourceFailure(source, failure.reason, failure)
         except OSError as exc:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pypdf
 
 from connectors.document import Document, Section
-from connectors.errors import ConnectorError, ParseError
+from connectors.errors import ConnectorError, DocumentTooLargeError, ParseError
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits
 from connectors.text import clean_title, first_line, normalise_text
 
 __all__ = ["pdf_document"]
@@ -25,16 +26,28 @@ _LIGATURES = str.maketrans(
 _HYPHENATED_BREAK = re.compile(r"(\w)-[ \t]*\n[ \t]*([^\W\d_])")
 
 
-def pdf_document(data: bytes, source: str, stem: str) -> Document:
+def pdf_document(
+    data: bytes, source: str, stem: str, limits: ExtractionLimits = DEFAULT_LIMITS
+) -> Document:
     """A PDF as a document, one section per page under its bookmark's heading path.
 
     Raises:
         ParseError: the PDF is corrupt, encrypted, or has no extractable text.
+        DocumentTooLargeError: it has more than ``limits.max_pages`` pages.
     """
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise ParseError(source, "the PDF is encrypted with a password; save a copy without it")
+        # Counting pages reads only the page tree; extracting them is what costs.
+        pages = len(reader.pages)
+        if pages > limits.max_pages:
+            raise DocumentTooLargeError(
+                source,
+                f"the PDF has {pages:,} pages, over the {limits.max_pages:,}-page limit for one "
+                "document; split it into parts",
+                limit="max_pages",
+            )
         page_texts = [_clean_pdf_text(page.extract_text() or "") for page in reader.pages]
     except ConnectorError:
         raise

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from connectors.base import Connector, FetchPolicy, KnownValidators
 from connectors.errors import ConnectorError
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits
 
 __all__ = ["is_url", "open_source", "source_key"]
 
@@ -39,6 +40,7 @@ def open_source(
     max_pages: int = 200,
     max_depth: int = 3,
     max_file_bytes: int = 50 * 1024 * 1024,
+    limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> Connector:
     """The connector for ``spec``.
 
@@ -67,4 +69,4 @@ def open_source(
         raise ConnectorError(key, "only http:// and https:// URLs can be fetched")
     if not Path(key).exists():
         raise ConnectorError(key, "no such file or directory")
-    return FileConnector(key, max_bytes=max_file_bytes)
+    return FileConnector(key, max_bytes=max_file_bytes, limits=limits)

@@ -10,26 +10,27 @@ import docx
 from docx.table import Table
 
 from connectors.document import Document
-from connectors.errors import ParseError, TooLargeError
+from connectors.errors import ParseError
 from connectors.html_structure import SectionBuilder
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits, check_zip
 from connectors.text import clean_title, normalise_text
 
 __all__ = ["word_document"]
 
-# A .docx is a zip: refuse archives that inflate far beyond any real document (zip bombs).
-_MAX_DOCX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 _DOCX_HEADING_STYLE = re.compile(r"^heading ([1-9])$", re.IGNORECASE)
 
 
-def word_document(data: bytes, source: str, stem: str) -> Document:
+def word_document(
+    data: bytes, source: str, stem: str, limits: ExtractionLimits = DEFAULT_LIMITS
+) -> Document:
     """A Word document as sections under its headings; its title from the document's
     properties, its Title paragraph, its first heading or else ``stem``.
 
     Raises:
         ParseError: the file is corrupt or holds no text.
-        TooLargeError: the archive would inflate beyond any real document.
+        DocumentTooLargeError: the archive would inflate beyond ``limits`` (a zip bomb).
     """
-    _check_docx_size(data, source)
+    _check_docx_size(data, source, limits)
     builder = SectionBuilder()
     title_paragraph = first_heading = ""
     try:
@@ -63,16 +64,14 @@ def word_document(data: bytes, source: str, stem: str) -> Document:
     return Document(source=source, title=title, sections=sections, content_type="docx")
 
 
-def _check_docx_size(data: bytes, source: str) -> None:
+def _check_docx_size(data: bytes, source: str, limits: ExtractionLimits) -> None:
+    # A .docx is a zip: refuse archives that inflate far beyond any real document (zip bombs)
+    # before python-docx inflates its parts whole.
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            inflated = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            check_zip(archive, source, limits)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise ParseError(source, f"corrupt Word document: {exc}") from exc
-    if inflated > _MAX_DOCX_UNCOMPRESSED_BYTES:
-        raise TooLargeError(
-            source, f"the Word document inflates to {inflated} bytes, which no real document does"
-        )
 
 
 def _docx_heading_level(style_name: str) -> int | None:

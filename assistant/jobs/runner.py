@@ -25,6 +25,7 @@ from assistant.jobs.store import JobRecord, JobStore
 from assistant.knowledge.ingest import DocumentOutcome, IngestReport, ProgressEvent
 from connectors.document import LoadResult, SourceFailure
 from connectors.files import parse_bytes
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits
 from connectors.sources import is_url
 
 __all__ = ["UPLOAD_SCHEME", "JobInterrupted", "UploadConnector", "run_job", "upload_dir"]
@@ -49,12 +50,20 @@ def upload_dir(data_dir: Path, job_id: str) -> Path:
 class UploadConnector:
     """One uploaded file, read with the file connector's parsers, named ``upload://<name>``."""
 
-    def __init__(self, path: Path, name: str, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        *,
+        max_bytes: int,
+        limits: ExtractionLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.source = UPLOAD_SCHEME + name
         self.complete = False
         self._path = path
         self._name = name
         self._max_bytes = max_bytes
+        self._limits = limits
 
     def load(self) -> Iterator[LoadResult]:
         """Yield the file's document, or a ``SourceFailure`` saying why it cannot be read."""
@@ -64,7 +73,7 @@ class UploadConnector:
             data = self._path.read_bytes()
             if len(data) > self._max_bytes:
                 raise TooLargeError(self.source, f"over the {self._max_bytes}-byte limit")
-            yield parse_bytes(data, self.source, name_hint=self._name)
+            yield parse_bytes(data, self.source, name_hint=self._name, limits=self._limits)
         except ConnectorError as failure:
             yield SourceFailure(self.source, failure.reason, failure)
         self.complete = True
@@ -184,7 +193,12 @@ def _execute(core: Assistant, store: JobStore, job: JobRecord, progress: _Progre
     if job.kind == "upload":
         folder = upload_dir(core.settings.data_dir, job.id)
         connectors = [
-            UploadConnector(folder / name, name, max_bytes=core.settings.max_file_bytes)
+            UploadConnector(
+                folder / name,
+                name,
+                max_bytes=core.settings.max_file_bytes,
+                limits=core.settings.extraction_limits(),
+            )
             for name in spec.files
         ]
         return core.ingest_connectors(connectors, kb=job.assistant, progress=progress)

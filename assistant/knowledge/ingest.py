@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from assistant.errors import ConnectorError, EncoderError
+from assistant.errors import ConnectorError, DocumentTooLargeError, EncoderError
 from assistant.knowledge.chunking import Chunk, Chunker
 from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
 from assistant.knowledge.reports import (
@@ -30,6 +30,7 @@ from assistant.knowledge.token_cache import TokenCache, cache_key
 from assistant.knowledge.vector_store import ChunkRecord, VectorStore
 from connectors.base import Connector
 from connectors.document import Document, SourceFailure, Unchanged
+from connectors.limits import DEFAULT_LIMITS
 
 __all__ = [
     "DocumentOutcome",
@@ -68,6 +69,7 @@ class Ingestor:
         late_encoder: TokenEncoder | None = None,
         head_version: str = "base",
         batch_chunks: int = 64,
+        max_document_chunks: int = DEFAULT_LIMITS.max_chunks,
     ) -> None:
         self._store = store
         self._encoder = encoder
@@ -77,6 +79,7 @@ class Ingestor:
         self._chunker = chunker
         self._head_version = head_version
         self._batch_chunks = batch_chunks
+        self._max_document_chunks = max_document_chunks
 
     def ingest(
         self, connectors: Sequence[Connector], progress: ProgressCallback | None = None
@@ -114,7 +117,12 @@ class Ingestor:
                 if isinstance(result, Unchanged):
                     report.outcomes.append(DocumentOutcome(result.source, "unchanged"))
                     continue
-                item = self._prepare(result, connector.source, report)
+                try:
+                    item = self._prepare(result, connector.source, report)
+                except DocumentTooLargeError as too_large:
+                    # One document over a limit fails alone; the rest of its source goes on.
+                    self._fail(report, notify, result.source, too_large.reason, too_large)
+                    continue
                 if item is not None:
                     pending.append(item)
                 if sum(len(p.chunks) for p in pending) >= self._batch_chunks:
@@ -137,6 +145,14 @@ class Ingestor:
             report.outcomes.append(DocumentOutcome(document.source, "unchanged"))
             return None
         chunks = self._chunker.split(document)
+        if len(chunks) > self._max_document_chunks:
+            raise DocumentTooLargeError(
+                document.source,
+                f"the document splits into {len(chunks):,} chunks, over the "
+                f"{self._max_document_chunks:,} limit; raise ASSISTANT_MAX_DOCUMENT_CHUNKS to "
+                "read it",
+                limit="ASSISTANT_MAX_DOCUMENT_CHUNKS",
+            )
         previous = state.chunk_ids if state is not None else ()
         return _Pending(document, source, chunks, previous)
 
