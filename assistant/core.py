@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from assistant.analytics.types import AnalyticsReport
 from assistant.assistants import AssistantConfig, AssistantRegistry
 from assistant.chat.answerer import Answerer
 from assistant.chat.conversations import (
@@ -48,8 +49,6 @@ from assistant.wiring import (
 from connectors.base import Connector
 
 if TYPE_CHECKING:
-    from assistant.analytics.report import AnalyticsReport
-
     # Training code loads only when ``tune`` runs: searching and chatting never need it.
     from assistant.knowledge.training.tuning import TuneOptions, TuneProgressCallback, TuneReport
 

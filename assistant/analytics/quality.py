@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.analytics.records import TurnFacts
+from assistant.analytics.types import ConversationQuality
 
 __all__ = ["REASK_SIMILARITY", "ConversationQuality", "conversation_quality", "reasked_turns"]
 
@@ -24,25 +24,6 @@ earlier (MiniLM: rephrasings of one question score 0.8-0.95, follow-ups on one s
 0.5-0.75)."""
 
 _UNRESOLVED_OUTCOMES = frozenset({"no_answer", "error", "handoff"})
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationQuality:
-    """Quality of the answers of one period; rates are 0-1, ``None`` when nothing to measure.
-
-    ``groundedness`` is the mean, over answered turns with cited sentences, of the share of
-    sentences their cited passages support.
-    """
-
-    turns: int
-    conversations: int
-    answer_rate: float | None
-    resolution_rate: float | None
-    csat: float | None
-    groundedness: float | None
-    thumbs_up: int
-    thumbs_down: int
-    reasked: int
 
 
 def reasked_turns(turns: Sequence[TurnFacts], *, similarity: float = REASK_SIMILARITY) -> set[int]:

@@ -17,19 +17,12 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 
 from assistant.analytics.period import Period
+from assistant.analytics.types import Page
 from assistant.database.analytics_models import TurnInsightRow
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, FeedbackRow, TurnRow
 
 __all__ = ["Page", "TurnFacts", "load_turns", "nearest_pages"]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A page of the knowledge base, by URL, with its title where known."""
-
-    url: str
-    title: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ before they are clustered, labelled or shown (``AnalyticsOptions.mask``, on by d
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assistant.analytics.aggregate_topics import (
     clustering_of,
@@ -24,12 +24,11 @@ from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD
 from assistant.analytics.insights import InsightEncoders, pending_insights, refresh_insights
 from assistant.analytics.period import Period
 from assistant.analytics.privacy import mask_personal_data
-from assistant.analytics.quality import REASK_SIMILARITY, ConversationQuality
+from assistant.analytics.quality import REASK_SIMILARITY
 from assistant.analytics.records import Page
 from assistant.analytics.stored_clusters import update_clusters
 from assistant.analytics.topics import LOW_SCORE, GapCluster, QuestionCluster
-from assistant.analytics.usage import SourceUse
-from assistant.analytics.volume import Volume
+from assistant.analytics.types import AnalyticsReport, ContentGap, LeadSummary, NearestPage
 from assistant.chat.prompts import PromptLibrary
 from assistant.database.engine import Database
 
@@ -71,60 +70,6 @@ class AnalyticsOptions:
     is left to the background refresh (``bring_up_to_date``)."""
     turn_ids: int = 1000
     """Turn ids kept per cluster and gap for drill-down (the newest)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NearestPage:
-    """A page that came close to answering a gap's questions: its best late-interaction score."""
-
-    url: str
-    title: str
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class ContentGap:
-    """A content gap: its questions, why they count as gaps, what almost answered, and what to
-    write (``suggestion``, from the ``gap_new_page`` / ``gap_extend_page`` templates)."""
-
-    label: str
-    count: int
-    previous_count: int
-    questions: tuple[str, ...]
-    reasons: dict[str, int]
-    nearest_sources: tuple[NearestPage, ...]
-    suggestion: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeadSummary:
-    """Leads captured in the period (none until lead capture stores them)."""
-
-    count: int = 0
-    previous_count: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AnalyticsReport:
-    """Everything a site owner sees for one assistant and period (and the previous period)."""
-
-    assistant: str
-    period: Period
-    previous_period: Period
-    top_questions: tuple[QuestionCluster, ...]
-    content_gaps: tuple[ContentGap, ...]
-    source_usage: tuple[SourceUse, ...]
-    unused_pages: tuple[Page, ...]
-    quality: ConversationQuality
-    previous_quality: ConversationQuality
-    volume: Volume
-    previous_volume: Volume
-    leads: LeadSummary = field(default_factory=LeadSummary)
-    refreshed_turns: int = 0
-    """Turns whose insights this report computed."""
-    pending_turns: int = 0
-    """Turns of both periods still without insight (left out of clusters, gaps, pages and
-    groundedness until the background refresh reaches them)."""
 
 
 def _suggestion(prompts: PromptLibrary, gap: GapCluster, nearest: Sequence[NearestPage]) -> str:

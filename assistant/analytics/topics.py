@@ -19,6 +19,7 @@ from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD, cluster_q
 from assistant.analytics.labels import cluster_labels
 from assistant.analytics.period import Period
 from assistant.analytics.records import TurnFacts
+from assistant.analytics.types import QuestionCluster
 
 __all__ = [
     "LOW_SCORE",
@@ -33,24 +34,6 @@ LOW_SCORE = 0.6
 """Best late-interaction score under which an answered turn counts as weakly supported: just
 above the default no-answer threshold (0.5), where answers are given from a passage that
 barely matched."""
-
-
-@dataclass(frozen=True, slots=True)
-class QuestionCluster:
-    """Questions of one meaning: how many (this period and the previous one), their share of
-    the period's questions, examples (most asked first), how they were answered and rated, and
-    ``daily`` counts per slice of the period."""
-
-    label: str
-    count: int
-    previous_count: int
-    share: float
-    questions: tuple[str, ...]
-    answer_rate: float
-    thumbs_up: int
-    thumbs_down: int
-    daily: tuple[int, ...]
-    turn_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,24 +5,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from assistant.analytics.records import Page, TurnFacts
+from assistant.analytics.types import SourceUse
 
 __all__ = ["SourceUse", "page_questions", "source_usage", "unused_pages"]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceUse:
-    """How often one page was cited, given as context, and cited in a 👎 turn; ``questions``
-    are the questions it was used for, most frequent first."""
-
-    url: str
-    title: str
-    cited: int
-    in_context: int
-    cited_in_thumbs_down: int
-    questions: tuple[str, ...]
 
 
 def source_usage(

@@ -5,53 +5,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from assistant.analytics.period import Period
 from assistant.analytics.records import TurnFacts
+from assistant.analytics.types import ModelUsage, StageLatency, Volume
 
 __all__ = ["ModelUsage", "StageLatency", "Volume", "volume"]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelUsage:
-    """Turns, tokens and estimated cost (USD; ``None`` when no price is known) of one model."""
-
-    provider: str
-    model: str | None
-    turns: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class StageLatency:
-    """Percentiles (milliseconds) of one stage over the turns that timed it."""
-
-    stage: str
-    count: int
-    p50: float
-    p90: float
-    p99: float
-
-
-@dataclass(frozen=True, slots=True)
-class Volume:
-    """How much the assistant was used in one period; ``daily_turns`` counts turns per slice
-    of the period (for a sparkline)."""
-
-    conversations: int
-    turns: int
-    visitors: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    by_model: tuple[ModelUsage, ...]
-    latency_ms: tuple[StageLatency, ...]
-    daily_turns: tuple[int, ...]
 
 
 def _by_model(turns: Sequence[TurnFacts]) -> tuple[ModelUsage, ...]:
