@@ -8,9 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from assistant.analytics.quality import ConversationQuality
-from assistant.analytics.report import AnalyticsReport
-from assistant.analytics.volume import Volume
+from assistant.analytics.types import AnalyticsReport, ConversationQuality, Volume
 
 __all__ = [
     "AnalyticsPublic",
@@ -20,6 +18,7 @@ __all__ = [
     "NearestSourcePublic",
     "QualityPublic",
     "SourceUsePublic",
+    "VolumeBreakdown",
     "VolumePublic",
 ]
 
@@ -72,6 +71,8 @@ class SourceUsePublic(BaseModel):
 class QualityFigures(BaseModel):
     """Rates from 0 to 1 (``null`` when there was nothing to measure)."""
 
+    turns: int = 0
+    conversations: int = 0
     answer_rate: float | None
     resolution_rate: float | None
     csat: float | None
@@ -119,14 +120,18 @@ class VolumeFigures(BaseModel):
     cost_usd: float
 
 
-class VolumePublic(VolumeFigures):
-    """This period's volume by model, latency per stage, turns per slice, and the previous
-    period's totals."""
+class VolumeBreakdown(VolumeFigures):
+    """One period's volume by model, latency per stage and turns per slice."""
 
     by_model: list[ModelUsagePublic]
     latency_ms: list[StageLatencyPublic]
     daily_turns: list[int]
-    previous: VolumeFigures
+
+
+class VolumePublic(VolumeBreakdown):
+    """This period's volume with the previous period's beside it."""
+
+    previous: VolumeBreakdown
 
 
 class LeadsPublic(BaseModel):
@@ -154,6 +159,8 @@ class AnalyticsPublic(BaseModel):
     pending_turns: int = 0
     """Turns not analysed yet (a background task computes them; figures that need per-turn
     analysis leave them out until then)."""
+    refreshed_turns: int = 0
+    """Turns whose analysis this report computed itself."""
 
     @classmethod
     def from_report(cls, report: AnalyticsReport) -> AnalyticsPublic:
@@ -164,6 +171,7 @@ class AnalyticsPublic(BaseModel):
             until=report.period.until,
             previous_since=report.previous_period.since,
             pending_turns=report.pending_turns,
+            refreshed_turns=report.refreshed_turns,
             top_questions=[
                 ClusterPublic(
                     label=c.label,
@@ -217,24 +225,6 @@ class AnalyticsPublic(BaseModel):
             ),
             volume=VolumePublic(
                 **_volume(report.volume).model_dump(),
-                by_model=[
-                    ModelUsagePublic(
-                        provider=m.provider,
-                        model=m.model,
-                        turns=m.turns,
-                        input_tokens=m.input_tokens,
-                        output_tokens=m.output_tokens,
-                        cost_usd=m.cost_usd,
-                    )
-                    for m in report.volume.by_model
-                ],
-                latency_ms=[
-                    StageLatencyPublic(
-                        stage=s.stage, count=s.count, p50=s.p50, p90=s.p90, p99=s.p99
-                    )
-                    for s in report.volume.latency_ms
-                ],
-                daily_turns=list(report.volume.daily_turns),
                 previous=_volume(report.previous_volume),
             ),
         )
@@ -245,6 +235,8 @@ def _quality(quality: ConversationQuality) -> QualityFigures:
         return None if value is None else round(value, 4)
 
     return QualityFigures(
+        turns=quality.turns,
+        conversations=quality.conversations,
         answer_rate=rounded(quality.answer_rate),
         resolution_rate=rounded(quality.resolution_rate),
         csat=rounded(quality.csat),
@@ -255,12 +247,28 @@ def _quality(quality: ConversationQuality) -> QualityFigures:
     )
 
 
-def _volume(volume: Volume) -> VolumeFigures:
-    return VolumeFigures(
+def _volume(volume: Volume) -> VolumeBreakdown:
+    return VolumeBreakdown(
         conversations=volume.conversations,
         turns=volume.turns,
         visitors=volume.visitors,
         input_tokens=volume.input_tokens,
         output_tokens=volume.output_tokens,
         cost_usd=volume.cost_usd,
+        by_model=[
+            ModelUsagePublic(
+                provider=m.provider,
+                model=m.model,
+                turns=m.turns,
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
+                cost_usd=m.cost_usd,
+            )
+            for m in volume.by_model
+        ],
+        latency_ms=[
+            StageLatencyPublic(stage=s.stage, count=s.count, p50=s.p50, p90=s.p90, p99=s.p99)
+            for s in volume.latency_ms
+        ],
+        daily_turns=list(volume.daily_turns),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from assistant.analytics.types import AnalyticsReport
 from assistant.chat.events import Answer, StreamEvent
 from assistant.chat.records import Conversation, ConversationSummary, TurnRecord
 from assistant.client import _base as calls
@@ -27,6 +28,7 @@ from assistant.client._ingest import (
     refused_source,
     report_of,
 )
+from assistant.client._report import decode_report
 from assistant.client._retry import RETRY_STATUSES, RetryableResponse
 from assistant.client._sync import connection_lost, poll_intervals
 from assistant.client._wire import (
@@ -293,6 +295,16 @@ class AsyncClient:
     async def knowledge_bases(self) -> list[str]:
         """Names of the knowledge bases this key may use (all of them for the admin key)."""
         return decode_models(await self._json(calls.models_call()))
+
+    async def report(
+        self, kb: str = "default", *, since: str = "30d", mask: bool = True
+    ) -> AnalyticsReport:
+        """``kb``'s analytics since ``since`` (``30d``, ``12h``, an ISO date), with trends.
+
+        The report of ``Assistant.report``, read from the analytics route (admin key or one of
+        ``kb``'s secret keys); the clusters' drill-down ``turn_ids`` stay on the server.
+        """
+        return decode_report(await self._json(calls.report_call(kb, since, mask)))
 
     # Beyond the shared surface ---------------------------------------------------------------
 

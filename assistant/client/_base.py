@@ -35,6 +35,7 @@ __all__ = [
     "gaps_call",
     "job_call",
     "models_call",
+    "report_call",
     "search_call",
     "sources_call",
     "upload_call",
@@ -56,6 +57,7 @@ SHARED_METHODS: tuple[str, ...] = (
     "config",
     "configure",
     "knowledge_bases",
+    "report",
 )
 """Methods of ``Assistant`` that both clients have, with the same signature and return type.
 
@@ -65,12 +67,11 @@ API cannot provide (``tune``, ``documents``, ``ingest_connectors``) are not on t
 """
 
 IN_PROCESS_ONLY_METHODS: frozenset[str] = frozenset(
-    {"tune", "documents", "ingest_connectors", "from_settings", "close", "aclose", "report"}
+    {"tune", "documents", "ingest_connectors", "from_settings", "close", "aclose"}
 )
 """Public methods of ``Assistant`` that the clients do not mirror: training a head, reading raw
 document states and custom connectors need the process that holds the data; building and
-closing differ by nature (the clients have ``close`` / ``aclose`` of their own). The analytics
-``report`` is served by the HTTP API's analytics route but not yet read back by the clients."""
+closing differ by nature (the clients have ``close`` / ``aclose`` of their own)."""
 
 LOCAL_ONLY_PARAMETERS: Mapping[str, frozenset[str]] = {
     "stream": frozenset({"remember", "history"}),
@@ -238,3 +239,9 @@ def configure_call(kb: str, changes: Mapping[str, object]) -> Call:
 def models_call() -> Call:
     """``GET /v1/models``: the assistants this key may use."""
     return Call("GET", "/v1/models", idempotent=True)
+
+
+def report_call(kb: str, since: str, mask: bool) -> Call:
+    """``GET …/analytics``: the analytics report since ``since``."""
+    params = {"since": since, "mask": "true" if mask else "false"}
+    return Call("GET", assistant_path(kb, "analytics"), params=params, idempotent=True)

@@ -31,6 +31,8 @@ HEAVY = (
 )
 
 LIGHT_MODULES = (
+    "assistant.analytics",
+    "assistant.analytics.types",
     "assistant.chat.events",
     "assistant.chat.records",
     "assistant.config",
@@ -95,6 +97,15 @@ def test_the_old_import_paths_give_the_same_types() -> None:
     for name in ("JobKind", "JobRecord", "JobSpec", "JobStatus"):
         assert getattr(store, name) is getattr(job_records, name)
     assert IngestJob is store.JobRecord
+    from assistant import analytics
+    from assistant.analytics import quality, records, report, topics, types, usage, volume
+
+    for name in ("AnalyticsReport", "ContentGap", "LeadSummary", "NearestPage"):
+        assert getattr(report, name) is getattr(types, name) is getattr(analytics, name)
+    assert records.Page is types.Page and quality.ConversationQuality is types.ConversationQuality
+    assert topics.QuestionCluster is types.QuestionCluster and usage.SourceUse is types.SourceUse
+    for name in ("ModelUsage", "StageLatency", "Volume"):
+        assert getattr(volume, name) is getattr(types, name)
 
 
 def test_the_package_names_resolve_to_the_core_types() -> None:
