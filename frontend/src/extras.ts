@@ -29,20 +29,6 @@ form.lead .consent input { width: 24px; height: 24px; margin: 2px 0 0; }
   background: var(--a-bg); color: var(--a-fg); font: inherit; font-size: 14px; cursor: pointer; }
 `;
 
-const TEXT = {
-  person: "Talk to a person",
-  details: "Leave your details",
-  requested: "A person has been asked to join. Their reply will appear here.",
-  agent: "Support",
-  closed: "This conversation with a person is closed.",
-  required: "Please fill this in.",
-  email: "Please enter an email address.",
-  phone: "Please enter a phone number.",
-  consent: "Please agree to be contacted.",
-  submit: "Send details",
-  thanks: "Thanks! Your details were sent.",
-  failed: "That did not work. Please try again.",
-};
 
 /** What the panel lends the extras: where to write and how to call the server. */
 export interface ExtrasHost {
@@ -53,8 +39,6 @@ export interface ExtrasHost {
   scroll(): void;
 }
 
-/** The visible texts (the panel uses them for its own buttons). */
-export const texts = TEXT;
 
 let styled = false;
 
@@ -66,6 +50,7 @@ function style(ctx: PanelContext): void {
 
 /** Show the lead form in the log; ``done`` runs once the server stored the details. */
 export function showLeadForm(host: ExtrasHost, form: LeadFormConfig, done: () => void): void {
+  const s = host.ctx.strings;
   style(host.ctx);
   const existing = host.log.querySelector("form.lead");
   if (existing) {
@@ -73,7 +58,7 @@ export function showLeadForm(host: ExtrasHost, form: LeadFormConfig, done: () =>
     return;
   }
   const element = h("form", { class: "lead msg", novalidate: "", "aria-labelledby": "lead-title" });
-  element.append(h("h3", { id: "lead-title" }, form.title || TEXT.details));
+  element.append(h("h3", { id: "lead-title" }, form.title || s.details));
   const inputs: Array<[HTMLInputElement, HTMLElement, (typeof form.fields)[number]]> = [];
   for (const field of form.fields) {
     const id = `lead-${field.key}`;
@@ -92,7 +77,7 @@ export function showLeadForm(host: ExtrasHost, form: LeadFormConfig, done: () =>
     consent = h("input", { id: "lead-consent", type: "checkbox", "aria-describedby": "lead-consent-error" });
     element.append(h("div", { class: "consent" }, consent, h("label", { for: "lead-consent" }, form.consent_text)), consentError);
   }
-  const submit = h("button", { type: "submit" }, TEXT.submit);
+  const submit = h("button", { type: "submit" }, s.submit);
   element.append(submit);
   element.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -102,25 +87,25 @@ export function showLeadForm(host: ExtrasHost, form: LeadFormConfig, done: () =>
       const value = input.value.trim();
       const problem =
         !value && field.required
-          ? TEXT.required
+          ? s.required
           : value && field.kind === "email" && !EMAIL.test(value)
-            ? TEXT.email
+            ? s.email
             : value && field.kind === "phone" && !PHONE.test(value)
-              ? TEXT.phone
+              ? s.phone
               : "";
       error.textContent = problem;
       input.setAttribute("aria-invalid", problem ? "true" : "false");
       if (problem) first ??= input;
       if (value) fields[field.key] = value;
     }
-    consentError.textContent = consent && !consent.checked ? TEXT.consent : "";
+    consentError.textContent = consent && !consent.checked ? s.consent : "";
     if (first) return first.focus();
     if (consent && !consent.checked) return consent.focus();
     submit.disabled = true;
     void send(host, fields, consent?.checked ?? false).then((ok) => {
       submit.disabled = false;
       if (!ok) return;
-      element.replaceWith(h("p", { class: "note lead-done" }, TEXT.thanks));
+      element.replaceWith(h("p", { class: "note lead-done" }, s.leadThanks));
       done();
     });
   });
@@ -130,6 +115,7 @@ export function showLeadForm(host: ExtrasHost, form: LeadFormConfig, done: () =>
 }
 
 async function send(host: ExtrasHost, fields: Record<string, string>, consent: boolean): Promise<boolean> {
+  const s = host.ctx.strings;
   const response = await fetch(host.url("/widget/leads"), {
     method: "POST",
     headers: { ...host.ctx.headers(), "Content-Type": "application/json" },
@@ -137,7 +123,7 @@ async function send(host: ExtrasHost, fields: Record<string, string>, consent: b
   }).catch(() => null);
   if (response) host.ctx.remember(response);
   if (response?.status === 201) return true;
-  let detail = TEXT.failed;
+  let detail = s.leadFailed;
   if (response?.status === 400) detail = ((await response.json()) as { detail?: string }).detail ?? detail;
   host.status.textContent = detail;
   return false;
@@ -153,16 +139,17 @@ const seen = new Set<number>();
 let timer = 0;
 
 function show(host: ExtrasHost, data: HandoffData): void {
+  const s = host.ctx.strings;
   for (const message of data.messages) {
     if (message.role !== "agent" || seen.has(message.id)) continue;
     seen.add(message.id);
-    host.log.append(h("div", { class: "msg agent" }, h("span", { class: "who" }, message.author || TEXT.agent), message.text));
+    host.log.append(h("div", { class: "msg agent" }, h("span", { class: "who" }, message.author || s.agent), message.text));
     host.scroll();
   }
   if (data.status === "closed") {
     window.clearInterval(timer);
     timer = 0;
-    host.log.append(h("p", { class: "note" }, TEXT.closed));
+    host.log.append(h("p", { class: "note" }, s.closed));
   }
 }
 
@@ -183,6 +170,7 @@ export function followHandoff(host: ExtrasHost, id: string): void {
 
 /** Ask for a person about the current conversation; returns the handoff's id. */
 export async function requestHandoff(host: ExtrasHost): Promise<string | null> {
+  const s = host.ctx.strings;
   style(host.ctx);
   const response = await fetch(host.url("/widget/handoffs"), {
     method: "POST",
@@ -191,11 +179,11 @@ export async function requestHandoff(host: ExtrasHost): Promise<string | null> {
   }).catch(() => null);
   if (response) host.ctx.remember(response);
   if (response?.status !== 201) {
-    host.status.textContent = TEXT.failed;
+    host.status.textContent = s.leadFailed;
     return null;
   }
   const data = (await response.json()) as HandoffData;
-  host.log.append(h("p", { class: "note handoff-note", role: "status" }, host.ctx.config?.handoff_confirmation || TEXT.requested));
+  host.log.append(h("p", { class: "note handoff-note", role: "status" }, host.ctx.config?.handoff_confirmation || s.requested));
   host.scroll();
   followHandoff(host, data.id);
   return data.id;

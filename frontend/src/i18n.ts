@@ -22,6 +22,18 @@ export type Strings = {
   failed: string;
   restart: string;
   you: string;
+  person: string;
+  details: string;
+  requested: string;
+  agent: string;
+  closed: string;
+  required: string;
+  email: string;
+  phone: string;
+  consent: string;
+  submit: string;
+  leadThanks: string;
+  leadFailed: string;
 };
 
 const en: Strings = {
@@ -45,6 +57,18 @@ const en: Strings = {
   failed: "Something went wrong. Please try again.",
   restart: "New conversation",
   you: "You",
+  person: "Talk to a person",
+  details: "Leave your details",
+  requested: "A person has been asked to join. Their reply will appear here.",
+  agent: "Support",
+  closed: "This conversation with a person is closed.",
+  required: "Please fill this in.",
+  email: "Please enter an email address.",
+  phone: "Please enter a phone number.",
+  consent: "Please agree to be contacted.",
+  submit: "Send details",
+  leadThanks: "Thanks! Your details were sent.",
+  leadFailed: "That did not work. Please try again.",
 };
 
 const table: Record<string, Strings> = {
@@ -70,6 +94,18 @@ const table: Record<string, Strings> = {
     failed: "Etwas ist schiefgelaufen. Bitte erneut versuchen.",
     restart: "Neues Gespräch",
     you: "Sie",
+    person: "Mit einer Person sprechen",
+    details: "Kontaktdaten hinterlassen",
+    requested: "Eine Person wurde gebeten, dazuzukommen. Ihre Antwort erscheint hier.",
+    agent: "Support",
+    closed: "Dieses Gespräch mit einer Person ist beendet.",
+    required: "Bitte füllen Sie dieses Feld aus.",
+    email: "Bitte geben Sie eine E-Mail-Adresse ein.",
+    phone: "Bitte geben Sie eine Telefonnummer ein.",
+    consent: "Bitte stimmen Sie der Kontaktaufnahme zu.",
+    submit: "Daten senden",
+    leadThanks: "Danke! Ihre Daten wurden gesendet.",
+    leadFailed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut.",
   },
   fr: {
     open: "Ouvrir la discussion avec {name}",
@@ -92,6 +128,18 @@ const table: Record<string, Strings> = {
     failed: "Une erreur est survenue. Veuillez réessayer.",
     restart: "Nouvelle conversation",
     you: "Vous",
+    person: "Parler à une personne",
+    details: "Laisser vos coordonnées",
+    requested: "Une personne a été invitée à vous rejoindre. Sa réponse apparaîtra ici.",
+    agent: "Assistance",
+    closed: "Cette conversation avec une personne est terminée.",
+    required: "Veuillez remplir ce champ.",
+    email: "Veuillez saisir une adresse e-mail.",
+    phone: "Veuillez saisir un numéro de téléphone.",
+    consent: "Veuillez accepter d’être contacté.",
+    submit: "Envoyer mes coordonnées",
+    leadThanks: "Merci ! Vos coordonnées ont été envoyées.",
+    leadFailed: "Cela n’a pas fonctionné. Veuillez réessayer.",
   },
   es: {
     open: "Abrir chat con {name}",
@@ -114,6 +162,18 @@ const table: Record<string, Strings> = {
     failed: "Algo salió mal. Inténtalo de nuevo.",
     restart: "Nueva conversación",
     you: "Tú",
+    person: "Hablar con una persona",
+    details: "Dejar sus datos",
+    requested: "Se ha pedido a una persona que se una. Su respuesta aparecerá aquí.",
+    agent: "Soporte",
+    closed: "Esta conversación con una persona ha terminado.",
+    required: "Rellene este campo.",
+    email: "Introduzca una dirección de correo electrónico.",
+    phone: "Introduzca un número de teléfono.",
+    consent: "Acepte que le contactemos.",
+    submit: "Enviar datos",
+    leadThanks: "¡Gracias! Sus datos se han enviado.",
+    leadFailed: "No ha funcionado. Inténtelo de nuevo.",
   },
   ar: {
     open: "افتح المحادثة مع {name}",
@@ -136,6 +196,18 @@ const table: Record<string, Strings> = {
     failed: "حدث خطأ ما. حاول مرة أخرى.",
     restart: "محادثة جديدة",
     you: "أنت",
+    person: "التحدث إلى شخص",
+    details: "اترك بياناتك",
+    requested: "طُلب من شخص الانضمام. سيظهر رده هنا.",
+    agent: "الدعم",
+    closed: "انتهت هذه المحادثة مع الشخص.",
+    required: "يرجى ملء هذا الحقل.",
+    email: "يرجى إدخال عنوان بريد إلكتروني.",
+    phone: "يرجى إدخال رقم هاتف.",
+    consent: "يرجى الموافقة على التواصل معك.",
+    submit: "إرسال البيانات",
+    leadThanks: "شكرًا! تم إرسال بياناتك.",
+    leadFailed: "لم ينجح ذلك. يرجى المحاولة مرة أخرى.",
   },
   ja: {
     open: "{name} とのチャットを開く",
@@ -158,6 +230,18 @@ const table: Record<string, Strings> = {
     failed: "問題が発生しました。もう一度お試しください。",
     restart: "新しい会話",
     you: "あなた",
+    person: "担当者と話す",
+    details: "連絡先を残す",
+    requested: "担当者に参加を依頼しました。返信はここに表示されます。",
+    agent: "サポート",
+    closed: "担当者との会話は終了しました。",
+    required: "この項目を入力してください。",
+    email: "メールアドレスを入力してください。",
+    phone: "電話番号を入力してください。",
+    consent: "連絡を受けることに同意してください。",
+    submit: "送信する",
+    leadThanks: "ありがとうございます。連絡先を送信しました。",
+    leadFailed: "うまくいきませんでした。もう一度お試しください。",
   },
 };
 

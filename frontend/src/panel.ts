@@ -29,8 +29,6 @@ interface TurnData {
 
 const FOCUSABLE = "button:not([disabled]):not([hidden]), a[href], textarea:not([disabled]), img[tabindex]";
 const PHONE = "(max-width: 640px)";
-const PERSON = "Talk to a person";
-const DETAILS = "Leave your details";
 
 /** Render the panel into the context's shadow root; the loader calls this once. */
 export function mount(ctx: PanelContext): PanelHandle {
@@ -74,7 +72,7 @@ class Panel implements PanelHandle {
     this.tools = h("div", { class: "tools" });
     if (ctx.config?.handoff) this.tools.append(this.personButton("person"));
     if (ctx.config?.lead_form && !ctx.session().lead) {
-      const details = h("button", { type: "button", class: "details" }, DETAILS);
+      const details = h("button", { type: "button", class: "details" }, this.ctx.strings.details);
       details.addEventListener("click", () => this.askForDetails());
       this.tools.append(details);
     }
@@ -164,7 +162,7 @@ class Panel implements PanelHandle {
   }
 
   private personButton(kind: string): HTMLButtonElement {
-    const button = h("button", { type: "button", class: kind }, PERSON);
+    const button = h("button", { type: "button", class: kind }, this.ctx.strings.person);
     button.addEventListener("click", () => {
       button.disabled = true;
       void this.withExtras(async (extras, host) => {
