@@ -91,7 +91,7 @@ class JobReportPublic(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """An ingestion job: ``queued`` → ``running`` → ``succeeded`` / ``failed``.
+    """An ingestion job: ``queued`` → ``running`` → ``succeeded`` / ``failed`` (or ``cancelled``).
 
     ``progress_done`` counts documents handled so far (of ``progress_total`` when it is known
     in advance); ``report`` is set once the job has finished; ``attempts`` counts its runs

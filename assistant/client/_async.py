@@ -312,6 +312,16 @@ class AsyncClient:
         """An ingestion job as it is now (``IngestResult.jobs`` names them)."""
         return decode_job(await self._json(calls.job_call(job_id, kb)), kb)
 
+    async def cancel_job(self, job_id: str, *, kb: str = "default") -> JobRecord:
+        """Cancel a queued or running job and return it, now ``cancelled``; what it ingested
+        so far stays.
+
+        Raises:
+            ApiConflictError: the job has finished already.
+            ApiNotFoundError: no such job in ``kb``.
+        """
+        return decode_job(await self._json(calls.cancel_job_call(job_id, kb)), kb)
+
     async def aclose(self) -> None:
         """Close the connections; the client cannot be used after."""
         await self._http.aclose()

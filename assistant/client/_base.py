@@ -24,6 +24,7 @@ __all__ = [
     "SHARED_METHODS",
     "ClientSettings",
     "add_source_call",
+    "cancel_job_call",
     "chat_call",
     "config_call",
     "configure_call",
@@ -196,6 +197,11 @@ def upload_call(kb: str, files: Sequence[LocalFile]) -> Call:
 def job_call(job_id: str, kb: str) -> Call:
     """``GET …/jobs/{job_id}``."""
     return Call("GET", assistant_path(kb, "jobs", job_id), idempotent=True)
+
+
+def cancel_job_call(job_id: str, kb: str) -> Call:
+    """``DELETE …/jobs/{job_id}``: cancel a queued or running job."""
+    return Call("DELETE", assistant_path(kb, "jobs", job_id))
 
 
 def conversations_call(kb: str, limit: int, offset: int) -> Call:

@@ -317,6 +317,16 @@ class Client:
         """An ingestion job as it is now (``IngestResult.jobs`` names them)."""
         return decode_job(self._json(calls.job_call(job_id, kb)), kb)
 
+    def cancel_job(self, job_id: str, *, kb: str = "default") -> JobRecord:
+        """Cancel a queued or running job and return it, now ``cancelled``; what it ingested
+        so far stays.
+
+        Raises:
+            ApiConflictError: the job has finished already.
+            ApiNotFoundError: no such job in ``kb``.
+        """
+        return decode_job(self._json(calls.cancel_job_call(job_id, kb)), kb)
+
     def close(self) -> None:
         """Close the connections; the client cannot be used after."""
         self._http.close()

@@ -182,8 +182,9 @@ class ApiKeyRow(Base):
 class JobRow(Base):
     """A background ingestion job and what it has done so far.
 
-    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed``; ``report`` holds the
-    per-document outcomes (added, updated, unchanged, removed, failed with the reason).
+    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed`` (or ``cancelled``);
+    ``report`` holds the per-document outcomes (added, updated, unchanged, removed, failed
+    with the reason).
     """
 
     __tablename__ = "jobs"

@@ -16,10 +16,10 @@ from assistant.knowledge.reports import IngestReport
 __all__ = ["FINISHED", "JobKind", "JobRecord", "JobSpec", "JobStatus"]
 
 JobKind = Literal["url", "sitemap", "crawl", "upload", "resync"]
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
-"""The statuses a job ends in."""
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+"""The statuses a job ends in: it never runs again after one of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,8 @@ class JobSpec:
 class JobRecord:
     """An ingestion job: what it ingests, how far it got and, once finished, its report.
 
-    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed``; ``report`` is set
-    once it has finished. Read over HTTP, ``spec`` holds what the API sends (``sources``,
+    ``status`` goes ``queued`` → ``running`` → ``succeeded`` / ``failed``, or to ``cancelled``
+    from either of the first two; ``report`` is set once it has finished. Read over HTTP, ``spec`` holds what the API sends (``sources``,
     ``files``, and ``crawl`` for a crawl job); its page and depth limits keep their defaults.
     """
 
@@ -84,7 +84,7 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
-        """Whether the job has ended (succeeded or failed)."""
+        """Whether the job has ended (succeeded, failed or cancelled)."""
         return self.status in FINISHED
 
     @property

@@ -5,6 +5,10 @@ worker``). Running a job again is safe: ingestion skips documents whose content 
 and replaces exactly the chunks of changed ones, so a job interrupted at any point and run
 again ends with the same chunks as one clean run.
 
+A job cancelled through its row (``JobStore.cancel``) stops at its next document, wherever
+it runs: the runner reads the row's status after every document. What it ingested before
+stays, as it would after any interruption.
+
 Uploaded files are kept in ``<data dir>/uploads/<job id>/`` until their job has finished, then
 removed; they are stored under the stable source name ``upload://<file name>``, so uploading a
 new version of a file replaces the old one.
@@ -28,7 +32,14 @@ from connectors.files import parse_bytes
 from connectors.limits import DEFAULT_LIMITS, ExtractionLimits
 from connectors.sources import is_url
 
-__all__ = ["UPLOAD_SCHEME", "JobInterrupted", "UploadConnector", "run_job", "upload_dir"]
+__all__ = [
+    "UPLOAD_SCHEME",
+    "JobCancelled",
+    "JobInterrupted",
+    "UploadConnector",
+    "run_job",
+    "upload_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +51,10 @@ _SITEMAP_HINT = "sitemap"
 
 class JobInterrupted(Exception):
     """Raised inside a running job when its process is stopping; the job goes back to queued."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job whose row was cancelled meanwhile; the job stays cancelled."""
 
 
 def upload_dir(data_dir: Path, job_id: str) -> Path:
@@ -81,7 +96,8 @@ class UploadConnector:
 
 class _Progress:
     """The ingestion progress callback: counts documents, writes them to the row at most
-    every ``interval`` seconds, and stops the job when ``stop`` is set."""
+    every ``interval`` seconds, stops the job when ``stop`` is set and ends it once its row
+    is no longer ``running`` (cancelled, or deleted with its assistant)."""
 
     def __init__(
         self,
@@ -104,10 +120,21 @@ class _Progress:
             raise JobInterrupted(self._job_id)
         if event.kind in ("loaded", "failed"):
             self.done += event.count
+            # One primary-key read per document, small beside fetching and embedding it.
+            if not self._still_running():
+                raise JobCancelled(self._job_id)
         now = time.monotonic()
         if now - self._last_write >= self._interval:
             self._last_write = now
             self.write()
+
+    def _still_running(self) -> bool:
+        try:
+            return self._store.is_running(self._job_id)
+        except AssistantError as exc:
+            # A database hiccup must not end the job; the next document checks again.
+            logger.warning("could not read the status of job %s: %s", self._job_id, exc)
+            return True
 
     def write(self) -> None:
         """Write the count now; a failed write costs only the progress display."""
@@ -139,7 +166,8 @@ def run_job(
 
     Returns ``None`` when the job is not to run (finished already, unknown, or abandoned by
     too many interrupted attempts, which marks it failed). When ``stop`` is set the job stops
-    at its next document, goes back to ``queued`` and its files are kept for the next run.
+    at its next document, goes back to ``queued`` and its files are kept for the next run;
+    when its row is cancelled meanwhile it stops at its next document and stays cancelled.
     Errors never escape: they are recorded on the job.
     """
     store = JobStore(core.database)
@@ -160,6 +188,9 @@ def run_job(
         logger.info("job %s stopped with its process; it will run again", job_id)
         store.requeue(job_id)
         return store.find(job_id)
+    except JobCancelled:
+        logger.info("job %s was cancelled; it stopped after %d document(s)", job_id, progress.done)
+        progress.write()
     except AssistantError as exc:
         logger.warning("job %s failed: %s", job_id, exc)
         store.fail(job_id, str(exc))

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 
 from assistant.database.engine import Database
 from assistant.database.models import JobRow, new_id, utcnow
-from assistant.errors import NotFoundError
+from assistant.errors import ConflictError, NotFoundError
 from assistant.jobs.records import FINISHED, JobKind, JobRecord, JobSpec, JobStatus
 from assistant.knowledge.reports import DocumentOutcome, IngestReport
 
@@ -164,12 +164,40 @@ class JobStore:
             session.flush()
             return _record(row)
 
+    def cancel(self, assistant: str, job_id: str) -> JobRecord:
+        """Cancel assistant ``assistant``'s job ``job_id`` (``queued`` or ``running``).
+
+        A queued job never starts; a running one stops at its next document, keeping what
+        it has ingested so far.
+
+        Raises:
+            NotFoundError: no such job, or it belongs to another assistant.
+            ConflictError: the job has finished already.
+        """
+        with self._database.session() as session:
+            row = session.get(JobRow, job_id, with_for_update=True)
+            if row is None or row.assistant != assistant:
+                raise NotFoundError(f"assistant {assistant!r} has no job {job_id!r}")
+            if row.status in FINISHED:
+                raise ConflictError(f"job {job_id!r} has {row.status} already")
+            row.status = "cancelled"
+            row.finished_at = utcnow()
+            session.flush()
+            return _record(row)
+
+    def is_running(self, job_id: str) -> bool:
+        """Whether job ``job_id`` is still ``running`` (not cancelled or deleted meanwhile)."""
+        with self._database.session() as session:
+            status = session.scalar(select(JobRow.status).where(JobRow.id == job_id))
+            return status == "running"
+
     def progress(self, job_id: str, done: int, total: int | None = None) -> None:
-        """Record how many documents a running job has handled (of ``total`` where known)."""
+        """Record how many documents a running job has handled (of ``total`` where known);
+        also the final count of a job cancelled while it ran."""
         with self._database.session() as session:
             session.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == "running")
+                .where(JobRow.id == job_id, JobRow.status.in_(("running", "cancelled")))
                 .values(progress_done=done, progress_total=total)
             )
 
@@ -204,9 +232,13 @@ class JobStore:
             row = session.get(JobRow, job_id)
             if row is None:
                 return  # deleted with its assistant while it ran
+            if row.status == "cancelled":
+                # Cancelled while it ran: it stays cancelled, with what it did ingest.
+                status, error = "cancelled", row.error
+            else:
+                row.finished_at = utcnow()
             row.status = status
             row.error = error
-            row.finished_at = utcnow()
             if report is not None:
                 row.report = report_to_json(report)
                 handled = sum(1 for outcome in report.outcomes if outcome.status != "removed")

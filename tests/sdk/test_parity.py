@@ -11,7 +11,7 @@ The rules, for every name in ``SHARED_METHODS``:
    coroutine returning the same; where ``Assistant`` streams (an async generator of ``T``),
    ``AsyncClient`` does too and ``Client`` is a generator of ``T``.
 4. Nothing is left out silently: ``Assistant``'s other public methods are exactly
-   ``IN_PROCESS_ONLY_METHODS``, and the clients add only ``job`` and closing.
+   ``IN_PROCESS_ONLY_METHODS``, and the clients add only ``job``, ``cancel_job`` and closing.
 
 Behaviour (same results for the same calls) is checked against a real server in
 ``test_client.py``.
@@ -35,7 +35,10 @@ from assistant.client import (
 )
 from assistant.core import Assistant
 
-CLIENT_EXTRAS = {Client: {"job", "close"}, AsyncClient: {"job", "aclose"}}
+CLIENT_EXTRAS = {
+    Client: {"job", "cancel_job", "close"},
+    AsyncClient: {"job", "cancel_job", "aclose"},
+}
 
 
 def _public_methods(cls: type) -> set[str]:

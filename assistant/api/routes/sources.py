@@ -232,6 +232,19 @@ async def get_job(
     return JobPublic.of(job)
 
 
+@router.delete("/jobs/{job_id}", responses=error_responses(409))
+async def cancel_job(
+    name: str, job_id: str, _caller: ManageAccess, core: CoreDep, _queue: QueueDep
+) -> JobPublic:
+    """Cancel a queued or running job (``409 conflict`` once it has finished).
+
+    A queued job never starts; a running one stops at its next document. What it ingested
+    before stays: cancelling removes nothing (delete the source for that).
+    """
+    job = await run_in_threadpool(JobStore(core.database).cancel, name, job_id)
+    return JobPublic.of(job)
+
+
 # Uploads -------------------------------------------------------------------------------------
 
 
