@@ -100,7 +100,7 @@ def wait_for_job(client: httpx.Client, name: str, job_id: str, timeout: float = 
         response = client.get(f"/api/assistants/{name}/jobs/{job_id}")
         assert response.status_code == 200, response.text
         job = response.json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         assert time.monotonic() < deadline, f"the job did not finish: {job}"
         time.sleep(0.2)

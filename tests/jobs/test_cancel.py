@@ -1,0 +1,122 @@
+"""Cancelling jobs and jobs that end for good: a cancelled job never runs (again) and keeps
+what it ingested; a job whose documents broke a limit is finished, not retried."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assistant.core import Assistant
+from assistant.errors import ConflictError, NotFoundError
+from assistant.jobs.queue import InProcessQueue
+from assistant.jobs.runner import run_job, upload_dir
+from assistant.jobs.store import JobRecord, JobSpec, JobStore
+from tests.jobs.test_queue import SlowSite, chunk_count, wait_until, write_pages
+
+
+@pytest.fixture
+def web_assistant(make_assistant: Callable[..., Assistant]) -> Assistant:
+    """An assistant allowed to fetch from loopback sites."""
+    return make_assistant(fetch_allow_hosts=("127.0.0.1",))
+
+
+def test_a_running_job_stops_at_its_next_document_and_keeps_what_it_ingested(
+    web_assistant: Assistant, tmp_path: Path
+) -> None:
+    names = write_pages(tmp_path / "site", 12)
+    store = JobStore(web_assistant.database)
+    ended: list[JobRecord | None] = []
+    with SlowSite(tmp_path / "site", delay=0.4) as site:
+        job = store.create("docs", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
+        runner = threading.Thread(target=lambda: ended.append(run_job(web_assistant, job.id)))
+        runner.start()
+        wait_until(lambda: store.find(job.id), lambda j: j.progress_done >= 2, 60)
+        cancelled = store.cancel("docs", job.id)
+        assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+    [record] = ended
+    assert record is not None and record.status == "cancelled"
+    assert 2 <= record.progress_done < len(names)
+    kept = chunk_count(web_assistant, "docs")
+    assert kept > 0  # what was ingested before the cancel stays
+    assert run_job(web_assistant, job.id) is None  # never resumed
+    assert store.get("docs", job.id).attempts == 1
+    assert job.id not in {j.id for j in store.unfinished()}
+
+
+def test_a_cancelled_queued_job_never_starts_and_its_files_are_removed(
+    make_assistant: Callable[..., Assistant],
+) -> None:
+    assistant = make_assistant()
+    store = JobStore(assistant.database)
+    job_id = "c" * 32
+    folder = upload_dir(assistant.settings.data_dir, job_id)
+    folder.mkdir(parents=True)
+    (folder / "faq.md").write_text("# Refunds\n\nPaid within 14 days.\n", encoding="utf-8")
+    store.create("docs", "upload", JobSpec(files=("faq.md",)), job_id=job_id)
+    assert store.cancel("docs", job_id).status == "cancelled"
+    assert run_job(assistant, job_id) is None
+    record = store.get("docs", job_id)
+    assert (record.status, record.attempts, record.started_at) == ("cancelled", 0, None)
+    assert not folder.exists()
+
+
+def test_only_an_unfinished_job_of_the_assistant_can_be_cancelled(
+    make_assistant: Callable[..., Assistant],
+) -> None:
+    assistant = make_assistant()
+    store = JobStore(assistant.database)
+    job = store.create("docs", "resync", JobSpec())
+    with pytest.raises(NotFoundError):
+        store.cancel("other", job.id)
+    with pytest.raises(NotFoundError):
+        store.cancel("docs", "no-such-job")
+    store.cancel("docs", job.id)
+    with pytest.raises(ConflictError):
+        store.cancel("docs", job.id)
+    finished = store.create("docs", "resync", JobSpec())
+    store.fail(finished.id, "broken")
+    with pytest.raises(ConflictError):
+        store.cancel("docs", finished.id)
+    assert store.get("docs", finished.id).status == "failed"
+
+
+def _upload_job(assistant: Assistant, job_id: str, files: dict[str, str]) -> str:
+    folder = upload_dir(assistant.settings.data_dir, job_id)
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    JobStore(assistant.database).create(
+        "docs", "upload", JobSpec(files=tuple(files)), job_id=job_id
+    )
+    return job_id
+
+
+async def test_documents_over_a_limit_end_the_job_for_good(
+    make_assistant: Callable[..., Assistant],
+) -> None:
+    assistant = make_assistant(max_file_bytes=200)
+    store = JobStore(assistant.database)
+    big = "# Big\n\n" + "too large for the limit. " * 40
+    small = "# Refunds\n\nRefunds are paid within 14 days.\n"
+    mixed = _upload_job(assistant, "a" * 32, {"big.md": big, "faq.md": small})
+    only_big = _upload_job(assistant, "b" * 32, {"big.md": big})
+    first = run_job(assistant, mixed)
+    second = run_job(assistant, only_big)
+    assert first is not None and first.status == "succeeded" and first.report is not None
+    assert [o.status for o in first.report.outcomes if o.url.endswith("big.md")] == ["failed"]
+    assert second is not None and second.status == "failed"
+    assert second.error is not None and "200-byte limit" in second.error
+    # A restart puts back neither job, and running them again does nothing.
+    queue = InProcessQueue(assistant)
+    try:
+        assert await queue.recover() == 0
+    finally:
+        await queue.close()
+    for job_id in (mixed, only_big):
+        assert run_job(assistant, job_id) is None
+        assert store.get("docs", job_id).attempts == 1
