@@ -10,7 +10,12 @@ from assistant.cli.common import KbOption, app, errors, escape, open_assistant, 
 from assistant.core import Assistant
 from assistant.settings import Settings
 
-__all__ = ["serve", "serve_url"]
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "serve", "serve_url"]
+
+GRACEFUL_SHUTDOWN_SECONDS = 5
+"""How long, after SIGTERM or SIGINT, open requests (a chat stream, a slow upload) may take to
+finish before uvicorn closes them. Running ingestion jobs do not wait for it: they stop at
+their next document and go back to ``queued``, so the next start resumes them."""
 
 
 def serve_url(host: str, port: int) -> str:
@@ -73,7 +78,13 @@ def serve(
         markup=False,
     )
     try:
-        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     finally:
         if core is not None:
             core.close()

@@ -3,18 +3,26 @@ what it ingested; a job whose documents broke a limit is finished, not retried."
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from assistant.core import Assistant
+from assistant.database.engine import Database, database_url
 from assistant.errors import ConflictError, NotFoundError
 from assistant.jobs.queue import InProcessQueue
 from assistant.jobs.runner import run_job, upload_dir
 from assistant.jobs.store import JobRecord, JobSpec, JobStore
 from tests.jobs.test_queue import SlowSite, chunk_count, wait_until, write_pages
+from tests.support.servers import free_loopback_port
 
 
 @pytest.fixture
@@ -120,3 +128,49 @@ async def test_documents_over_a_limit_end_the_job_for_good(
     for job_id in (mixed, only_big):
         assert run_job(assistant, job_id) is None
         assert store.get("docs", job_id).attempts == 1
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_serve_stops_quickly_on_sigterm_and_leaves_its_running_job_resumable(
+    tmp_path: Path,
+) -> None:
+    names = write_pages(tmp_path / "site", 20, paragraphs=1)
+    data_dir = tmp_path / "data"
+    store = JobStore(Database.open(database_url(None, data_dir)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_DATA_DIR=str(data_dir), ASSISTANT_FETCH_ALLOW_HOSTS="127.0.0.1")
+    port = free_loopback_port()
+    log_path = tmp_path / "serve.log"
+    with SlowSite(tmp_path / "site", delay=0.5) as site:
+        # Left unfinished "by an earlier process": the server resumes it when it starts.
+        job = store.create("docs", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(lambda: store.find(job.id), lambda j: j.progress_done >= 2, 120)
+            # An idle keep-alive connection must not hold the shutdown up either.
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                assert client.get("/healthz").status_code == 200
+                started = time.monotonic()
+                server.send_signal(signal.SIGTERM)
+                code = server.wait(timeout=30)
+                took = time.monotonic() - started
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(timeout=30)
+    log_text = log_path.read_text(errors="replace")
+    # uvicorn re-raises the signal once it has shut down cleanly, so the exit is by SIGTERM.
+    assert code in (0, -signal.SIGTERM), log_text
+    assert "Application shutdown complete" in log_text
+    assert took < 8, log_text
+    stopped = store.get("docs", job.id)
+    assert (stopped.status, stopped.attempts) == ("queued", 0), log_text
+    assert stopped.progress_done < len(names)
