@@ -1,6 +1,6 @@
 // Builds the widget into ../assistant/api/static/widget/: the extras chunk (lead form, handoff) and
 // the panel chunk that names it, each under a content hash,
-// then the loaders (widget.js IIFE, widget.mjs ESM) that name it, then manifest.json.
+// the admin console's dashboard chunk, then the loaders (widget.js IIFE, widget.mjs ESM) that name it, then manifest.json.
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
@@ -28,6 +28,10 @@ const panel = (await build({ ...common, entryPoints: [join(here, "src/panel.ts")
 const panelFile = hashed("panel", panel);
 writeFileSync(join(out, panelFile), panel);
 
+const dashboard = (await build({ ...common, entryPoints: [join(here, "src/dashboard.ts")], format: "esm" })).outputFiles[0].contents;
+const dashboardFile = hashed("dashboard", dashboard);
+writeFileSync(join(out, dashboardFile), dashboard);
+
 const define = { PANEL_FILE: JSON.stringify(panelFile) };
 const loader = (await build({ ...common, entryPoints: [join(here, "src/iife.ts")], format: "iife", define })).outputFiles[0].contents;
 const module = (await build({ ...common, entryPoints: [join(here, "src/esm.ts")], format: "esm", define })).outputFiles[0].contents;
@@ -40,6 +44,7 @@ const manifest = {
   "widget.mjs": { file: "widget.mjs", ...size(module) },
   panel: { file: panelFile, ...size(panel) },
   extras: { file: extrasFile, ...size(extras) },
+  dashboard: { file: dashboardFile, ...size(dashboard) },
 };
 writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 for (const [name, entry] of Object.entries(manifest)) {

@@ -40,6 +40,7 @@ from assistant.api.problems import (
 from assistant.api.prometheus import ApiMetrics, MetricsMiddleware
 from assistant.api.ratelimit import RateLimiter
 from assistant.api.routes import (
+    admin,
     analytics,
     assistants,
     chat,
@@ -222,6 +223,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(openai_compat.router)
     app.include_router(sources.router)
     app.include_router(analytics.router)
+    app.include_router(admin.router)
 
 
 def _open_database(core: Assistant) -> None:

@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.analytics.export import gaps_csv
 from assistant.api.analytics_schemas import AnalyticsPublic
-from assistant.api.deps import CoreDep, ManageAccess
+from assistant.api.deps import CoreDep
 from assistant.api.problems import error_responses
+from assistant.api.sessions import SessionManageAccess
 
 __all__ = ["router"]
 
@@ -42,7 +43,7 @@ MaskQuery = Annotated[
 @router.get("/{name}/analytics", response_model=AnalyticsPublic, responses=error_responses(400))
 async def analytics(
     name: str,
-    caller: ManageAccess,
+    caller: SessionManageAccess,
     core: CoreDep,
     since: SinceQuery = "30d",
     mask: MaskQuery = True,
@@ -63,7 +64,7 @@ async def analytics(
 )
 async def gaps_export(
     name: str,
-    caller: ManageAccess,
+    caller: SessionManageAccess,
     core: CoreDep,
     since: SinceQuery = "30d",
     mask: MaskQuery = True,

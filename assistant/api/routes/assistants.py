@@ -27,6 +27,7 @@ from assistant.api.schemas import (
     KeyList,
     KeyPublic,
 )
+from assistant.api.sessions import SessionAdminAccess
 from assistant.assistants import AssistantConfig
 from assistant.core import Assistant
 from assistant.database.models import (
@@ -132,7 +133,7 @@ def create_assistant(body: AssistantCreate, core: CoreDep, caller: AdminAccess) 
 
 
 @router.get("", response_model=AssistantList)
-def list_assistants(core: CoreDep, caller: AdminAccess) -> AssistantList:
+def list_assistants(core: CoreDep, caller: SessionAdminAccess) -> AssistantList:
     """Every assistant, by name (admin)."""
     with core.database.session() as session:
         rows = {row.name: row for row in session.scalars(select(AssistantRow)).all()}
