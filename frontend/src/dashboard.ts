@@ -38,7 +38,7 @@ body{margin:0;font:15px/1.45 system-ui,sans-serif;background:#f6f7f9;color:#1719
 .card .name{font-size:.85rem;color:#4a4f57}
 .card .value{font-size:1.6rem;font-weight:600}
 .card .previous{font-size:.8rem;color:#4a4f57}
-.chart{background:#fff;border-radius:8px;padding:.5rem;box-shadow:0 1px 3px #0002}
+.chart{margin:0;background:#fff;border-radius:8px;padding:.5rem;box-shadow:0 1px 3px #0002}
 .chart svg{width:100%;height:160px;display:block}
 .chart rect{fill:#2f5bd3}
 .chart line{stroke:#8a9099}
@@ -95,20 +95,23 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<st
   return node;
 }
 
-/** Turns per day as bars, with a text summary for screen readers. */
-function chart(daily: number[], since: string): HTMLElement {
+/** Turns per slice of the period (the API cuts it in equal slices: a day each for 30d) as
+ * bars, each titled with its start, and a text summary for screen readers. */
+function chart(daily: number[], since: string, until: string): HTMLElement {
+  const start = Date.parse(since);
+  const step = (Date.parse(until) - start) / Math.max(1, daily.length);
   const width = 600;
   const height = 160;
   const most = Math.max(1, ...daily);
   const slot = width / Math.max(1, daily.length);
   const total = daily.reduce((sum, n) => sum + n, 0);
-  const graphic = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": `Turns per day since ${since.slice(0, 10)}: ${total} in all, at most ${Math.max(0, ...daily)} a day` });
+  const graphic = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": `Turns since ${since.slice(0, 10)}: ${total} in all, at most ${Math.max(0, ...daily)} in one bar` });
   graphic.append(svg("line", { x1: "0", y1: String(height - 0.5), x2: String(width), y2: String(height - 0.5) }));
   daily.forEach((count, day) => {
     const barHeight = (count / most) * (height - 8);
     const bar = svg("rect", { x: (day * slot + slot * 0.1).toFixed(2), y: (height - barHeight).toFixed(2), width: (slot * 0.8).toFixed(2), height: barHeight.toFixed(2) });
     const title = svg("title", {});
-    title.textContent = `day ${day + 1}: ${count} turns`;
+    title.textContent = `${new Date(start + day * step).toISOString().slice(0, 16).replace("T", " ")}: ${count} turns`;
     bar.append(title);
     graphic.append(bar);
   });
@@ -131,8 +134,8 @@ function render(root: HTMLElement, data: Analytics, period: string): void {
   const gapsCsv = `/api/assistants/${encodeURIComponent(data.assistant)}/analytics/gaps.csv?since=${encodeURIComponent(period)}`;
   root.replaceChildren(
     cards(data),
-    h("h2", {}, "Turns per day"),
-    chart(data.volume.daily_turns, data.since),
+    h("h2", {}, "Turns over the period"),
+    chart(data.volume.daily_turns, data.since, data.until),
     h("h2", {}, "Top questions"),
     table("Top questions", ["Question", "Asked", "Previous", "Answered"], data.top_questions.map((c) =>
       [c.questions[0] ?? c.label, c.count, c.previous_count, percent(c.answer_rate)])),
@@ -141,7 +144,7 @@ function render(root: HTMLElement, data: Analytics, period: string): void {
     table("Content gaps", ["Questions", "Count", "Nearest sources", "Suggestion"], data.content_gaps.map((g) =>
       [g.questions[0] ?? g.label, g.count, sources(g.nearest_sources), g.suggestion])),
     h("h2", {}, "Source usage"),
-    table("Source usage", ["Page", "Cited", "In context", "Cited in 👎"], data.source_usage.map((s) =>
+    table("Source usage", ["Page", "Cited", "In context", "Cited in thumbs-down answers"], data.source_usage.map((s) =>
       [safeAnchor(s.url, s.title || s.url), s.cited, s.in_context, s.cited_in_thumbs_down])),
   );
 }

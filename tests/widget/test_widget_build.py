@@ -13,6 +13,7 @@ from assistant.api.routes.widget import widget_dir
 
 LOADER_LIMIT = 12 * 1024
 PANEL_LIMIT = 45 * 1024
+DASHBOARD_LIMIT = 30 * 1024
 
 
 def gzipped(name: str) -> int:
@@ -26,6 +27,12 @@ def test_the_loader_and_the_panel_stay_within_their_size_budgets() -> None:
     assert gzipped(manifest["panel"]["file"]) <= PANEL_LIMIT
     # The lead form and handoff chunk loads after the panel; together they keep the budget.
     assert gzipped(manifest["panel"]["file"]) + gzipped(manifest["extras"]["file"]) <= PANEL_LIMIT
+
+
+def test_the_dashboard_chunk_stays_within_its_size_budget() -> None:
+    manifest = json.loads((widget_dir() / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dashboard"]["file"].startswith("dashboard-")
+    assert 0 < gzipped(manifest["dashboard"]["file"]) <= DASHBOARD_LIMIT
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
