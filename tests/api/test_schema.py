@@ -76,6 +76,12 @@ UNDOCUMENTED_ROUTES = {
     ("GET", "/widget.js"),
     ("GET", "/widget.mjs"),
     ("GET", "/widget/{file}"),
+    # The admin console's pages and its sign-in form.
+    ("GET", "/admin"),
+    ("GET", "/admin/console.css"),
+    ("GET", "/admin/session"),
+    ("POST", "/admin/session"),
+    ("POST", "/admin/logout"),
 }
 PUBLIC_OPERATIONS = {"GET /healthz", "GET /readyz"}
 # Errors particular to one operation, beyond those every operation of its kind declares.
