@@ -5,8 +5,9 @@ set, in Redis, so every API replica counts against the same budget. The window i
 window counter: constant memory per key, no burst of twice the limit at a minute's edge, and a
 ``Retry-After`` that says when one more request fits.
 
-Redis holds nothing that cannot be rebuilt, so a Redis failure lets requests through (logged)
-instead of failing them.
+Redis holds nothing that cannot be rebuilt: while it fails, requests are counted in this
+process instead (logged once per outage), so limits loosen to per-replica budgets but never go
+away, and no request fails because of the counter store.
 
 >>> limiter = RateLimiter()  # doctest: +SKIP
 >>> await limiter.hit("key", ("4f2a",), per_minute=120)  # doctest: +SKIP
@@ -73,6 +74,9 @@ class RateLimiter:
             storage = MemoryStorage()
         self._storage = storage
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+        # Counts while Redis fails; ``_degraded`` makes the warning once per outage.
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._degraded = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
@@ -95,14 +99,21 @@ class RateLimiter:
         # Quoted, so that no identity can spell another one ("a/b" + "c" vs "a" + "b/c").
         identifiers = [quote(scope, safe=""), *(quote(part, safe="") for part in identity)]
         try:
-            if await self._limiter.hit(item, *identifiers):
-                return
-            stats = await self._limiter.get_window_stats(item, *identifiers)
+            allowed = await self._limiter.hit(item, *identifiers)
+            stats = None if allowed else await self._limiter.get_window_stats(item, *identifiers)
+            if self._degraded:
+                self._degraded = False
+                logger.warning("rate limits are counted in Redis again")
         except StorageError as exc:
-            logger.warning(
-                "rate limits are not enforced: the counter store failed (%s)",
-                type(exc.storage_error).__name__,
-            )
+            if not self._degraded:
+                self._degraded = True
+                logger.warning(
+                    "the rate-limit store failed (%s): counting in this process until it is back",
+                    type(exc.storage_error).__name__,
+                )
+            allowed = await self._fallback.hit(item, *identifiers)
+            stats = None if allowed else await self._fallback.get_window_stats(item, *identifiers)
+        if stats is None:
             return
         raise RateLimitedError(
             f"too many requests: the limit is {per_minute} per minute for this {scope}; "

@@ -121,17 +121,24 @@ async def test_replicas_share_counters_in_redis(redis_with_password: str) -> Non
 
 
 @pytest.mark.integration
-async def test_a_failing_redis_lets_requests_through(
+async def test_a_failing_redis_counts_in_the_process_instead(
     redis_with_password: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = redis_with_password.replace("s3cret", "wrong")
     for url in (wrong, f"redis://127.0.0.1:{free_loopback_port()}/0"):
         limiter = RateLimiter(url)
+        caplog.clear()
         try:
             assert not await limiter.ping()
             with caplog.at_level(logging.WARNING, logger="assistant.api.ratelimit"):
-                for _ in range(3):
-                    await limiter.hit("key", ("any",), per_minute=1)
+                await limiter.hit("key", ("any",), per_minute=2)
+                await limiter.hit("key", ("any",), per_minute=2)
+                # Never no limit: the third request in the minute is refused.
+                with pytest.raises(RateLimitedError) as refused:
+                    await limiter.hit("key", ("any",), per_minute=2)
+                await limiter.hit("key", ("other",), per_minute=2)
         finally:
             await limiter.aclose()
-    assert "rate limits are not enforced" in caplog.text
+        assert refused.value.retry_after is not None and refused.value.retry_after >= 1.0
+        warnings = [r for r in caplog.records if "counting in this process" in r.getMessage()]
+        assert len(warnings) == 1  # once per outage, not once per request
