@@ -138,8 +138,12 @@ def test_two_assistants_on_one_page_keep_their_own_conversations(
         "/two", host_page(api_server.url, [{"assistant": site_key}, {"assistant": other_key}])
     )
     page.goto(url)
+    # The two async scripts may add their widgets in either order: find each by its name.
     widgets = page.locator("[data-assistant-widget]")
-    harbor_widget, other_widget = widgets.nth(0), widgets.nth(1)
+    named_other = page.locator("button.launcher[aria-label*='Other']")
+    other_widget = widgets.filter(has=named_other)
+    harbor_widget = widgets.filter(has_not=named_other)
+    named_other.wait_for()  # labelled once its configuration has loaded
     harbor_widget.locator("button.launcher").click()
     ask(harbor_widget.locator("[role=dialog]"), QUESTION)
     harbor_widget.locator("[role=dialog]").press("Escape")
@@ -154,10 +158,11 @@ def test_two_assistants_on_one_page_keep_their_own_conversations(
     tokens = [s["token"] for s in sessions]
     assert len(sessions) == 2 and len(set(tokens)) == 2 and conversations.count(None) == 1
     page.reload()
-    widgets.nth(1).locator("button.launcher").click()
-    widgets.nth(1).locator("[role=dialog] .greeting").wait_for()
+    named_other.wait_for()
+    other_widget.locator("button.launcher").click()
+    other_widget.locator("[role=dialog] .greeting").wait_for()
     page.wait_for_timeout(300)
-    assert widgets.nth(1).locator("[role=dialog] .msg").count() == 0
+    assert other_widget.locator("[role=dialog] .msg").count() == 0
 
 
 @pytest.fixture
