@@ -55,11 +55,6 @@ class ThreadStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    @property
-    def database(self) -> Database:
-        """The application database the threads are kept in."""
-        return self._database
-
     def conversation(self, key: ThreadKey) -> str | None:
         """The conversation ``key`` continues, or ``None`` for a thread the bot never answered."""
         with self._database.session() as session:
@@ -84,15 +79,16 @@ class ThreadStore:
                 row.assistant = assistant
                 row.conversation_id = conversation_id
 
-    def mark_handoff(self, key: ThreadKey, user: str) -> bool:
-        """Record that ``user`` asked for a person in ``key``; ``False`` for an unknown thread."""
+    def mark_handoff(self, key: ThreadKey, user: str) -> tuple[str, str] | None:
+        """Record that ``user`` asked for a person in ``key``; returns the thread's assistant and
+        conversation, or ``None`` for an unknown thread."""
         with self._database.session() as session:
             row = session.get(SlackThreadRow, (key.team, key.channel, key.thread_ts))
             if row is None:
-                return False
+                return None
             row.handoff_by = user
             row.handoff_at = utcnow()
-            return True
+            return row.assistant, row.conversation_id
 
 
 def request_handoff(
@@ -104,13 +100,10 @@ def request_handoff(
     with the conversation's transcript), so owners see every request in one list. Returns
     the handoff, or ``None`` for a thread the bot never answered.
     """
-    if not threads.mark_handoff(key, user):
+    thread = threads.mark_handoff(key, user)
+    if thread is None:
         return None
-    with threads.database.session() as session:
-        row = session.get(SlackThreadRow, (key.team, key.channel, key.thread_ts))
-        assistant, conversation_id = (row.assistant, row.conversation_id) if row else ("", None)
-    if not assistant:
-        return None
+    assistant, conversation_id = thread
     try:
         handoff = handoffs.create(
             assistant,
