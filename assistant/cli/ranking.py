@@ -77,19 +77,58 @@ def tune(
 @app.command("eval")
 def evaluate_command(
     dataset_dir: Annotated[
-        str, typer.Argument(help="A test collection in BEIR layout (corpus, queries, qrels).")
-    ],
+        str | None,
+        typer.Argument(help="A test collection in BEIR layout (corpus, queries, qrels)."),
+    ] = None,
     json_file: Annotated[
         str | None, typer.Option("--json", help="Also write the results as JSON to this file.")
     ] = None,
     kb: Annotated[
-        str | None, typer.Option("--kb", help="Knowledge base (default: eval-<dataset>).")
+        str | None,
+        typer.Option(
+            "--kb",
+            help="Knowledge base (BEIR: default eval-<dataset>; with --questions: required, "
+            "an existing one).",
+        ),
     ] = None,
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate only the first N judged queries.", min=1)
     ] = None,
+    questions: Annotated[
+        str | None,
+        typer.Option(
+            "--questions",
+            help="A website question set (folder with questions.tsv, unanswerable.tsv, "
+            "conversations.tsv, or one questions.tsv) to evaluate an existing knowledge base on.",
+        ),
+    ] = None,
+    retrieval_only: Annotated[
+        bool,
+        typer.Option(help="With --questions: skip the follow-up and no-answer questions."),
+    ] = False,
 ) -> None:
-    """Measure retrieval quality (nDCG, MRR, recall) of every ranking stage on a test set."""
+    """Measure retrieval quality of every ranking stage on a BEIR test set, or (with
+    --questions) of an existing knowledge base on a website question set."""
+    if questions is not None:
+        if dataset_dir is not None or kb is None:
+            errors.print(
+                "[red]error:[/red] --questions evaluates an existing knowledge base: give "
+                "--kb NAME and no dataset folder"
+            )
+            raise typer.Exit(2)
+        from assistant.cli.site_eval import evaluate_site_command
+
+        evaluate_site_command(questions, kb, json_file, retrieval_only=retrieval_only)
+        return
+    if dataset_dir is None:
+        errors.print("[red]error:[/red] give a BEIR dataset folder, or --questions DIR --kb NAME")
+        raise typer.Exit(2)
+    _evaluate_beir(dataset_dir, json_file, kb, max_queries)
+
+
+def _evaluate_beir(
+    dataset_dir: str, json_file: str | None, kb: str | None, max_queries: int | None
+) -> None:
     from pathlib import Path
 
     from assistant.evaluation import METRIC_NAMES, EvaluationStep, evaluate
