@@ -31,7 +31,13 @@ from assistant.chat.events import (
 )
 from assistant.chat.history import HistoryTurn
 from assistant.chat.prompts import PromptLibrary
-from assistant.chat.provider import ChatProvider, ChatRequest, Message, ProviderEvent
+from assistant.chat.provider import (
+    ChatProvider,
+    ChatRequest,
+    Message,
+    PassageTokens,
+    ProviderEvent,
+)
 from assistant.errors import AssistantError
 from assistant.knowledge.text import split_sentences
 
@@ -177,13 +183,15 @@ class Answerer:
         history: Sequence[HistoryTurn] = (),
         message: str | None = None,
         query_tokens: torch.Tensor | None = None,
+        passage_tokens: tuple[PassageTokens, ...] = (),
     ) -> AsyncIterator[StreamEvent]:
         """Yield text deltas, ``citations`` and ``done`` (or ``error``).
 
         ``question`` is the standalone question the sources were found for; ``message`` is
         what the user actually wrote (its language is the answer's), ``question`` when omitted.
         ``query_tokens`` are ``question``'s token vectors from the search, passed on to
-        providers that score text against the question (the extractive one).
+        providers that score text against the question (the extractive one), with
+        ``passage_tokens``, the token vectors of the chunks the sources are made of.
         With no source, the no-answer text is streamed without calling any provider.
         """
         if not sources:
@@ -196,6 +204,7 @@ class Answerer:
             sources,
             self.messages(message or question, sources, history),
             query_tokens=query_tokens,
+            passage_tokens=passage_tokens,
         )
         numbers = {source.n for source in sources}
         for position, provider in enumerate(self.providers):

@@ -204,6 +204,19 @@ def _question(text: str) -> str:
     return text[:1].upper() + text[1:] + "?" if text else text
 
 
+def _with_context(question: str, previous: str, ignored: Collection[str]) -> str:
+    """``question`` followed by the words of ``previous`` it lacks, in brackets.
+
+    The pronoun names the previous topic, but the rest of the previous question still says
+    what the conversation is about: "Which plans include the Slack integration?" then "how
+    much does it cost?" asks about the plans as much as the integration. The follow-up's own
+    words stay first and whole, so its intent leads; the brackets only add the subject.
+    """
+    present = {word.lower for word in _words(question)} | set(ignored)
+    extra = _content_words(previous, present)
+    return f"{_bare(question)} ({' '.join(extra)})" if extra else question
+
+
 def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()) -> str:
     """``message`` rewritten to stand alone, given the ``previous`` standalone question.
 
@@ -215,8 +228,11 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
        the Pro plan?" gives "How much does the Pro plan cost?"); X starting with a preposition
        is added to the previous question ("... on Android?").
     2. A pronoun referring back ("it", "its", "that", ...) is replaced by the previous
-       question's main noun phrase ("and how much does it cost?" gives "How much does the
-       Slack integration cost?"). A leading connective ("and", "also", "so", ...) is dropped.
+       question's main noun phrase, and the previous question's other content words follow
+       in brackets ("Which plans include the Slack integration?" + "and how much does it
+       cost?" gives "How much does the Slack integration cost (plans include)?"): the
+       follow-up's intent leads, the subject of the conversation stays. A leading connective
+       ("and", "also", "so", ...) is dropped.
     3. A very short message (at most three words, at most one topic word) that starts with a
        preposition is added to the previous question ("on Android?"). Any other follow-up (a
        leading connective with no topic of its own, a reference that could not be replaced, a
@@ -246,7 +262,8 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
         replacement = re.sub(r"^(?:a|an)\s+", "the ", noun_phrase, flags=re.IGNORECASE)
         if pronoun.lower in _POSSESSIVE_PRONOUNS:
             replacement = f"{replacement}'s"
-        return _question(rest[: pronoun.start] + replacement + rest[pronoun.end :])
+        resolved = rest[: pronoun.start] + replacement + rest[pronoun.end :]
+        return _question(_with_context(resolved, previous, lowered_ignored))
     short = len(words) <= _SHORT_MESSAGE_WORDS and len(topic_words) <= 1
     imperative = bool(words) and words[0].lower in _ACTION_WORDS
     if short and starts_with_preposition:
@@ -269,7 +286,7 @@ class RuleBasedCondenser:
     >>> import asyncio
     >>> turn = HistoryTurn("Which plans include the Slack integration?", "Team and up.")
     >>> asyncio.run(RuleBasedCondenser().condense("and how much does it cost?", [turn]))
-    'How much does the Slack integration cost?'
+    'How much does the Slack integration cost (plans include)?'
     """
 
     def __init__(self, *, ignored_terms: Collection[str] = ()) -> None:

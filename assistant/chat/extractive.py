@@ -1,29 +1,34 @@
 """The extractive answerer: the most relevant sentences of the top passages, cited. No LLM.
 
-Each sentence of the given sources is scored by MaxSim between the question's token vectors and
-the sentence's own token vectors (one small encoder batch), so the same late-interaction signal
-that ranked the passages picks the sentences. The question's token vectors are the ones its
-search already computed (``ChatRequest.query_tokens``); the question is encoded again only when
-a request comes without them. The encoding runs in the executor given (the bounded pool chat
-searches run in), so it never competes with searches from the default thread pool. The best sentence and those close to it are kept,
-in the order of their sources, each group followed by its ``[n]`` marker.
+Each quotable unit of the given sources (a sentence, a list item, a table row: see
+``assistant.chat.sentences``) is scored by MaxSim between the question's token vectors and the
+unit's own token vectors, so the same late-interaction signal that ranked the passages picks the
+sentences. Nothing is encoded again: the question's token vectors are the ones its search
+computed (``ChatRequest.query_tokens``), and a unit's token vectors are the rows of its chunk's
+cached token matrix (``ChatRequest.passage_tokens``) that read the unit's characters, found with
+the tokenizer's offsets. Only a unit that no chunk matrix covers (a request without them, an
+encoder that cannot tell offsets, text past the encoder's length) is encoded, in the executor
+given (the bounded pool chat searches run in). A unit that is not a complete sentence scores a
+little lower, so prose wins over fragments of equal relevance. The best unit and those close to
+it are kept, in the order of their sources, each group followed by its ``[n]`` marker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import torch
 
 from assistant.chat.events import Citation, CitationsEvent, DoneEvent, Source, TextDelta, Usage
-from assistant.chat.provider import ChatRequest, ProviderEvent
-from assistant.knowledge.encoder import TokenEncoder
-from assistant.knowledge.maxsim import maxsim_scores_ragged
-from assistant.knowledge.text import split_sentences
+from assistant.chat.provider import ChatRequest, PassageTokens, ProviderEvent
+from assistant.chat.sentences import AnswerUnit, answer_units
+from assistant.knowledge.encoder import TokenEncoder, TokenOffsets
+from assistant.knowledge.maxsim import maxsim_scores_ragged, maxsim_span_scores
 
 __all__ = ["Extract", "ExtractiveProvider"]
 
@@ -31,11 +36,19 @@ __all__ = ["Extract", "ExtractiveProvider"]
 _MARKER_LIKE = re.compile(r"\s*\[\d{1,3}\]")
 
 
+FRAGMENT_PENALTY = 0.03
+"""Subtracted from the MaxSim of a unit that is not a complete sentence (a table row, a list
+item or line without closing punctuation)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Sentence:
     source: Source
-    index: int
-    text: str
+    unit: AnswerUnit
+
+    @property
+    def text(self) -> str:
+        return self.unit.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +91,13 @@ class ExtractiveProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """Yield the extract sentence group by sentence group, its citations, then done."""
         extract = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.extract, request.question, request.sources, request.query_tokens
+            self._executor,
+            self.extract,
+            request.question,
+            request.sources,
+            request.query_tokens,
+            request.passage_tokens,
+            _last_answer(request),
         )
         for line in extract.text.split("\n"):
             if line:
@@ -91,25 +110,35 @@ class ExtractiveProvider:
         question: str,
         sources: tuple[Source, ...],
         query_tokens: torch.Tensor | None = None,
+        passage_tokens: Sequence[PassageTokens] = (),
+        said: str = "",
     ) -> Extract:
         """Choose the sentences that answer ``question`` best.
 
         ``query_tokens``: ``question``'s token vectors (n_tokens, token_dimension) from this
         provider's encoder, when already computed; otherwise the question is encoded here.
+        ``passage_tokens``: the sources' chunks with their token vectors from the same encoder;
+        units they cover are scored from them, any other unit is encoded. ``said``: the
+        previous answer of the conversation; a follow-up is not answered by repeating it, so
+        its sentences are quoted again only when nothing else is left.
         """
         sentences = [
-            _Sentence(source, index, text)
+            _Sentence(source, unit)
             for source in sources[: self._max_sources]
-            for index, raw in enumerate(split_sentences(source.text))
-            if (text := _MARKER_LIKE.sub("", raw).strip())
-            and (len(text.split()) >= 3 or text.startswith(("-", "*")))
+            for unit in answer_units(_MARKER_LIKE.sub("", source.text))
         ]
+        fresh = [sentence for sentence in sentences if sentence.text not in said]
+        if fresh:
+            sentences = fresh
         if not sentences:
             return Extract("", ())
         if query_tokens is None:
             query_tokens = self._encoder.encode_query_tokens(question)
-        sentence_tokens = self._encoder.encode_document_tokens([s.text for s in sentences])
-        scores = maxsim_scores_ragged(query_tokens, sentence_tokens).tolist()
+        scores = self._scores(query_tokens, sentences, passage_tokens)
+        scores = [
+            score - (0.0 if sentence.unit.complete else FRAGMENT_PENALTY)
+            for score, sentence in zip(scores, sentences, strict=True)
+        ]
         ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
         best = scores[ranked[0]]
         chosen: list[_Sentence] = []
@@ -122,9 +151,11 @@ class ExtractiveProvider:
                 or words + sentence_words > self._max_words
             ):
                 continue
+            if any(sentences[i].text == other.text for other in chosen):
+                continue  # overlapping chunks repeat sentences
             chosen.append(sentences[i])
             words += sentence_words
-        chosen.sort(key=lambda s: (s.source.n, s.index))
+        chosen.sort(key=lambda s: (s.source.n, s.unit.index))
         lines: list[str] = []
         citations: list[Citation] = []
         for source in dict.fromkeys(s.source for s in chosen):
@@ -132,3 +163,77 @@ class ExtractiveProvider:
             lines.append(f"{quoted} [{source.n}]")
             citations.append(Citation(source.n, source.title, source.url, quoted))
         return Extract("\n".join(lines), tuple(citations))
+
+    def _scores(
+        self,
+        query_tokens: torch.Tensor,
+        sentences: Sequence[_Sentence],
+        passages: Sequence[PassageTokens],
+    ) -> list[float]:
+        """Each sentence's MaxSim: from its chunk's token rows where a chunk covers it, from
+        its own encoding otherwise."""
+        scores: list[float | None] = [None] * len(sentences)
+        spans = _covering_spans(self._encoder, [s.unit.raw for s in sentences], passages)
+        by_passage: dict[int, list[tuple[int, range]]] = {}
+        for index, found in enumerate(spans):
+            if found is not None:
+                by_passage.setdefault(found[0], []).append((index, found[1]))
+        for passage_index, items in by_passage.items():
+            span_scores = maxsim_span_scores(
+                query_tokens, passages[passage_index].tokens, [span for _, span in items]
+            ).tolist()
+            for (index, _), score in zip(items, span_scores, strict=True):
+                scores[index] = score
+        missing = [index for index, score in enumerate(scores) if score is None]
+        if missing:
+            encoded = self._encoder.encode_document_tokens([sentences[i].text for i in missing])
+            for index, score in zip(
+                missing, maxsim_scores_ragged(query_tokens, encoded).tolist(), strict=True
+            ):
+                scores[index] = score
+        return [score or 0.0 for score in scores]
+
+
+def _last_answer(request: ChatRequest) -> str:
+    """The conversation's previous answer in ``request``'s messages ("" on a first turn)."""
+    answers = [message.content for message in request.messages if message.role == "assistant"]
+    return answers[-1] if answers else ""
+
+
+def _covering_spans(
+    encoder: TokenEncoder, texts: Sequence[str], passages: Sequence[PassageTokens]
+) -> list[tuple[int, range] | None]:
+    """For each of ``texts``, a passage that holds it and the token rows that read it there.
+
+    ``None`` where no passage holds the text, or its rows were cut off by the encoder's length,
+    or the encoder cannot tell which rows read which characters.
+    """
+    if not passages or not isinstance(encoder, TokenOffsets):
+        return [None] * len(texts)
+    offsets = encoder.document_token_offsets([passage.encoded_text for passage in passages])
+    # Row starts of the real (non-special) rows, to find a character span's rows by bisection.
+    rows: list[tuple[list[int], list[int], list[int]] | None] = []
+    for passage, passage_offsets in zip(passages, offsets, strict=True):
+        if len(passage_offsets) != passage.tokens.shape[0]:
+            rows.append(None)  # cached under another tokenization: do not guess
+            continue
+        real = [(i, start, end) for i, (start, end) in enumerate(passage_offsets) if end > start]
+        rows.append(([i for i, _, _ in real], [s for _, s, _ in real], [e for _, _, e in real]))
+    found: list[tuple[int, range] | None] = []
+    for text in texts:
+        span: tuple[int, range] | None = None
+        for passage_index, passage in enumerate(passages):
+            table = rows[passage_index]
+            at = passage.text.find(text)
+            if table is None or at < 0:
+                continue
+            first_char = passage.text_start + at
+            last_char = first_char + len(text)
+            indices, starts, ends = table
+            low = bisect.bisect_right(ends, first_char)
+            high = bisect.bisect_left(starts, last_char)
+            if high > low and ends[-1] >= last_char:
+                span = (passage_index, range(indices[low], indices[high - 1] + 1))
+                break
+        found.append(span)
+    return found

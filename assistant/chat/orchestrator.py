@@ -39,9 +39,11 @@ from assistant.chat.events import (
 )
 from assistant.chat.history import HistoryTurn
 from assistant.chat.pricing import estimate_cost
+from assistant.chat.provider import PassageTokens
 from assistant.chat.tokens import PromptTokenCounter, trim_history
 from assistant.chat.trace import retrieval_trace
 from assistant.errors import InvalidInputError
+from assistant.knowledge.chunking import embedding_text
 from assistant.knowledge.retriever import SearchResult
 
 __all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "PreparedTurn", "TurnBudget"]
@@ -88,6 +90,20 @@ class PreparedTurn:
     started: float
     store: ConversationStore | None
     """Where the turn is stored when it ends; ``None`` when it is not remembered."""
+
+
+def passage_tokens(result: SearchResult, sources: Sequence[Source]) -> tuple[PassageTokens, ...]:
+    """The chunks of ``sources`` with the token vectors ``result``'s rerank read for them."""
+    hits = {hit.chunk_id: hit for hit in result.candidates or result.hits}
+    passages: list[PassageTokens] = []
+    for source in sources:
+        for chunk_id in source.chunk_ids or (source.chunk_id,):
+            hit, tokens = hits.get(chunk_id), result.token_matrices.get(chunk_id)
+            if hit is not None and tokens is not None:
+                header = embedding_text(hit.title, hit.heading_path, "")
+                encoded = embedding_text(hit.title, hit.heading_path, hit.text)
+                passages.append(PassageTokens(hit.text, encoded, len(header), tokens))
+    return tuple(passages)
 
 
 def _ms(since: float) -> float:
@@ -306,6 +322,7 @@ class ChatOrchestrator:
             history=turn.history,
             message=text,
             query_tokens=result.query_tokens,
+            passage_tokens=passage_tokens(result, sources),
         ):
             if isinstance(event, TextDelta):
                 if not answer:

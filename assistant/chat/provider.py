@@ -17,7 +17,7 @@ from assistant.chat.events import CitationsEvent, DoneEvent, Source, TextDelta
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ChatProvider", "ChatRequest", "Message", "ProviderEvent"]
+__all__ = ["ChatProvider", "ChatRequest", "Message", "PassageTokens", "ProviderEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,20 @@ class Message:
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class PassageTokens:
+    """One chunk of a source as the late-interaction encoder read it, with the token vectors
+    that reading gave (from the search's token cache)."""
+
+    text: str
+    """The chunk's own text (a source's text is made of these)."""
+    encoded_text: str
+    """What the encoder read: title and headings, then ``text`` from ``text_start`` on."""
+    text_start: int
+    tokens: torch.Tensor = field(compare=False, repr=False)
+    """(n_tokens, token_dimension), the rows of ``encoded_text`` in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +52,9 @@ class ChatRequest:
     query_tokens: torch.Tensor | None = field(default=None, compare=False, repr=False)
     """``question``'s token vectors (n_tokens, token_dimension) from the search that found the
     sources, when known: a provider that scores text against the question reuses them."""
+    passage_tokens: tuple[PassageTokens, ...] = field(default=(), compare=False, repr=False)
+    """The chunks the sources are made of, with their token vectors, when known: a provider
+    that scores text against the question scores spans of them instead of encoding again."""
 
 
 ProviderEvent = TextDelta | CitationsEvent | DoneEvent

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
@@ -32,6 +32,7 @@ __all__ = [
     "EncodedText",
     "Encoder",
     "TokenEncoder",
+    "TokenOffsets",
     "TransformerEncoder",
     "resolve_model_path",
     "shared_pass",
@@ -73,6 +74,21 @@ class TokenEncoder(Protocol):
 
     def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Passage token vectors, each (n_tokens_i, token_dimension), rows unit norm."""
+        ...
+
+
+@runtime_checkable
+class TokenOffsets(Protocol):
+    """A token encoder that can say which characters of a passage each of its token rows read.
+
+    Lets a caller score a span of a passage (a sentence) with the rows the passage's own
+    encoding gave it, instead of encoding the span again.
+    """
+
+    def document_token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """For each text, one ``(start, end)`` character span per row of
+        ``encode_document_tokens(texts)``'s matrix, in order; ``(0, 0)`` for rows that read no
+        character (special tokens)."""
         ...
 
 
@@ -241,6 +257,24 @@ class TransformerEncoder:
     def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Passage token vectors, each (n_tokens_i, token_dimension)."""
         return [encoded.tokens for encoded in self.encode_documents(texts)]
+
+    def document_token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """The character span of every token row ``encode_document_tokens`` gives each text.
+
+        Tokenizing only (no forward pass), with the same truncation as the encoding, so row
+        ``i`` of a text's token matrix read ``text[start:end]`` of its ``i``-th span; special
+        tokens read nothing, ``(0, 0)``.
+        """
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=self.max_length,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                verbose=False,
+            )
+        return [[(int(start), int(end)) for start, end in row] for row in batch["offset_mapping"]]
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens and without truncation."""

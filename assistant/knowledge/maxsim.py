@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["maxsim_scores", "maxsim_scores_ragged", "pad_token_matrices"]
+__all__ = ["maxsim_scores", "maxsim_scores_ragged", "maxsim_span_scores", "pad_token_matrices"]
 
 
 def maxsim_scores(
@@ -164,4 +164,44 @@ def maxsim_scores_ragged(
                     f"document {index} must be (Ld, {query.shape[1]}), got {tuple(document.shape)}"
                 )
             scores[index] = (query @ document.to(torch.float32).T).amax(dim=1).mean()
+    return scores
+
+
+def maxsim_span_scores(
+    query_embeddings: torch.Tensor, document_embeddings: torch.Tensor, spans: Sequence[range]
+) -> torch.Tensor:
+    """MaxSim of one query against spans of one document's token vectors.
+
+    A span scores like a document made of just its rows, with the vectors the whole document
+    gave them (each token still carries its context): the mean over query rows of the best
+    similarity among the span's rows. One product serves every span.
+
+    Args:
+        query_embeddings: (Lq, d) token vectors of the query; every row counts.
+        document_embeddings: (Ld, d) token vectors of the document.
+        spans: S ranges of row indices into ``document_embeddings``.
+
+    Returns:
+        (S,) float32 scores; an empty span scores 0.0.
+
+    >>> query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> document = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    >>> [round(s, 6) for s in maxsim_span_scores(query, document, [range(0, 2), range(2, 3)]).tolist()]
+    [0.9, 0.5]
+    """
+    query = query_embeddings.to(torch.float32)
+    if query.dim() != 2 or document_embeddings.dim() != 2:
+        raise ValueError("query and document embeddings must both be (L, d)")
+    if query.shape[1] != document_embeddings.shape[1]:
+        raise ValueError(
+            f"query dimension {query.shape[1]} differs from document dimension "
+            f"{document_embeddings.shape[1]}"
+        )
+    scores = torch.zeros(len(spans), dtype=torch.float32)
+    if query.shape[0] == 0 or not spans:
+        return scores
+    similarities = query @ document_embeddings.to(torch.float32).T  # (Lq, Ld)
+    for index, span in enumerate(spans):
+        if len(span):
+            scores[index] = similarities[:, span.start : span.stop].amax(dim=1).mean()
     return scores

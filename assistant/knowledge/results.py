@@ -63,3 +63,6 @@ class SearchResult:
     query_tokens: torch.Tensor | None = None
     candidates: list[SearchHit] = field(default_factory=list)
     """Every candidate of the pool, ranked (``hits`` is its head)."""
+    token_matrices: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    """The token vectors the rerank read, by chunk id: each (n_tokens, token_dimension), the
+    rows of the chunk's embedding text. Kept in-process for reuse (empty over HTTP)."""

@@ -115,7 +115,8 @@ class Retriever:
         clock.lap("maxsim")
         ranked = self._rank(candidates, late, weights or self.weights)
         clock.lap("fuse")
-        return SearchResult(query, ranked[:k], trace, query_tokens, ranked)
+        matrices = {c.chunk.chunk_id: m for c, m in zip(candidates, token_matrices, strict=True)}
+        return SearchResult(query, ranked[:k], trace, query_tokens, ranked, matrices)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""

@@ -1,16 +1,19 @@
-"""The extractive answerer reuses the question's token vectors from its search and encodes its
-sentences in the bounded search pool, so a turn encodes the question once."""
+"""The extractive answerer reuses the token vectors its search read: the question's, and the
+cached ones of the chunks its sources are made of, so a turn encodes the question once and
+nothing else; what it must encode (no cached vectors given) runs in the bounded search pool."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from assistant.chat.extractive import ExtractiveProvider
+from assistant.chat.orchestrator import passage_tokens
 from assistant.core import Assistant
 from assistant.knowledge.encoder import EncodedText, TransformerEncoder
 from assistant.settings import Settings
@@ -35,6 +38,7 @@ class CountingEncoder:
         self.max_length: int = inner.max_length
         self.tokenizer: PreTrainedTokenizerBase = inner.tokenizer
         self.queries = 0
+        self.documents = 0
         self.threads: list[str] = []
 
     def encode_query(self, text: str) -> EncodedText:
@@ -46,8 +50,12 @@ class CountingEncoder:
         return self.encode_query(text).tokens
 
     def encode_documents(self, texts: Sequence[str]) -> list[EncodedText]:
+        self.documents += len(texts)
         self.threads.append(threading.current_thread().name)
         return self._inner.encode_documents(texts)
+
+    def document_token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return self._inner.document_token_offsets(texts)
 
     def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
         return [encoded.tokens for encoded in self.encode_documents(texts)]
@@ -56,7 +64,7 @@ class CountingEncoder:
         return self._inner.count_tokens(text)
 
 
-def test_a_turn_encodes_the_question_once_and_answers_in_the_search_pool(
+def test_a_turn_encodes_the_question_once_and_nothing_else(
     encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
@@ -68,13 +76,13 @@ def test_a_turn_encodes_the_question_once_and_answers_in_the_search_pool(
     with Assistant(settings, encoder=counting) as assistant:
         assistant.ingest([str(folder)])
         for question in ("how do I export my workspace as PDF?", "are annual plans refunded?"):
-            counting.queries, counting.threads = 0, []
+            counting.queries, counting.documents, counting.threads = 0, 0, []
             answer = assistant.ask(question)
             assert answer.provider == "extractive" and answer.citations
             assert counting.queries == 1
-            # The search and the sentence encoding both ran in the search pool.
-            assert len(counting.threads) == 2
-            assert all(name.startswith("search") for name in counting.threads)
+            # The sentences were scored from the token vectors the search read from the cache.
+            assert counting.documents == 0
+            assert counting.threads and all(name.startswith("search") for name in counting.threads)
         first = assistant.chat("how do I export my workspace?")
         counting.queries = 0
         follow_up = assistant.chat("and as PDF?", conversation_id=first.conversation_id)
@@ -94,7 +102,31 @@ def test_reused_token_vectors_choose_the_same_sentences(
     assert answer.retrieval is not None and answer.retrieval.query_tokens is not None
     provider = ExtractiveProvider(encoder)
     question = answer.standalone_question
-    reused = provider.extract(question, answer.sources, answer.retrieval.query_tokens)
-    assert reused == provider.extract(question, answer.sources)  # encodes the question again
+    passages = passage_tokens(answer.retrieval, answer.sources)
+    assert passages
+    reused = provider.extract(question, answer.sources, answer.retrieval.query_tokens, passages)
+    # The question encoded again, the passages' token vectors recomputed: the same choice.
+    recomputed = tuple(
+        replace(passage, tokens=encoder.encode_document_tokens([passage.encoded_text])[0])
+        for passage in passages
+    )
+    assert reused == provider.extract(question, answer.sources, None, recomputed)
     assert " ".join(reused.text.split("\n")) == answer.answer
     assert reused.citations == answer.citations
+
+
+def test_without_cached_vectors_the_sentences_are_encoded(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=encoder) as assistant:
+        assistant.ingest([str(folder)])
+        answer = assistant.ask("are annual plans refunded?")
+    counting = CountingEncoder(encoder)
+    extract = ExtractiveProvider(counting).extract(answer.standalone_question, answer.sources)
+    assert counting.queries == 1 and counting.documents > 0
+    assert "14 days" in extract.text

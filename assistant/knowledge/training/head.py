@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
-from assistant.knowledge.encoder import TokenEncoder
+from assistant.knowledge.encoder import TokenEncoder, TokenOffsets
 from assistant.knowledge.vector_store import KnowledgeBaseAdmin
 
 __all__ = [
@@ -228,6 +228,13 @@ class ProjectedTokenEncoder:
     def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Passage token vectors, each (n_tokens_i, token_dimension), rows unit norm."""
         return [self.project(matrix) for matrix in self.base.encode_document_tokens(texts)]
+
+    def document_token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """The base's token offsets (a projection keeps every row), empty lists when the base
+        cannot tell them."""
+        if isinstance(self.base, TokenOffsets):
+            return self.base.document_token_offsets(texts)
+        return [[] for _ in texts]
 
 
 def head_path(heads_dir: Path, version: str) -> Path:

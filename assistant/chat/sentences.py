@@ -1,0 +1,147 @@
+"""The units of a passage an extractive answer may quote, and which of them read as prose.
+
+Page text keeps the shape of its page: table rows as ``cell | cell`` lines, list items as lines,
+and on some sites the leftovers of navigation ("Previous topic", "Python » 3.11 » Tutorial").
+Quoted alone, a table's header row or a breadcrumb is no answer. ``answer_units`` splits a
+passage into sentences and lines and keeps only those worth quoting:
+
+- never a table's header row (the first row of a table, when it holds no figure), nor
+  navigation or page boilerplate ("Previous topic", "Next topic", "Table of contents",
+  "Show source", "This page", ...) and the link title that follows such a label, nor a
+  breadcrumb trail, nor a fragment of fewer than three words;
+- a table row reads as ``first cell — header: cell; header: cell`` when its header is known;
+- a list item loses its bullet.
+
+Each unit says whether it is a complete sentence, so a scorer can prefer those.
+
+>>> [unit.text for unit in answer_units("Plan | Monthly | Annual\\nTeam | $10 | $8\\nCancel any time.")]
+['Team — Monthly: $10; Annual: $8', 'Cancel any time.']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.knowledge.text import split_sentences
+
+__all__ = ["AnswerUnit", "answer_units"]
+
+_CELL_SEPARATOR = " | "
+# Labels of documentation themes and site chrome, matched against a whole line.
+_BOILERPLATE = re.compile(
+    r"^(?:previous topic|next topic|previous|next|previous page|next page|table of contents|"
+    r"contents|on this page|this page|show source|show page source|view page source|"
+    r"report a bug|edit this page|edit on github|quick search|navigation|skip to content|"
+    r"skip to main content|back to top|search|index|modules|theme|"
+    r"(?:©|copyright|all rights reserved|last updated|powered by|created using)\b.*)\s*:?$",
+    re.IGNORECASE,
+)
+# Labels after which the next line is a link title, not content.
+_LINK_LABELS = frozenset(
+    {"previous topic", "next topic", "previous", "next", "previous page", "next page"}
+)
+_BREADCRUMB_SEPARATOR = re.compile(r"\s*(?:»|›|→|>|/)\s*")
+_BULLET = re.compile(r"^(?:[-*•‣◦]|\d{1,3}[.)])\s+")
+_DIGIT = re.compile(r"\d")
+_COMPLETE_START = re.compile(r"^[\"'“‘(\[]?[A-Z0-9¿¡]")
+_COMPLETE_END = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+MIN_WORDS = 3
+"""A unit of fewer words is a fragment, never quoted."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerUnit:
+    """A sentence, list item or table row of a passage that may be quoted."""
+
+    text: str
+    """What the answer shows (a bullet dropped, a table row labelled by its header)."""
+    raw: str
+    """The unit exactly as it stands in the passage."""
+    index: int
+    """Its place among the passage's units (reading order)."""
+    complete: bool
+    """Whether it reads as a complete sentence (capitalised, closed by punctuation)."""
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.split(_CELL_SEPARATOR)] if _CELL_SEPARATOR in line else []
+
+
+def _is_breadcrumb(line: str) -> bool:
+    """A trail of short link titles: "Home › Billing › Refunds", "Python » 3.11 » Tutorial »"."""
+    if _COMPLETE_END.search(line) and not line.endswith(("»", "›")):
+        return False
+    parts = [part for part in _BREADCRUMB_SEPARATOR.split(line) if part]
+    separators = _BREADCRUMB_SEPARATOR.findall(line)
+    strong = any(mark.strip() in {"»", "›", "→"} for mark in separators)
+    return (len(parts) >= 3 or (strong and len(parts) >= 2)) and all(
+        len(part.split()) <= 5 for part in parts
+    )
+
+
+def _is_header_row(cells: list[str], next_cells: list[str] | None, previous_is_row: bool) -> bool:
+    """The first row of a table of several rows, made of labels (no figures)."""
+    return (
+        not previous_is_row
+        and next_cells is not None
+        and len(next_cells) == len(cells)
+        and not any(_DIGIT.search(cell) for cell in cells)
+        and all(len(cell.split()) <= 5 for cell in cells)
+    )
+
+
+def _complete(text: str) -> bool:
+    return bool(_COMPLETE_START.search(text) and _COMPLETE_END.search(text))
+
+
+def answer_units(text: str) -> list[AnswerUnit]:
+    """The quotable units of ``text`` in reading order (see the module docstring)."""
+    lines = [line.strip() for line in text.splitlines()]
+    units: list[AnswerUnit] = []
+    header: list[str] | None = None
+    skip_next = False
+    for position, line in enumerate(lines):
+        if not line:
+            header = None
+            continue
+        if skip_next:
+            skip_next = False
+            continue
+        if _BOILERPLATE.match(line):
+            skip_next = line.lower().rstrip(": ") in _LINK_LABELS
+            continue
+        cells = _cells(line)
+        if cells:
+            previous_cells = _cells(lines[position - 1]) if position > 0 else []
+            following = _cells(lines[position + 1]) if position + 1 < len(lines) else []
+            if _is_header_row(cells, following or None, bool(previous_cells)):
+                header = cells
+                continue
+            if not previous_cells:
+                header = None
+            shown = _labelled_row(cells, header)
+            if len(shown.split()) >= MIN_WORDS:
+                units.append(AnswerUnit(shown, line, len(units), False))
+            continue
+        header = None
+        if _is_breadcrumb(line):
+            continue
+        bullet = _BULLET.match(line)
+        for sentence in split_sentences(line):
+            shown = _BULLET.sub("", sentence, count=1) if bullet else sentence
+            if len(shown.split()) < MIN_WORDS:
+                continue
+            units.append(AnswerUnit(shown, sentence, len(units), _complete(shown)))
+    return units
+
+
+def _labelled_row(cells: list[str], header: list[str] | None) -> str:
+    """A table row as text: its first cell, then each other cell after its column's label."""
+    cells = [cell for cell in cells]
+    if header is None or len(header) != len(cells):
+        return "; ".join(cell for cell in cells if cell)
+    labelled = [
+        f"{label}: {cell}" for label, cell in zip(header[1:], cells[1:], strict=True) if cell
+    ]
+    return f"{cells[0]} — {'; '.join(labelled)}" if cells[0] else "; ".join(labelled)

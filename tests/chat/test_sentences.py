@@ -1,0 +1,89 @@
+"""What an extractive answer may quote: never a table header, navigation or a bare fragment."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.chat.sentences import answer_units
+
+BILLING = (
+    "Plan | Billed monthly | Billed annually | Storage\n"
+    "Free | $0 | $0 | 2 GB\n"
+    "Team | $8 per member per month | $6.50 per member per month | 100 GB\n"
+    "If you change your mind, you can cancel an annual plan and get a full refund within 14 "
+    "days of purchase. Monthly plans are not refunded for partial months."
+)
+SPHINX_PAGE = (
+    "Python » 3.11.4 Documentation » The Python Tutorial »\n"
+    "A for loop iterates over the items of any sequence, in the order they appear.\n"
+    "Previous topic\n"
+    "3. An Informal Introduction to Python\n"
+    "Next topic\n"
+    "5. Data Structures\n"
+    "This Page\n"
+    "Report a Bug\n"
+    "Show Source\n"
+    "Table of Contents"
+)
+
+
+def texts(text: str) -> list[str]:
+    return [unit.text for unit in answer_units(text)]
+
+
+def test_a_tables_header_row_is_never_a_unit_and_labels_its_rows() -> None:
+    units = texts(BILLING)
+    assert not any(text.startswith("Plan") for text in units)
+    assert (
+        "Team — Billed monthly: $8 per member per month; Billed annually: $6.50 per member "
+        "per month; Storage: 100 GB" in units
+    )
+    assert units[-1] == "Monthly plans are not refunded for partial months."
+
+
+def test_a_row_with_figures_is_data_even_first_in_the_passage() -> None:
+    # A chunk may start in the middle of a table: its first row is then data, not a header.
+    units = texts(
+        "Deleted notes in the Trash | 30 days, then deleted permanently\nAudit log | 1 year"
+    )
+    assert units[0] == "Deleted notes in the Trash; 30 days, then deleted permanently"
+
+
+def test_navigation_breadcrumbs_and_link_titles_are_dropped() -> None:
+    assert texts(SPHINX_PAGE) == [
+        "A for loop iterates over the items of any sequence, in the order they appear."
+    ]
+
+
+@pytest.mark.parametrize(
+    "line", ["Home › Billing › Refunds", "Docs / Admin / Single sign-on", "Harbor » Help Centre"]
+)
+def test_breadcrumb_trails_are_dropped(line: str) -> None:
+    assert texts(line) == []
+
+
+def test_prose_with_a_path_in_it_is_kept() -> None:
+    line = "Open Settings > Security > Domains, enter your domain and add the TXT record."
+    assert texts(line) == [line]
+
+
+def test_list_items_lose_their_bullet_and_bare_fragments_go() -> None:
+    units = answer_units(
+        "- Table of contents block.\n- Dark mode\n- Quick search filters: add in:space."
+    )
+    assert [unit.text for unit in units] == [
+        "Table of contents block.",
+        "Quick search filters: add in:space.",
+    ]
+    assert [unit.raw for unit in units] == [
+        "- Table of contents block.",
+        "- Quick search filters: add in:space.",
+    ]
+
+
+def test_complete_sentences_are_told_from_fragments() -> None:
+    units = answer_units(BILLING + "\nworks with most identity providers")
+    complete = {unit.text: unit.complete for unit in units}
+    assert complete["Monthly plans are not refunded for partial months."]
+    assert not complete["works with most identity providers"]
+    assert not complete["Free — Billed monthly: $0; Billed annually: $0; Storage: 2 GB"]
