@@ -76,6 +76,9 @@ _ACTION_WORDS = _word_set(
     """
 )
 
+# Verbs whose object is the previous action rather than its topic ("how do I undo it?").
+_ACTION_REFERENCES = _word_set("undo undone revert reverse cancel redo repeat retry stop recover")
+
 _DETERMINERS = frozenset({"the", "a", "an", "my", "our", "your"})
 _PERSONAL_PRONOUNS = frozenset({"it", "they", "them"})
 _POSSESSIVE_PRONOUNS = frozenset({"its", "their"})
@@ -212,8 +215,14 @@ def _with_context(question: str, previous: str, ignored: Collection[str]) -> str
     much does it cost?" asks about the plans as much as the integration. The follow-up's own
     words stay first and whole, so its intent leads; the brackets only add the subject.
     """
-    present = {word.lower for word in _words(question)} | set(ignored)
+    words = _words(question)
+    present = {re.sub(r"['’]s$", "", word.lower) for word in words} | set(ignored)
     extra = _content_words(previous, present)
+    # A verb alone adds only noise ("activate it" needs no "create"), unless the follow-up
+    # refers to the previous action itself ("how do I undo it?" after "delete my account").
+    refers_to_action = any(word.lower in _ACTION_REFERENCES for word in words)
+    if not refers_to_action and all(word.lower() in _ACTION_WORDS for word in extra):
+        return question
     return f"{_bare(question)} ({' '.join(extra)})" if extra else question
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.chat.answerer import drain
 from assistant.chat.condense import (
     Condenser,
     ProviderCondenser,
@@ -40,7 +41,7 @@ SLACK_TURN = HistoryTurn(
         (
             "Which plans include the Slack integration?",
             "and how much does it cost?",
-            "How much does the Slack integration cost?",
+            "How much does the Slack integration cost (plans include)?",
         ),
         (
             "How much does the Team plan cost?",
@@ -50,12 +51,12 @@ SLACK_TURN = HistoryTurn(
         (
             "Does Harbor support two-factor authentication?",
             "how do I turn it on?",
-            "How do I turn two-factor authentication on?",
+            "How do I turn two-factor authentication on (Harbor support)?",
         ),
         (
             "Does Harbor have a desktop app?",
             "does that work on Android?",
-            "Does the desktop app work on Android?",
+            "Does the desktop app work on Android (Harbor)?",
         ),
         (
             "How do I create an API key?",
@@ -65,7 +66,23 @@ SLACK_TURN = HistoryTurn(
         (
             "Which plans have the audit log?",
             "Also, how long is it kept?",
-            "How long is the audit log kept?",
+            "How long is the audit log kept (plans)?",
+        ),
+        ("How do I delete my account?", "how do I undo it?", "How do I undo my account (delete)?"),
+        (
+            "How do I create a virtual environment?",
+            "how do I activate it on Windows?",
+            "How do I activate the virtual environment on Windows?",
+        ),
+        (
+            "How do I create a virtual environment?",
+            "and on Windows?",
+            "How do I create a virtual environment on Windows?",
+        ),
+        (
+            "Which plans include the Slack integration?",
+            "and for teams?",
+            "Which plans include the Slack integration for teams?",
         ),
         (
             "Can I use Harbor offline?",
@@ -110,7 +127,9 @@ def test_a_leading_connective_is_dropped_when_the_rest_names_its_own_topic() -> 
 def test_ignored_terms_never_become_the_topic() -> None:
     previous = "Does Harbor support SSO?"
 
-    assert rewrite_follow_up("how do I turn it on?", previous) == "How do I turn Harbor on?"
+    assert rewrite_follow_up("how do I turn it on?", previous) == (
+        "How do I turn Harbor on (support SSO)?"
+    )
     assert rewrite_follow_up("how do I turn it on?", previous, {"Harbor"}) == (
         "How do I turn SSO on?"
     )
@@ -279,7 +298,7 @@ async def test_provider_errors_fall_back_to_the_rules_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="assistant.chat.condense"):
         condensed = await condenser.condense("and how much does it cost?", [SLACK_TURN])
 
-    assert condensed == "How much does the Slack integration cost?"
+    assert condensed == "How much does the Slack integration cost (plans include)?"
     assert len(fake.requests) == 1
     [record] = caplog.records
     assert record.levelno == logging.WARNING
@@ -335,7 +354,6 @@ async def test_condensed_follow_ups_retrieve_the_right_page_where_the_raw_ones_d
     condenser = RuleBasedCondenser(ignored_terms=["Harbor"])
     # (first question, follow-up, page that answers it, the section it answers in)
     conversations = [
-        (SLACK_TURN.question, "and how much does it cost?", "integrations.html", "Slack"),
         (
             "Does Harbor support two-factor authentication?",
             "how do I turn it on?",
@@ -358,6 +376,21 @@ async def test_condensed_follow_ups_retrieve_the_right_page_where_the_raw_ones_d
         assert not raw_top.url.endswith(page), (follow_up, raw_top.url)
         assert condensed_top.url.endswith(page), (condensed, condensed_top.url)
         assert condensed_top.heading_path[-1] == section, (condensed, condensed_top.heading_path)
+
+    # "How much does it cost?" after "Which plans include the Slack integration?" asks for the
+    # price of those plans: the condensed question keeps the cost and the subject, finds the
+    # pricing as well as the integration, and the answer quotes the pricing, not the first
+    # answer again.
+    first = await drain(SLACK_TURN.question, assistant.stream(SLACK_TURN.question))
+    follow_up = "and how much does it cost?"
+    follow = await drain(
+        follow_up, assistant.stream(follow_up, conversation_id=first.conversation_id)
+    )
+    assert "cost" in follow.standalone_question and "Slack" in follow.standalone_question
+    pricing = ("billing.html", "pricing-sheet.pdf")
+    assert any(hit.url.endswith(pricing) for hit in follow.sources[:3]), follow.sources
+    assert any(citation.url.endswith(pricing) for citation in follow.citations), follow.answer
+    assert follow.answer != first.answer
 
     # The raw cost question lands on generic pricing that never mentions the integration.
     raw_cost_top = assistant.search("and how much does it cost?", k=5).hits[0]

@@ -4,6 +4,7 @@ nothing else; what it must encode (no cached vectors given) runs in the bounded 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -130,3 +131,27 @@ def test_without_cached_vectors_the_sentences_are_encoded(
     extract = ExtractiveProvider(counting).extract(answer.standalone_question, answer.sources)
     assert counting.queries == 1 and counting.documents > 0
     assert "14 days" in extract.text
+
+
+def test_sample_answers_read_as_prose_with_right_citations(
+    make_assistant: Callable[..., Assistant],
+) -> None:
+    help_centre = Path(__file__).resolve().parents[2] / "examples" / "help-centre"
+    published = sorted(help_centre.glob("site/*.html")) + sorted(help_centre.glob("docs/*"))
+    assistant = make_assistant()
+    assistant.ingest([str(path) for path in published])
+    questions = (help_centre.parent / "questions.txt").read_text(encoding="utf-8").splitlines()
+    for question in questions:
+        answer = assistant.ask(question)
+        # No table header or raw row ("Plan | Requests per minute | ..."), no bare bullet.
+        assert "|" not in answer.answer, (question, answer.answer)
+        assert not any(line.startswith(("- ", "* ")) for line in answer.answer.split("\n"))
+        # Every marker names a citation, and every citation quotes text of its own source.
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
+        assert markers == {citation.n for citation in answer.citations}, answer.answer
+        for citation in answer.citations:
+            source = next(source for source in answer.sources if source.n == citation.n)
+            assert citation.url == source.url
+            assert citation.quote and citation.quote in answer.answer
+    refund = assistant.ask("Can I get my money back if I cancel an annual plan?")
+    assert refund.answer.startswith("If you change your mind, you can cancel an annual plan")
