@@ -8,7 +8,8 @@ passage into sentences and lines and keeps only those worth quoting:
 - never a table's header row (the first row of a table, when it holds no figure), nor
   navigation or page boilerplate ("Previous topic", "Next topic", "Table of contents",
   "Show source", "This page", ...) and the link title that follows such a label, nor a
-  breadcrumb trail, nor a fragment of fewer than three words;
+  breadcrumb trail, nor a line of code (an interpreter prompt, a comment), nor a fragment of
+  fewer than three words;
 - a table row reads as ``first cell — header: cell; header: cell`` when its header is known;
 - a list item loses its bullet.
 
@@ -42,6 +43,8 @@ _LINK_LABELS = frozenset(
     {"previous topic", "next topic", "previous", "next", "previous page", "next page"}
 )
 _BREADCRUMB_SEPARATOR = re.compile(r"\s*(?:»|›|→|>|/)\s*")
+# Lines of code in the text: interpreter prompts and comments ("# create a socket").
+_CODE_LINE = re.compile(r"^(?:>>>|\.\.\.(?:\s|$)|#\s+[a-z]|\$\s)")
 _BULLET = re.compile(r"^(?:[-*•‣◦]|\d{1,3}[.)])\s+")
 _DIGIT = re.compile(r"\d")
 _COMPLETE_START = re.compile(r"^[\"'“‘(\[]?[A-Z0-9¿¡]")
@@ -125,7 +128,7 @@ def answer_units(text: str) -> list[AnswerUnit]:
                 units.append(AnswerUnit(shown, line, len(units), False))
             continue
         header = None
-        if _is_breadcrumb(line):
+        if _is_breadcrumb(line) or _CODE_LINE.match(line):
             continue
         bullet = _BULLET.match(line)
         for sentence in split_sentences(line):

@@ -87,3 +87,10 @@ def test_complete_sentences_are_told_from_fragments() -> None:
     assert complete["Monthly plans are not refunded for partial months."]
     assert not complete["works with most identity providers"]
     assert not complete["Free — Billed monthly: $0; Billed annually: $0; Storage: 2 GB"]
+
+
+def test_interpreter_prompts_and_code_comments_are_not_prose() -> None:
+    text = (
+        ">>> a_tuple = 1, 2, 3\n# create an INET, STREAMing socket\nA tuple holds several values."
+    )
+    assert texts(text) == ["A tuple holds several values."]
