@@ -28,7 +28,7 @@ from assistant.chat.events import Citation, CitationsEvent, DoneEvent, Source, T
 from assistant.chat.provider import ChatRequest, PassageTokens, ProviderEvent
 from assistant.chat.sentences import AnswerUnit, answer_units
 from assistant.knowledge.encoder import TokenEncoder, TokenOffsets
-from assistant.knowledge.maxsim import maxsim_scores_ragged, maxsim_span_scores
+from assistant.knowledge.maxsim import maxsim_span_scores
 
 __all__ = ["Extract", "ExtractiveProvider"]
 
@@ -39,6 +39,12 @@ _MARKER_LIKE = re.compile(r"\s*\[\d{1,3}\]")
 FRAGMENT_PENALTY = 0.03
 """Subtracted from the MaxSim of a unit that is not a complete sentence (a table row, a list
 item or line without closing punctuation)."""
+
+
+REPEATED_WORD_WEIGHT = 0.25
+"""On a follow-up, the weight in MaxSim of the question's tokens whose word the previous answer
+already holds (the others weigh 1)."""
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +140,8 @@ class ExtractiveProvider:
             return Extract("", ())
         if query_tokens is None:
             query_tokens = self._encoder.encode_query_tokens(question)
-        scores = self._scores(query_tokens, sentences, passage_tokens)
+        weights = _novelty_weights(self._encoder, question, query_tokens, said)
+        scores = self._scores(query_tokens, sentences, passage_tokens, weights)
         scores = [
             score - (0.0 if sentence.unit.complete else FRAGMENT_PENALTY)
             for score, sentence in zip(scores, sentences, strict=True)
@@ -169,6 +176,7 @@ class ExtractiveProvider:
         query_tokens: torch.Tensor,
         sentences: Sequence[_Sentence],
         passages: Sequence[PassageTokens],
+        query_weights: torch.Tensor | None = None,
     ) -> list[float]:
         """Each sentence's MaxSim: from its chunk's token rows where a chunk covers it, from
         its own encoding otherwise."""
@@ -180,18 +188,45 @@ class ExtractiveProvider:
                 by_passage.setdefault(found[0], []).append((index, found[1]))
         for passage_index, items in by_passage.items():
             span_scores = maxsim_span_scores(
-                query_tokens, passages[passage_index].tokens, [span for _, span in items]
+                query_tokens,
+                passages[passage_index].tokens,
+                [span for _, span in items],
+                query_weights,
             ).tolist()
             for (index, _), score in zip(items, span_scores, strict=True):
                 scores[index] = score
         missing = [index for index, score in enumerate(scores) if score is None]
         if missing:
             encoded = self._encoder.encode_document_tokens([sentences[i].text for i in missing])
-            for index, score in zip(
-                missing, maxsim_scores_ragged(query_tokens, encoded).tolist(), strict=True
-            ):
-                scores[index] = score
+            for index, matrix in zip(missing, encoded, strict=True):
+                whole = [range(matrix.shape[0])]
+                scores[index] = float(
+                    maxsim_span_scores(query_tokens, matrix, whole, query_weights)[0]
+                )
         return [score or 0.0 for score in scores]
+
+
+def _novelty_weights(
+    encoder: TokenEncoder, question: str, query_tokens: torch.Tensor, said: str
+) -> torch.Tensor | None:
+    """(n_query_tokens,) weights that make the question's words the previous answer already
+    holds count ``REPEATED_WORD_WEIGHT``: a follow-up asks for what is new ("how much does it
+    cost?" after the plans that include an integration wants the prices, not the integration
+    again). ``None`` on a first turn, or when the encoder cannot map its rows to words."""
+    if not said or not isinstance(encoder, TokenOffsets):
+        return None
+    offsets = encoder.query_token_offsets(question)
+    if len(offsets) != query_tokens.shape[0]:
+        return None
+    said_words = {word.lower() for word in _WORD.findall(said)}
+    words = list(_WORD.finditer(question))
+    weights = torch.ones(len(offsets), dtype=torch.float32)
+    for row, (start, end) in enumerate(offsets):
+        if end > start:
+            word = next((w for w in words if w.start() <= start < w.end()), None)
+            if word is not None and word.group().lower() in said_words:
+                weights[row] = REPEATED_WORD_WEIGHT
+    return weights
 
 
 def _last_answer(request: ChatRequest) -> str:

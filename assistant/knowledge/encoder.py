@@ -91,6 +91,11 @@ class TokenOffsets(Protocol):
         character (special tokens)."""
         ...
 
+    def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """One ``(start, end)`` character span of ``text`` per row of
+        ``encode_query_tokens(text)``; ``(0, 0)`` for rows that read no character."""
+        ...
+
 
 class Encoder(TokenEncoder, Protocol):
     """What the knowledge base needs from an encoder of dense and per-token vectors.
@@ -275,6 +280,11 @@ class TransformerEncoder:
                 verbose=False,
             )
         return [[(int(start), int(end)) for start, end in row] for row in batch["offset_mapping"]]
+
+    def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """The character span of every token row of ``encode_query_tokens(text)`` (a query is
+        encoded like a passage)."""
+        return self.document_token_offsets([text])[0]
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens and without truncation."""

@@ -168,7 +168,10 @@ def maxsim_scores_ragged(
 
 
 def maxsim_span_scores(
-    query_embeddings: torch.Tensor, document_embeddings: torch.Tensor, spans: Sequence[range]
+    query_embeddings: torch.Tensor,
+    document_embeddings: torch.Tensor,
+    spans: Sequence[range],
+    query_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MaxSim of one query against spans of one document's token vectors.
 
@@ -180,6 +183,8 @@ def maxsim_span_scores(
         query_embeddings: (Lq, d) token vectors of the query; every row counts.
         document_embeddings: (Ld, d) token vectors of the document.
         spans: S ranges of row indices into ``document_embeddings``.
+        query_weights: (Lq,) non-negative weight of each query row in the mean (``None``: all
+            1), to make some query tokens count less.
 
     Returns:
         (S,) float32 scores; an empty span scores 0.0.
@@ -201,7 +206,10 @@ def maxsim_span_scores(
     if query.shape[0] == 0 or not spans:
         return scores
     similarities = query @ document_embeddings.to(torch.float32).T  # (Lq, Ld)
+    if query_weights is None:
+        query_weights = torch.ones(query.shape[0], dtype=torch.float32)
+    weights = query_weights.to(torch.float32) / query_weights.sum().clamp(min=1e-6)
     for index, span in enumerate(spans):
         if len(span):
-            scores[index] = similarities[:, span.start : span.stop].amax(dim=1).mean()
+            scores[index] = (similarities[:, span.start : span.stop].amax(dim=1) * weights).sum()
     return scores

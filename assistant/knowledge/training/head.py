@@ -236,6 +236,12 @@ class ProjectedTokenEncoder:
             return self.base.document_token_offsets(texts)
         return [[] for _ in texts]
 
+    def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """The base's query token offsets, empty when the base cannot tell them."""
+        if isinstance(self.base, TokenOffsets):
+            return self.base.query_token_offsets(text)
+        return []
+
 
 def head_path(heads_dir: Path, version: str) -> Path:
     """Where the head ``version`` of one knowledge base is stored under its ``heads_dir``."""
