@@ -41,6 +41,9 @@ FRAGMENT_PENALTY = 0.03
 item or line without closing punctuation)."""
 
 
+REPEAT_PENALTY = 0.05
+"""Subtracted on a follow-up from a sentence the previous answer already quoted: it may still
+be the answer, but something new that answers as well comes first."""
 REPEATED_WORD_WEIGHT = 0.25
 """On a follow-up, the weight in MaxSim of the question's tokens whose word the previous answer
 already holds (the others weigh 1)."""
@@ -125,17 +128,14 @@ class ExtractiveProvider:
         provider's encoder, when already computed; otherwise the question is encoded here.
         ``passage_tokens``: the sources' chunks with their token vectors from the same encoder;
         units they cover are scored from them, any other unit is encoded. ``said``: the
-        previous answer of the conversation; a follow-up is not answered by repeating it, so
-        its sentences are quoted again only when nothing else is left.
+        previous answer of the conversation; a follow-up asks for something new, so its
+        words weigh less in the question and its sentences score ``REPEAT_PENALTY`` less.
         """
         sentences = [
             _Sentence(source, unit)
             for source in sources[: self._max_sources]
             for unit in answer_units(_MARKER_LIKE.sub("", source.text))
         ]
-        fresh = [sentence for sentence in sentences if sentence.text not in said]
-        if fresh:
-            sentences = fresh
         if not sentences:
             return Extract("", ())
         if query_tokens is None:
@@ -143,7 +143,9 @@ class ExtractiveProvider:
         weights = _novelty_weights(self._encoder, question, query_tokens, said)
         scores = self._scores(query_tokens, sentences, passage_tokens, weights)
         scores = [
-            score - (0.0 if sentence.unit.complete else FRAGMENT_PENALTY)
+            score
+            - (0.0 if sentence.unit.complete else FRAGMENT_PENALTY)
+            - (REPEAT_PENALTY if said and sentence.text in said else 0.0)
             for score, sentence in zip(scores, sentences, strict=True)
         ]
         ranked = sorted(range(len(sentences)), key=lambda i: -scores[i])
