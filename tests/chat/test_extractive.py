@@ -58,6 +58,9 @@ class CountingEncoder:
     def document_token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         return self._inner.document_token_offsets(texts)
 
+    def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return self._inner.query_token_offsets(text)
+
     def encode_document_tokens(self, texts: Sequence[str]) -> list[torch.Tensor]:
         return [encoded.tokens for encoded in self.encode_documents(texts)]
 
