@@ -276,13 +276,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 class StaticSite:
     """A folder served over HTTP on a free loopback port, from a background thread.
 
-    ``robots`` is served as ``/robots.txt``. Use as a context manager.
+    ``robots`` is served as ``/robots.txt``; ``port`` None picks a free one. Use as a context
+    manager.
     """
 
-    def __init__(self, root: Path, robots: str = "") -> None:
+    def __init__(self, root: Path, robots: str = "", port: int | None = None) -> None:
         self.root = root
         self.robots = robots.encode("utf-8")
-        self.port = free_loopback_port()
+        self.port = port or free_loopback_port()
         site = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
