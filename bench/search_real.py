@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import pstats
 import sqlite3
 import subprocess
@@ -174,6 +175,7 @@ def time_searches(
     pools: list[int] = []
     misses = 0
     hit1 = reciprocal = 0.0
+    rankings: dict[str, list[str]] = {}
     profiler = cProfile.Profile() if profile else None
     for round_ in range(repeat):
         for question, page in questions:
@@ -192,6 +194,7 @@ def time_searches(
             pools.append(result.trace.candidates)
             misses += result.trace.cache_misses
             if round_ == 0:
+                rankings[question] = [hit.chunk_id for hit in result.hits]
                 ranked = list(dict.fromkeys(page_of(hit.url) for hit in result.hits))
                 hit1 += ranked[:1] == [page]
                 reciprocal += 1.0 / (ranked.index(page) + 1) if page in ranked[:10] else 0.0
@@ -216,6 +219,7 @@ def time_searches(
         "mrr@10": round(reciprocal / len(questions), 4),
         "questions": len(questions),
         "searches": len(whole),
+        "rankings": rankings,
     }
 
 
@@ -235,6 +239,19 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def agreement(results: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
+    """How many questions got the same top 10 (and the same first hit) as in ``other``."""
+    same = first = total = 0
+    for mode, measured in results["modes"].items():
+        before = other.get("modes", {}).get(mode, {}).get("rankings", {})
+        for question, ranking in measured["rankings"].items():
+            if question in before:
+                total += 1
+                same += ranking == before[question]
+                first += ranking[:1] == before[question][:1]
+    return {"compared": total, "same_top10": same, "same_first": first}
 
 
 def print_tables(results: dict[str, Any]) -> None:
@@ -278,6 +295,7 @@ def main() -> None:
     parser.add_argument("--no-scifact", action="store_true", help="skip SciFact nDCG@10")
     parser.add_argument("--prepare-only", action="store_true", help="ingest, then stop")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the searches here")
+    parser.add_argument("--compare", type=Path, help="a JSON of an earlier run: same rankings?")
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads first")
     parser.add_argument("--json", type=Path, help="write the results to this file")
     args = parser.parse_args()
@@ -323,6 +341,9 @@ def main() -> None:
             client.close()
         finally:
             stop(server)
+    if args.compare:
+        results["agreement"] = agreement(results, json.loads(args.compare.read_text("utf-8")))
+        console.print(f"rankings against {args.compare}: {results['agreement']}")
     results["load_average_end"] = load_average()
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     print_tables(results)
