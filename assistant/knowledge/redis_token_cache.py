@@ -125,6 +125,11 @@ class RedisTokenCache:
 
     def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
         """Matrices for ``keys`` in order (None = miss); all misses while Redis is failing."""
+        values = self.get_many_encoded(keys)
+        return [decode_or_none(key, value) for key, value in zip(keys, values, strict=True)]
+
+    def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Encoded values for ``keys`` in order (None = miss); all misses while Redis fails."""
         values: list[Any] = [None] * len(keys)
         if keys and self._available():
             try:
@@ -136,18 +141,23 @@ class RedisTokenCache:
                 self._succeeded()
             except (redis.RedisError, OSError) as exc:
                 self._failed(exc)
-        results = [decode_or_none(key, value) for key, value in zip(keys, values, strict=True)]
-        hits = sum(result is not None for result in results)
+        hits = sum(value is not None for value in values)
         with self._lock:
             self._hits += hits
             self._misses += len(keys) - hits
-        return results
+        return values
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
         """Store matrices; skipped (with a warning) while Redis is failing."""
         if not items or not self._available():
             return
-        encoded = encode_all(items, self.format)
+        self.put_many_encoded(encode_all(items, self.format))
+
+    def put_many_encoded(self, items: Mapping[str, bytes]) -> None:
+        """Store encoded values; skipped (with a warning) while Redis is failing."""
+        if not items or not self._available():
+            return
+        encoded = items
         try:
             for batch in slices(list(encoded.items()), REDIS_MGET_BATCH):
                 pipeline = self.client.pipeline(transaction=False)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
+from assistant.errors import CacheError
 from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
@@ -21,10 +23,11 @@ from assistant.knowledge.fusion import (
     FusionWeights,
 )
 from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.maxsim import maxsim_scores_ragged
+from assistant.knowledge.maxsim import PackedTokens, maxsim_scores_packed, pack_token_matrices
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
-from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.token_cache import TokenCache, cache_key, decode_or_none, get_encoded
+from assistant.knowledge.token_codec import DEFAULT_FORMAT, decode_packed
 from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
 __all__ = ["Candidate", "Retriever", "SearchHit", "SearchResult", "SearchTrace"]
@@ -109,9 +112,9 @@ class Retriever:
         clock.lap("recall")
         if not candidates:
             return SearchResult(query, [], trace, query_tokens)
-        token_matrices = self._token_matrices([c.chunk for c in candidates], trace)
+        packed = self._packed_tokens([c.chunk for c in candidates], trace)
         clock.lap("cache")
-        late = maxsim_scores_ragged(query_tokens, token_matrices)
+        late = maxsim_scores_packed(query_tokens, packed)
         clock.lap("maxsim")
         ranked = self._rank(candidates, late, weights or self.weights)
         clock.lap("fuse")
@@ -120,7 +123,7 @@ class Retriever:
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
-        return self._token_matrices(chunks, SearchTrace())
+        return self._packed_tokens(chunks, SearchTrace()).split()
 
     def _recall(self, query: str, query_dense: torch.Tensor, trace: SearchTrace) -> list[Candidate]:
         # Read once: ``reload_lexical`` may swap the index while this search runs.
@@ -141,10 +144,29 @@ class Retriever:
         trace.candidates = len(candidates)
         return list(candidates.values())
 
-    def _token_matrices(self, chunks: list[StoredChunk], trace: SearchTrace) -> list[torch.Tensor]:
+    def _packed_tokens(self, chunks: list[StoredChunk], trace: SearchTrace) -> PackedTokens:
+        """The candidates' token matrices stacked in one tensor, cache first.
+
+        Hits are read as stored bytes and decoded together; misses are recomputed from the
+        stored text and written back.
+        """
         model_id = self._late_encoder.model_id
+        dimension = self._late_encoder.token_dimension
         keys = [cache_key(model_id, self._head_version, c.chunk_hash) for c in chunks]
-        cached = self._cache.get_many(keys)
+        encoded = get_encoded(self._cache, keys, DEFAULT_FORMAT)
+        packed: PackedTokens | None = None
+        if all(value is not None for value in encoded):
+            try:
+                packed = decode_packed(cast("list[bytes]", encoded), dimension)
+            except CacheError:
+                packed = None  # one unreadable value: decode one by one below
+        if packed is not None:
+            trace.cache_hits = len(chunks)
+            trace.cache_misses = 0
+            return packed
+        cached: list[torch.Tensor | None] = [
+            decode_or_none(key, value) for key, value in zip(keys, encoded, strict=True)
+        ]
         missing = [index for index, value in enumerate(cached) if value is None]
         trace.cache_hits = len(chunks) - len(missing)
         trace.cache_misses = len(missing)
@@ -157,7 +179,7 @@ class Retriever:
                 cached[index] = matrix
                 fresh[keys[index]] = matrix
             self._cache.put_many(fresh)
-        return [matrix for matrix in cached if matrix is not None]
+        return pack_token_matrices([m for m in cached if m is not None], dimension)
 
     @staticmethod
     def _rank(

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar, runtime_checkable
 
 import torch
 
@@ -39,12 +39,15 @@ from assistant.knowledge.token_codec import DEFAULT_FORMAT, TOKEN_FORMATS, decod
 from assistant.knowledge.token_codec import encode_tokens as encode_token_matrix
 
 __all__ = [
+    "EncodedTokenCache",
     "InProcessTokenCache",
     "SQLiteTokenCache",
     "TieredTokenCache",
     "TokenCache",
     "TokenCacheStats",
     "cache_key",
+    "get_encoded",
+    "put_encoded",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,6 +105,46 @@ class TokenCache(Protocol):
         Idempotent, and never raises.
         """
         ...
+
+
+@runtime_checkable
+class EncodedTokenCache(TokenCache, Protocol):
+    """A token cache that also hands out and takes values as ``token_codec`` bytes.
+
+    A search reads its candidates this way and decodes them all at once
+    (``token_codec.decode_packed``) instead of one tensor per key. Every cache of this module
+    and ``RedisTokenCache`` is one.
+    """
+
+    def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Encoded values for ``keys`` in the same order, None for each miss (not decoded, so
+        a malformed value is found here and refused by the decoder)."""
+        ...
+
+    def put_many_encoded(self, items: Mapping[str, bytes]) -> None:
+        """Store values that are already encoded (e.g. promoted from a slower tier)."""
+        ...
+
+
+def get_encoded(cache: TokenCache, keys: Sequence[str], format: str) -> list[bytes | None]:
+    """``keys``' values as bytes from any cache: read as they are stored when the cache hands
+    out bytes, else read as tensors and encoded in ``format``."""
+    if isinstance(cache, EncodedTokenCache):
+        return cache.get_many_encoded(keys)
+    matrices = cache.get_many(keys)
+    encoded = encode_all(
+        {k: m for k, m in zip(keys, matrices, strict=True) if m is not None}, format
+    )
+    return [encoded.get(key) for key in keys]
+
+
+def put_encoded(cache: TokenCache, items: Mapping[str, bytes]) -> None:
+    """Store encoded values in any cache (decoded first when it takes only tensors)."""
+    if isinstance(cache, EncodedTokenCache):
+        cache.put_many_encoded(items)
+        return
+    decoded = {key: decode_or_none(key, data) for key, data in items.items()}
+    cache.put_many({key: matrix for key, matrix in decoded.items() if matrix is not None})
 
 
 def check_format(format: str) -> None:
@@ -173,6 +216,12 @@ class InProcessTokenCache:
 
     def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
         """Matrices for ``keys`` in order (None = miss); a hit becomes most recently used."""
+        found = self.get_many_encoded(keys)
+        # Decoding is the costly part and needs no lock.
+        return [decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+
+    def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Encoded values for ``keys`` in order (None = miss); a hit becomes most recently used."""
         found: list[bytes | None] = []
         with self._lock:
             for key in keys:
@@ -183,12 +232,15 @@ class InProcessTokenCache:
                     self._entries.move_to_end(key)
                     self._hits += 1
                 found.append(data)
-        # Decoding is the costly part and needs no lock.
-        return [decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+        return found
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
         """Store matrices, evicting least recently used ones until under ``max_bytes``."""
-        encoded = encode_all(items, self.format)
+        self.put_many_encoded(encode_all(items, self.format))
+
+    def put_many_encoded(self, items: Mapping[str, bytes]) -> None:
+        """Store encoded values, evicting least recently used ones until under ``max_bytes``."""
+        encoded = items
         with self._lock:
             if self._closed:
                 return
@@ -258,6 +310,11 @@ class SQLiteTokenCache:
 
     def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
         """Matrices for ``keys`` in order (None = miss), read in batches of 500 keys."""
+        found = self.get_many_encoded(keys)
+        return [decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+
+    def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Encoded values for ``keys`` in order (None = miss), read in batches of 500 keys."""
         found: dict[str, bytes] = {}
         with self._lock:
             if self._connection is not None:
@@ -273,7 +330,7 @@ class SQLiteTokenCache:
                 except sqlite3.Error as exc:
                     self._fail("read", exc)
                     found = {}
-        results = [decode_or_none(key, found.get(key)) for key in keys]
+        results = [found.get(key) for key in keys]
         hits = sum(result is not None for result in results)
         with self._lock:
             self._hits += hits
@@ -282,7 +339,11 @@ class SQLiteTokenCache:
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
         """Insert or replace matrices in one transaction."""
-        encoded = encode_all(items, self.format)
+        self.put_many_encoded(encode_all(items, self.format))
+
+    def put_many_encoded(self, items: Mapping[str, bytes]) -> None:
+        """Insert or replace encoded values in one transaction."""
+        encoded = items
         if not encoded:
             return
         with self._lock:
@@ -354,17 +415,23 @@ class TieredTokenCache:
 
     def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]:
         """Matrices for ``keys`` in order (None = miss in both tiers)."""
-        results = self.first.get_many(keys)
+        found = self.get_many_encoded(keys)
+        return [decode_or_none(key, data) for key, data in zip(keys, found, strict=True)]
+
+    def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Encoded values for ``keys`` in order (None = miss in both tiers); what only the
+        second tier holds is copied, still encoded, into the first."""
+        results = get_encoded(self.first, keys, DEFAULT_FORMAT)
         missing = [index for index, result in enumerate(results) if result is None]
         if missing:
-            second_results = self.second.get_many([keys[index] for index in missing])
-            promoted: dict[str, torch.Tensor] = {}
+            second_results = get_encoded(self.second, [keys[i] for i in missing], DEFAULT_FORMAT)
+            promoted: dict[str, bytes] = {}
             for index, result in zip(missing, second_results, strict=True):
                 if result is not None:
                     results[index] = result
                     promoted[keys[index]] = result
             if promoted:
-                self.first.put_many(promoted)
+                put_encoded(self.first, promoted)
         hits = sum(result is not None for result in results)
         with self._lock:
             self._hits += hits
@@ -375,6 +442,11 @@ class TieredTokenCache:
         """Store matrices in both tiers."""
         self.first.put_many(items)
         self.second.put_many(items)
+
+    def put_many_encoded(self, items: Mapping[str, bytes]) -> None:
+        """Store encoded values in both tiers."""
+        put_encoded(self.first, items)
+        put_encoded(self.second, items)
 
     def stats(self) -> TokenCacheStats:
         """Keys found in either tier, and keys found in neither."""

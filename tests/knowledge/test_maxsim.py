@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from assistant.knowledge import maxsim
-from assistant.knowledge.maxsim import maxsim_scores, maxsim_scores_ragged, pad_token_matrices
+from assistant.knowledge.maxsim import (
+    maxsim_scores,
+    maxsim_scores_packed,
+    maxsim_scores_ragged,
+    pack_token_matrices,
+    pad_token_matrices,
+)
 
 
 def reference_maxsim(
@@ -147,3 +153,27 @@ def test_shape_errors_are_reported() -> None:
         maxsim_scores(torch.ones(1, 2), documents, mask[:, :1])
     with pytest.raises(ValueError, match="query_mask"):
         maxsim_scores(torch.ones(1, 2), documents, mask, torch.ones(2, dtype=torch.bool))
+
+
+def test_packed_scores_match_the_loop_reference_with_empty_documents_anywhere() -> None:
+    generator = torch.Generator().manual_seed(7)
+    query = unit_rows(generator, 5, 8)
+    lengths = [0, 3, 0, 0, 11, 1, 0]
+    matrices = [unit_rows(generator, length, 8) for length in lengths]
+    packed = pack_token_matrices(matrices, 8)
+
+    scores = maxsim_scores_packed(query, packed)
+
+    torch.testing.assert_close(
+        scores, torch.tensor(reference_maxsim(query, matrices)), atol=1e-6, rtol=0
+    )
+    assert [scores[i].item() for i in (0, 2, 3, 6)] == [0.0] * 4
+    assert [tuple(m.shape) for m in packed.split()] == [(n, 8) for n in lengths]
+    assert maxsim_scores_packed(query[:0], packed).tolist() == [0.0] * len(lengths)
+    assert maxsim_scores_packed(query, pack_token_matrices([], 8)).shape == (0,)
+
+
+def test_packed_refuses_a_query_of_another_dimension() -> None:
+    packed = pack_token_matrices([torch.ones(2, 4)], 4)
+    with pytest.raises(ValueError, match="packed token values"):
+        maxsim_scores_packed(torch.ones(1, 3), packed)

@@ -28,6 +28,7 @@ from assistant.knowledge.token_cache import (
 from assistant.knowledge.token_codec import (
     HEADER_SIZE,
     bytes_per_token,
+    decode_packed,
     decode_tokens,
     encode_tokens,
 )
@@ -107,6 +108,39 @@ def test_malformed_values_raise_cache_error() -> None:
     lying = struct.pack("<2sBBIH", b"TK", 1, 2, 1000, 8) + good[HEADER_SIZE:]
     with pytest.raises(CacheError, match="should be"):
         decode_tokens(lying)
+
+
+@pytest.mark.parametrize("formats", [("int8",) * 4, ("int8", "fp16", "int4", "int8")])
+def test_decode_packed_gives_exactly_the_one_by_one_values(formats: tuple[str, ...]) -> None:
+    matrices = [unit_rows(n, 8, seed=n) for n in (3, 0, 5, 1)]
+    values = [encode_tokens(m, f) for m, f in zip(matrices, formats, strict=True)]
+
+    packed = decode_packed(values, 8)
+
+    assert packed.lengths == [3, 0, 5, 1]
+    for got, value in zip(packed.split(), values, strict=True):
+        assert torch.equal(got, decode_tokens(value).reshape(-1, 8))
+
+
+def test_decode_packed_refuses_malformed_values_and_other_dimensions() -> None:
+    good = encode_tokens(unit_rows(2, 8))
+    with pytest.raises(CacheError, match="truncated"):
+        decode_packed([good, good[:5]], 8)
+    with pytest.raises(CacheError, match="expected 8"):
+        decode_packed([good, encode_tokens(unit_rows(2, 4))], 8)
+
+
+def test_caches_hand_out_and_take_encoded_values(tmp_path: Path) -> None:
+    value = encode_tokens(unit_rows(4, 8))
+    first = InProcessTokenCache(max_bytes=1 << 20)
+    second = SQLiteTokenCache(tmp_path / "tokens.db")
+    tiered = TieredTokenCache(first, second)
+    second.put_many_encoded({"k": value})
+
+    assert tiered.get_many_encoded(["k", "missing"]) == [value, None]
+    assert first.get_many_encoded(["k"]) == [value]  # promoted, still encoded
+    assert torch.equal(tiered.get_many(["k"])[0], decode_tokens(value))  # type: ignore[arg-type]
+    second.close()
 
 
 def test_unencodable_matrices_raise_cache_error() -> None:
