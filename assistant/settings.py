@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     no_answer_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
     # Chat searches that run at once; each already uses every core through torch.
     search_workers: int = Field(default=1, ge=1, le=64)
+    # Threads of torch's own parallelism in this process (0: torch's default, one per core).
+    # Where processes or other work share the cores, 1 avoids threads spinning for a core.
+    torch_threads: int = Field(default=0, ge=0, le=256)
 
     # Token cache.
     token_cache_format: Literal["int8", "int4", "fp16"] = "int8"

@@ -18,6 +18,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from assistant.errors import ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.colbert import ColBERTEncoder
@@ -62,7 +64,12 @@ FUSION_WEIGHTS_KEY = "fusion_weights"
 
 
 def build_encoder(settings: Settings) -> Encoder:
-    """The dense + token encoder of ``ASSISTANT_EMBEDDING_MODEL``."""
+    """The dense + token encoder of ``ASSISTANT_EMBEDDING_MODEL``.
+
+    ``ASSISTANT_TORCH_THREADS`` (when not 0) sets torch's threads for the whole process first.
+    """
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     return TransformerEncoder(settings.embedding_model, max_length=settings.max_tokens_per_text)
 
 
