@@ -333,12 +333,13 @@ class Assistant:
         return self.conversation_store.content_gaps(kb, limit=limit)
 
     def report(
-        self, kb: str = "default", *, since: str = "30d", mask: bool = True
+        self, kb: str = "default", *, since: str = "30d", mask: bool = True, drill_down: bool = True
     ) -> AnalyticsReport:
-        """``kb``'s analytics since ``since`` (``30d``, ``12h``, an ISO date), with trends."""
+        """``kb``'s analytics since ``since`` (``30d``, ``12h``, an ISO date), with trends;
+        ``drill_down=False`` leaves out each cluster's turn ids (quicker)."""
         from assistant.analytics.service import assistant_report
 
-        return assistant_report(self, kb, since=since, mask=mask)
+        return assistant_report(self, kb, since=since, mask=mask, drill_down=drill_down)
 
     def config(self, kb: str = "default") -> AssistantConfig:
         """``kb``'s assistant settings (brand, answering, retrieval, access, limits)."""

@@ -1,10 +1,12 @@
-"""Top questions, content gaps and page usage as SQL aggregates over stored clusters.
+"""Top questions, content gaps and page usage from a period's totals and its newest turns.
 
-Each turn's cluster is stored (``stored_clusters``), so the clusters of a period are a
-``GROUP BY cluster``; examples, per-slice counts and drill-down ids are read for the listed
-clusters only. A content gap is the part of a question cluster that was not answered well
-(declined, weak best passage, 👎, or asked again), so gaps and top questions share their labels;
-the pages nearest to a gap are the best ``turn_pages.nearest_score`` of its turns.
+Counts, ratings, gap reasons and per-slice counts of each cluster, and the use of each page,
+are sums of the period's totals (``period_totals``). What a list shows beside them is read for
+the listed clusters only, from their newest turns (index ``ix_turn_insights_cluster_created_at``):
+the most asked questions among the newest ``EXAMPLE_SAMPLE``, the newest turn ids for
+drill-down, and the pages that came nearest to answering a gap's newest ``GAP_SAMPLE`` turns
+(one query for every gap). A page's questions come from the period's newest ``PAGE_SAMPLE``
+turns that used a page.
 """
 
 from __future__ import annotations
@@ -13,26 +15,40 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 
-from assistant.analytics.aggregates import bucket_of, gap_reasons, in_period, question_text, ratings
+from assistant.analytics.aggregates import in_period
 from assistant.analytics.period import Period
+from assistant.analytics.period_totals import PeriodTotals
 from assistant.analytics.topics import LOW_SCORE, GapCluster, QuestionCluster
 from assistant.analytics.usage import SourceUse
 from assistant.database.analytics_models import QuestionClusteringRow, TurnInsightRow, TurnPageRow
 from assistant.database.engine import Database
-from assistant.database.models import TurnRow
+from assistant.database.models import FeedbackRow, TurnRow
 
 __all__ = [
+    "EXAMPLE_SAMPLE",
+    "GAP_SAMPLE",
+    "PAGE_SAMPLE",
     "Clustering",
     "clustering_of",
-    "sql_content_gaps",
-    "sql_source_usage",
-    "sql_top_questions",
+    "content_gaps",
+    "nearest_to_gaps",
+    "source_usage",
+    "top_questions",
 ]
+
+EXAMPLE_SAMPLE = 60
+"""Newest turns of a listed cluster whose questions are counted for its examples."""
+GAP_SAMPLE = 25
+"""Newest turns of a content gap read for its examples and its nearest pages."""
+PAGE_SAMPLE = 1000
+"""Newest turns of the period that used a page, read for the pages' questions."""
 
 Clustering = tuple[int, list[str]]
 """The stored clustering's version and the label of each of its clusters."""
+
+_REASONS = ("no_answer", "low_score", "thumbs_down", "reasked")
 
 
 def clustering_of(database: Database, assistant: str) -> Clustering | None:
@@ -42,84 +58,70 @@ def clustering_of(database: Database, assistant: str) -> Clustering | None:
         return (row.version, [str(label) for label in row.labels]) if row else None
 
 
-def _count_if(condition: ColumnElement[bool] | Any) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def _question() -> Any:
+    return func.coalesce(func.nullif(TurnRow.standalone_question, ""), TurnRow.question)
 
 
-def _clustered(assistant: str, period: Period, version: int, rated: Any) -> Select[Any]:
-    """The period's turns with their cluster of the current clustering and net rating."""
+def _cluster_turns(assistant: str, period: Period, version: int, *columns: Any) -> Any:
+    """The turns in the period of the cluster given as parameter ``cluster`` (their ids and
+    ``columns``), newest first (walks the cluster index). Built once, run per cluster."""
     return (
-        select()
-        .select_from(TurnRow)
-        .join(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
-        .outerjoin(rated, rated.c.turn_id == TurnRow.id)
-        .where(in_period(assistant, period), TurnInsightRow.clustering_version == version)
-    )
-
-
-def _examples(
-    database: Database,
-    base: Select[Any],
-    clusters: Sequence[int],
-    render: Callable[[str], str],
-    examples: int,
-) -> dict[int, tuple[str, ...]]:
-    """The most asked questions of each of ``clusters`` (after ``render``)."""
-    text = question_text().label("text")
-    grouped = (
-        base.add_columns(TurnInsightRow.cluster.label("cluster"), text, func.count().label("n"))
-        .where(TurnInsightRow.cluster.in_(clusters))
-        .group_by(TurnInsightRow.cluster, text)
-        .subquery()
-    )
-    ranked = select(
-        grouped.c.cluster,
-        grouped.c.text,
-        grouped.c.n,
-        func.row_number()
-        .over(partition_by=grouped.c.cluster, order_by=(grouped.c.n.desc(), grouped.c.text))
-        .label("rank"),
-    ).subquery()
-    # Masking can merge questions, so a few more than needed are read.
-    query = select(ranked.c.cluster, ranked.c.text, ranked.c.n).where(ranked.c.rank <= examples * 3)
-    counted: dict[int, Counter[str]] = defaultdict(Counter)
-    with database.session() as session:
-        for cluster, question, count in session.execute(query).all():
-            counted[int(cluster)][render(question)] += int(count)
-    return {
-        cluster: tuple(q for q, _ in counter.most_common(examples))
-        for cluster, counter in counted.items()
-    }
-
-
-def _turn_ids(
-    database: Database, base: Select[Any], clusters: Sequence[int], limit: int
-) -> dict[int, tuple[int, ...]]:
-    """Up to ``limit`` turn ids per cluster (newest first), for drill-down."""
-    ranked = (
-        base.add_columns(
-            TurnInsightRow.cluster.label("cluster"),
-            TurnRow.id.label("turn_id"),
-            func.row_number()
-            .over(partition_by=TurnInsightRow.cluster, order_by=TurnRow.id.desc())
-            .label("rank"),
+        select(TurnInsightRow.turn_id, *columns)
+        .where(
+            TurnInsightRow.assistant == assistant,
+            TurnInsightRow.clustering_version == version,
+            TurnInsightRow.cluster == bindparam("cluster"),
+            TurnInsightRow.turn_created_at >= period.since,
+            TurnInsightRow.turn_created_at < period.until,
         )
-        .where(TurnInsightRow.cluster.in_(clusters))
-        .subquery()
+        .order_by(TurnInsightRow.turn_created_at.desc(), TurnInsightRow.turn_id.desc())
     )
-    query = select(ranked.c.cluster, ranked.c.turn_id).where(ranked.c.rank <= limit)
-    ids: dict[int, list[int]] = defaultdict(list)
-    with database.session() as session:
-        for cluster, turn_id in session.execute(query).all():
-            ids[int(cluster)].append(int(turn_id))
-    return {cluster: tuple(sorted(values)) for cluster, values in ids.items()}
 
 
-def sql_top_questions(
+def _is_gap() -> Any:
+    lowest = (
+        select(func.min(FeedbackRow.rating))
+        .where(FeedbackRow.turn_id == TurnRow.id)
+        .correlate(TurnRow)
+        .scalar_subquery()
+    )
+    return or_(
+        TurnRow.outcome == "no_answer",
+        and_(
+            TurnRow.outcome == "answered",
+            TurnRow.top_score.is_not(None),
+            TurnRow.top_score < LOW_SCORE,
+        ),
+        func.coalesce(lowest, 0) < 0,
+        TurnInsightRow.reasked,
+    )
+
+
+def _examples(texts: Sequence[str], render: Callable[[str], str], examples: int) -> tuple[str, ...]:
+    counted: Counter[str] = Counter()
+    for text, count in Counter(texts).items():  # masks each distinct question once
+        counted[render(text)] += count
+    ordered = sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(text for text, _ in ordered[:examples])
+
+
+def _sums(totals: PeriodTotals) -> dict[int, list[Any]]:
+    """Per cluster its measures over every slice."""
+    sums: dict[int, list[Any]] = {}
+    for (_, cluster), values in totals.clusters.items():
+        current = sums.setdefault(int(cluster), [0] * len(values))
+        for index, value in enumerate(values):
+            current[index] += int(value)
+    return sums
+
+
+def top_questions(
     database: Database,
     assistant: str,
     period: Period,
     clustering: Clustering,
+    totals: PeriodTotals,
+    previous: PeriodTotals,
     *,
     render: Callable[[str], str] = str,
     limit: int = 20,
@@ -129,202 +131,151 @@ def sql_top_questions(
 ) -> list[QuestionCluster]:
     """The ``limit`` largest clusters of the period's clustered questions."""
     version, labels = clustering
-    rated = ratings(assistant)
-    lowest = func.coalesce(rated.c.lowest, 0)
-    base = _clustered(assistant, period, version, rated)
-    counts_query = base.add_columns(
-        TurnInsightRow.cluster,
-        func.count(),
-        _count_if(TurnRow.outcome == "answered"),
-        _count_if(lowest > 0),
-        _count_if(lowest < 0),
-    ).group_by(TurnInsightRow.cluster)
-    previous_query = (
-        _clustered(assistant, period.previous(), version, rated)
-        .add_columns(TurnInsightRow.cluster, func.count())
-        .group_by(TurnInsightRow.cluster)
+    sums = _sums(totals)
+    before = _sums(previous)
+    total = sum(values[0] for values in sums.values())
+    chosen = sorted(sums, key=lambda cluster: (-sums[cluster][0], cluster))[:limit]
+    daily: dict[int, list[int]] = {cluster: [0] * buckets for cluster in chosen}
+    for (bucket, cluster), values in totals.clusters.items():
+        if int(cluster) in daily:
+            daily[int(cluster)][int(bucket)] += int(values[0])
+    result = []
+    examples_query = (
+        _cluster_turns(assistant, period, version, _question())
+        .join(TurnRow, TurnRow.id == TurnInsightRow.turn_id)
+        .limit(EXAMPLE_SAMPLE)
     )
+    ids_query = _cluster_turns(assistant, period, version).limit(turn_ids)
     with database.session() as session:
-        rows = session.execute(counts_query).all()
-        previous = {int(c): int(n) for c, n in session.execute(previous_query).all()}
-    total = sum(int(row[1]) for row in rows)
-    chosen = sorted(rows, key=lambda row: (-int(row[1]), int(row[0])))[:limit]
-    top = [int(row[0]) for row in chosen]
-    if not top:
-        return []
-    bucket = bucket_of(period, buckets).label("bucket")
-    daily_query = (
-        base.add_columns(TurnInsightRow.cluster, bucket, func.count())
-        .where(TurnInsightRow.cluster.in_(top))
-        .group_by(TurnInsightRow.cluster, bucket)
-    )
-    daily: dict[int, list[int]] = {cluster: [0] * buckets for cluster in top}
-    with database.session() as session:
-        for cluster, index, count in session.execute(daily_query).all():
-            daily[int(cluster)][int(index)] = int(count)
-    questions = _examples(database, base, top, render, examples)
-    ids = _turn_ids(database, base, top, turn_ids)
-    return [
-        QuestionCluster(
-            label=labels[cluster] if cluster < len(labels) else "",
-            count=int(count),
-            previous_count=previous.get(cluster, 0),
-            share=int(count) / total,
-            questions=questions.get(cluster, ()),
-            answer_rate=int(answered) / int(count),
-            thumbs_up=int(up),
-            thumbs_down=int(down),
-            daily=tuple(daily[cluster]),
-            turn_ids=ids.get(cluster, ()),
-        )
-        for cluster, count, answered, up, down in ((int(r[0]), *r[1:]) for r in chosen)
-    ]
+        for cluster in chosen:
+            texts = session.execute(examples_query, {"cluster": cluster}).all()
+            ids = session.scalars(ids_query, {"cluster": cluster}).all() if turn_ids else []
+            count, answered, up, down = sums[cluster][:4]
+            result.append(
+                QuestionCluster(
+                    label=labels[cluster] if cluster < len(labels) else "",
+                    count=count,
+                    previous_count=before.get(cluster, [0])[0],
+                    share=count / total,
+                    questions=_examples([text for _, text in texts], render, examples),
+                    answer_rate=answered / count,
+                    thumbs_up=up,
+                    thumbs_down=down,
+                    daily=tuple(daily[cluster]),
+                    turn_ids=tuple(sorted(int(turn_id) for turn_id in ids)),
+                )
+            )
+    return result
 
 
-def sql_content_gaps(
+def content_gaps(
     database: Database,
     assistant: str,
     period: Period,
     clustering: Clustering,
+    totals: PeriodTotals,
+    previous: PeriodTotals,
     *,
     render: Callable[[str], str] = str,
     limit: int = 20,
     examples: int = 5,
-    low_score: float = LOW_SCORE,
-    turn_ids: int = 1000,
 ) -> list[GapCluster]:
-    """The ``limit`` largest clusters of the period's questions that were not answered well."""
+    """The ``limit`` largest clusters of the period's questions that were not answered well;
+    each gap's ``turn_ids`` are its newest ``GAP_SAMPLE`` turns."""
     version, labels = clustering
-    rated = ratings(assistant)
-    reasons = gap_reasons(rated.c.lowest, low_score)
-    is_gap = or_(*reasons.values())
-    base = _clustered(assistant, period, version, rated).where(is_gap)
-    counts_query = base.add_columns(
-        TurnInsightRow.cluster,
-        func.count(),
-        *(_count_if(condition) for condition in reasons.values()),
-    ).group_by(TurnInsightRow.cluster)
-    previous_query = (
-        _clustered(assistant, period.previous(), version, rated)
-        .where(is_gap)
-        .add_columns(TurnInsightRow.cluster, func.count())
-        .group_by(TurnInsightRow.cluster)
+    sums = {cluster: values for cluster, values in _sums(totals).items() if values[4]}
+    before = _sums(previous)
+    chosen = sorted(sums, key=lambda cluster: (-sums[cluster][4], cluster))[:limit]
+    gaps = []
+    query = (
+        _cluster_turns(assistant, period, version, _question())
+        .join(TurnRow, TurnRow.id == TurnInsightRow.turn_id)
+        .where(_is_gap())
+        .limit(GAP_SAMPLE)
     )
     with database.session() as session:
-        rows = session.execute(counts_query).all()
-        previous = {int(c): int(n) for c, n in session.execute(previous_query).all()}
-    chosen = sorted(rows, key=lambda row: (-int(row[1]), int(row[0])))[:limit]
-    top = [int(row[0]) for row in chosen]
-    if not top:
-        return []
-    questions = _examples(database, base, top, render, examples)
-    ids = _turn_ids(database, base, top, turn_ids)
-    gaps = []
-    for row in chosen:
-        cluster, count = int(row[0]), int(row[1])
-        counted = Counter(
-            {name: int(value) for name, value in zip(reasons, row[2:], strict=True) if value}
-        )
-        gaps.append(
-            GapCluster(
-                label=labels[cluster] if cluster < len(labels) else "",
-                count=count,
-                previous_count=previous.get(cluster, 0),
-                questions=questions.get(cluster, ()),
-                reasons=dict(counted.most_common()),
-                turn_ids=ids.get(cluster, ()),
+        for cluster in chosen:
+            rows = session.execute(query, {"cluster": cluster}).all()
+            values = sums[cluster]
+            reasons = {
+                name: int(value)
+                for name, value in zip(_REASONS, values[5:9], strict=False)
+                if value
+            }
+            gaps.append(
+                GapCluster(
+                    label=labels[cluster] if cluster < len(labels) else "",
+                    count=values[4],
+                    previous_count=before.get(cluster, [0] * 5)[4],
+                    questions=_examples([text for _, text in rows], render, examples),
+                    reasons=dict(sorted(reasons.items(), key=lambda item: -item[1])),
+                    turn_ids=tuple(sorted(int(turn_id) for turn_id, _ in rows)),
+                )
             )
-        )
     return gaps
 
 
-def nearest_to_gap(
-    database: Database,
-    assistant: str,
-    period: Period,
-    gap_turn_ids: Sequence[int],
-    *,
-    limit: int = 3,
-) -> list[tuple[str, float]]:
-    """The pages that came closest to answering the turns ``gap_turn_ids``: the best
-    late-interaction score each URL reached in their traces (stored per turn), best first."""
-    best = func.max(TurnPageRow.nearest_score)
-    query = (
-        select(TurnPageRow.url, best)
-        .join(TurnRow, TurnRow.id == TurnPageRow.turn_id)
-        .where(
-            in_period(assistant, period),
-            TurnPageRow.turn_id.in_(gap_turn_ids),
-            TurnPageRow.nearest_score.is_not(None),
-        )
-        .group_by(TurnPageRow.url)
-        .order_by(best.desc(), TurnPageRow.url)
-        .limit(limit)
-    )
+def nearest_to_gaps(
+    database: Database, gaps: Sequence[GapCluster], *, limit: int = 3
+) -> list[list[tuple[str, float]]]:
+    """For each gap, the pages that came closest to answering its turns: the best
+    late-interaction score each URL reached in their traces, best first (one query)."""
+    gap_of = {turn_id: index for index, gap in enumerate(gaps) for turn_id in gap.turn_ids}
+    best: list[dict[str, float]] = [{} for _ in gaps]
+    ids = list(gap_of)
     with database.session() as session:
-        return [(str(url), float(score or 0.0)) for url, score in session.execute(query).all()]
+        for start in range(0, len(ids), 1000):
+            rows = session.execute(
+                select(TurnPageRow.turn_id, TurnPageRow.url, TurnPageRow.nearest_score).where(
+                    TurnPageRow.turn_id.in_(ids[start : start + 1000]),
+                    TurnPageRow.nearest_score.is_not(None),
+                )
+            ).all()
+            for turn_id, url, score in rows:
+                scores = best[gap_of[int(turn_id)]]
+                scores[url] = max(scores.get(url, float("-inf")), float(score or 0.0))
+    return [sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit] for scores in best]
 
 
-def sql_source_usage(
+def source_usage(
     database: Database,
     assistant: str,
     period: Period,
+    totals: PeriodTotals,
     *,
     render: Callable[[str], str] = str,
     examples: int = 5,
 ) -> list[SourceUse]:
     """Every page the period's turns used as context or cited, most cited first."""
-    rated = ratings(assistant)
-    used = or_(TurnPageRow.cited, TurnPageRow.in_context)
-    base = (
-        select()
-        .select_from(TurnPageRow)
-        .join(TurnRow, TurnRow.id == TurnPageRow.turn_id)
-        .where(in_period(assistant, period), used)
-    )
-    query = (
-        base.outerjoin(rated, rated.c.turn_id == TurnRow.id)
-        .add_columns(
-            TurnPageRow.url,
-            func.max(TurnPageRow.title),
-            _count_if(TurnPageRow.cited),
-            _count_if(TurnPageRow.in_context),
-            _count_if(and_(TurnPageRow.cited, func.coalesce(rated.c.lowest, 0) < 0)),
+    pages: dict[str, list[Any]] = {}
+    for (_, url), (title, cited, in_context, down) in totals.pages.items():
+        current = pages.setdefault(url, ["", 0, 0, 0])
+        current[0] = max(current[0], title or "")
+        current[1] += int(cited)
+        current[2] += int(in_context)
+        current[3] += int(down)
+    texts: dict[str, list[str]] = defaultdict(list)
+    if pages:
+        newest = (
+            select(TurnPageRow.url, _question())
+            .select_from(TurnRow)
+            .join(TurnPageRow, TurnPageRow.turn_id == TurnRow.id)
+            .where(in_period(assistant, period), TurnPageRow.in_context)
+            .order_by(TurnRow.created_at.desc())
+            .limit(PAGE_SAMPLE)
         )
-        .group_by(TurnPageRow.url)
-    )
-    text = question_text().label("text")
-    grouped = (
-        base.where(TurnPageRow.in_context)
-        .add_columns(TurnPageRow.url.label("url"), text, func.count().label("n"))
-        .group_by(TurnPageRow.url, text)
-        .subquery()
-    )
-    ranked = select(
-        grouped.c.url,
-        grouped.c.text,
-        grouped.c.n,
-        func.row_number()
-        .over(partition_by=grouped.c.url, order_by=(grouped.c.n.desc(), grouped.c.text))
-        .label("rank"),
-    ).subquery()
-    examples_query = select(ranked.c.url, ranked.c.text, ranked.c.n).where(
-        ranked.c.rank <= examples * 3
-    )
-    counted: dict[str, Counter[str]] = defaultdict(Counter)
-    with database.session() as session:
-        rows = session.execute(query).all()
-        for url, question, count in session.execute(examples_query).all():
-            counted[url][render(question)] += int(count)
+        with database.session() as session:
+            for url, text in session.execute(newest).all():
+                texts[url].append(text)
     uses = [
         SourceUse(
-            url=str(url),
-            title=str(title or ""),
-            cited=int(cited),
-            in_context=int(in_context),
-            cited_in_thumbs_down=int(down),
-            questions=tuple(q for q, _ in counted[url].most_common(examples)),
+            url=url,
+            title=title,
+            cited=cited,
+            in_context=in_context,
+            cited_in_thumbs_down=down,
+            questions=_examples(texts.get(url, []), render, examples),
         )
-        for url, title, cited, in_context, down in rows
+        for url, (title, cited, in_context, down) in pages.items()
     ]
     return sorted(uses, key=lambda use: (-use.cited, -use.in_context, use.url))

@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from assistant.analytics.quality import REASK_SIMILARITY
 from assistant.database.analytics_models import TurnInsightRow, TurnPageRow
 from assistant.database.engine import Database
 from assistant.database.models import TurnRow
+from assistant.database.rollup_models import invalidate_hours
+from assistant.database.unresolved import recount_unresolved
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 
 __all__ = [
@@ -226,6 +229,8 @@ def mark_reasked(
     """
     wanted = sorted(set(conversation_ids))
     changed: dict[bool, list[int]] = {True: [], False: []}
+    moments: list[datetime] = []
+    conversations: set[str] = set()
     for start in range(0, len(wanted), BATCH):
         with database.session() as session:
             rows = session.execute(
@@ -235,6 +240,7 @@ def mark_reasked(
                     TurnInsightRow.position,
                     TurnInsightRow.question_vector,
                     TurnInsightRow.reasked,
+                    TurnInsightRow.turn_created_at,
                 ).where(
                     TurnInsightRow.assistant == assistant,
                     TurnInsightRow.conversation_id.in_(wanted[start : start + BATCH]),
@@ -254,6 +260,8 @@ def mark_reasked(
                 flag = bool((similarities[index, index + 1 :] >= similarity).any())
                 if flag != row.reasked:
                     changed[flag].append(row.turn_id)
+                    moments.append(row.turn_created_at)
+                    conversations.add(row.conversation_id)
     with database.session() as session:
         for flag, turn_ids in changed.items():
             for start in range(0, len(turn_ids), BATCH):
@@ -262,6 +270,9 @@ def mark_reasked(
                     .where(TurnInsightRow.turn_id.in_(turn_ids[start : start + BATCH]))
                     .values(reasked=flag)
                 )
+        # Re-asks count in the analytics totals and in their conversations' resolution.
+        invalidate_hours(session, assistant, (moment for moment in moments if moment))
+        recount_unresolved(session, conversations)
     return len(changed[True]) + len(changed[False])
 
 
@@ -315,6 +326,7 @@ def refresh_insights(
             session.add_all(insights)
             session.flush()
             session.add_all(pages)
+            invalidate_hours(session, assistant, (row.created_at for row in rows))
         mark_reasked(database, assistant, (row.conversation_id for row in rows))
         if progress is not None:
             progress(min(start + BATCH, len(stale)), len(stale))

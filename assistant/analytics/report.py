@@ -14,15 +14,16 @@ from dataclasses import dataclass
 
 from assistant.analytics.aggregate_topics import (
     clustering_of,
-    nearest_to_gap,
-    sql_content_gaps,
-    sql_source_usage,
-    sql_top_questions,
+    content_gaps,
+    nearest_to_gaps,
+    source_usage,
+    top_questions,
 )
-from assistant.analytics.aggregates import sql_quality, sql_volume
+from assistant.analytics.aggregates import conversation_figures, quality_of, volume_of
 from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD
 from assistant.analytics.insights import InsightEncoders, pending_insights, refresh_insights
 from assistant.analytics.period import Period
+from assistant.analytics.period_totals import period_totals
 from assistant.analytics.privacy import mask_personal_data
 from assistant.analytics.quality import REASK_SIMILARITY
 from assistant.analytics.records import Page
@@ -94,19 +95,21 @@ def bring_up_to_date(
     recluster: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Compute the missing insights of ``period`` (at most ``limit``), then bring the stored
-    question clusters up to date (``recluster``: cluster everything again). Returns how many
-    insights were computed."""
+    """Compute the missing insights of ``period`` (at most ``limit``), bring the stored
+    question clusters up to date (``recluster``: cluster everything again), then build the
+    period's hourly and daily totals. Returns how many insights were computed."""
     refreshed = refresh_insights(
         database, assistant, period, encoders, limit=limit, progress=progress
     )
-    update_clusters(
+    clustering = update_clusters(
         database,
         assistant,
         encoders.dense.model_id,
         full=recluster,
         distance_threshold=distance_threshold,
     )
+    # Build the hourly and daily totals now rather than in the next report.
+    period_totals(database, assistant, period, version=clustering.version or None, parts=())
     return refreshed
 
 
@@ -153,40 +156,58 @@ def build_report(
             )
     render = mask_personal_data if options.mask else str
     clustering = clustering_of(database, assistant)
+    version = clustering[0] if clustering is not None else None
+    stored = options.low_score == LOW_SCORE
+    totals = period_totals(
+        database, assistant, period, version=version, buckets=options.buckets, stored=stored
+    )
+    before = period_totals(
+        database,
+        assistant,
+        previous_period,
+        version=version,
+        buckets=options.buckets,
+        stored=stored,
+        parts=("totals", "clusters"),
+    )
     titles = {page.url: page.title for page in documents}
-    usage = sql_source_usage(database, assistant, period, render=render, examples=options.examples)
+    usage = source_usage(
+        database, assistant, period, totals, render=render, examples=options.examples
+    )
     for use in usage:
         titles.setdefault(use.url, use.title)
     top: list[QuestionCluster] = []
     gaps: list[ContentGap] = []
     if clustering is not None:
-        top = sql_top_questions(
+        top = top_questions(
             database,
             assistant,
             period,
             clustering,
+            totals,
+            before,
             render=render,
             limit=options.limit,
             examples=options.examples,
             buckets=options.buckets,
             turn_ids=options.turn_ids,
         )
-        for gap in sql_content_gaps(
+        found = content_gaps(
             database,
             assistant,
             period,
             clustering,
+            totals,
+            before,
             render=render,
             limit=options.limit,
             examples=options.examples,
-            low_score=options.low_score,
-            turn_ids=options.turn_ids,
+        )
+        for gap, pages in zip(
+            found, nearest_to_gaps(database, found, limit=options.nearest), strict=True
         ):
             nearest = tuple(
-                NearestPage(url, titles.get(url, ""), round(score, 4))
-                for url, score in nearest_to_gap(
-                    database, assistant, period, gap.turn_ids, limit=options.nearest
-                )
+                NearestPage(url, titles.get(url, ""), round(score, 4)) for url, score in pages
             )
             gaps.append(
                 ContentGap(
@@ -200,6 +221,8 @@ def build_report(
                 )
             )
     used = {use.url for use in usage if use.in_context}
+    started = conversation_figures(database, assistant, period)
+    started_before = conversation_figures(database, assistant, previous_period)
     return AnalyticsReport(
         assistant=assistant,
         period=period,
@@ -210,10 +233,12 @@ def build_report(
         unused_pages=tuple(
             sorted((page for page in documents if page.url not in used), key=lambda p: p.url)
         ),
-        quality=sql_quality(database, assistant, period),
-        previous_quality=sql_quality(database, assistant, previous_period),
-        volume=sql_volume(database, assistant, period, buckets=options.buckets),
-        previous_volume=sql_volume(database, assistant, previous_period, buckets=options.buckets),
+        quality=quality_of(totals, started),
+        previous_quality=quality_of(before, started_before),
+        volume=volume_of(database, assistant, period, totals, started, buckets=options.buckets),
+        previous_volume=volume_of(
+            database, assistant, previous_period, before, started_before, buckets=options.buckets
+        ),
         refreshed_turns=refreshed,
         pending_turns=pending,
     )

@@ -17,6 +17,7 @@ from assistant.assistants import AssistantRegistry
 from assistant.database.analytics_models import TurnInsightRow, TurnPageRow
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, FeedbackRow, TurnRow
+from assistant.database.rollup_models import invalidate_turns
 
 __all__ = ["apply_retention", "apply_retention_everywhere"]
 
@@ -47,6 +48,8 @@ def apply_retention(
         chunk = expired[start : start + _CHUNK]
         turn_ids = select(TurnRow.id).where(TurnRow.conversation_id.in_(chunk))
         with database.session() as session:
+            # Their hours of the analytics totals are counted again without them.
+            invalidate_turns(session, list(session.scalars(turn_ids).all()))
             # Explicit deletes: SQLite applies ON DELETE CASCADE only with foreign keys on.
             session.execute(delete(TurnPageRow).where(TurnPageRow.turn_id.in_(turn_ids)))
             session.execute(delete(TurnInsightRow).where(TurnInsightRow.turn_id.in_(turn_ids)))

@@ -49,9 +49,15 @@ class ReportParts(Protocol):
 
 
 def assistant_report(
-    assistant: ReportParts, kb: str, *, since: str = "30d", mask: bool = True
+    assistant: ReportParts,
+    kb: str,
+    *,
+    since: str = "30d",
+    mask: bool = True,
+    drill_down: bool = True,
 ) -> AnalyticsReport:
-    """``kb``'s report from ``since`` until now, computed with ``assistant``'s own parts.
+    """``kb``'s report from ``since`` until now, computed with ``assistant``'s own parts
+    (``drill_down=False``: without each cluster's turn ids, which HTTP does not send).
 
     Raises:
         InvalidInputError: ``since`` cannot be read.
@@ -66,6 +72,6 @@ def assistant_report(
         period,
         encoders=InsightEncoders(assistant.encoder, assistant.late_encoder),
         documents=documents,
-        options=AnalyticsOptions(mask=mask),
+        options=AnalyticsOptions(mask=mask, turn_ids=1000 if drill_down else 0),
         prompts=PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary(),
     )

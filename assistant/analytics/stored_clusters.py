@@ -32,6 +32,7 @@ from assistant.analytics.privacy import mask_personal_data
 from assistant.database.analytics_models import QuestionClusteringRow, TurnInsightRow
 from assistant.database.engine import Database
 from assistant.database.models import TurnRow
+from assistant.database.rollup_models import invalidate_assistant, invalidate_hours
 
 __all__ = ["RECLUSTER_SHARE", "ClusteringUpdate", "update_clusters"]
 
@@ -136,6 +137,8 @@ def _full(
     _store_assignments(database, turn_ids, labels, version)
     now = datetime.now(UTC)
     with database.session() as session:
+        # Every hour's totals by cluster belong to the previous clustering.
+        invalidate_assistant(session, assistant)
         row = session.get(QuestionClusteringRow, assistant)
         if row is None:
             row = QuestionClusteringRow(assistant=assistant, created_at=now)
@@ -183,7 +186,11 @@ def _incremental(database: Database, current: QuestionClusteringRow) -> Clusteri
     while True:
         with database.session() as session:
             rows = session.execute(
-                select(TurnInsightRow.turn_id, TurnInsightRow.question_vector)
+                select(
+                    TurnInsightRow.turn_id,
+                    TurnInsightRow.question_vector,
+                    TurnInsightRow.turn_created_at,
+                )
                 .where(*conditions)
                 .order_by(TurnInsightRow.turn_id)
                 .limit(_CHUNK)
@@ -194,6 +201,12 @@ def _incremental(database: Database, current: QuestionClusteringRow) -> Clusteri
         _store_assignments(
             database, [row.turn_id for row in rows], labels.astype(np.int64), current.version
         )
+        with database.session() as session:
+            invalidate_hours(
+                session,
+                current.assistant,
+                (row.turn_created_at for row in rows if row.turn_created_at is not None),
+            )
         joined += len(rows)
     with database.session() as session:
         row = session.get(QuestionClusteringRow, current.assistant)

@@ -20,6 +20,8 @@ from assistant.chat.records import Conversation, ConversationSummary, Outcome, T
 from assistant.control_characters import strip_control_characters
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, FeedbackRow, TurnRow, utcnow
+from assistant.database.rollup_models import invalidate_hours, invalidate_turns
+from assistant.database.unresolved import UNRESOLVED_OUTCOMES, recount_unresolved
 from assistant.errors import InvalidInputError, NotFoundError
 
 __all__ = [
@@ -150,7 +152,9 @@ class ConversationStore:
                     TurnRow.conversation_id == conversation_id
                 )
             )
+            now = utcnow()
             row = TurnRow(
+                created_at=now,
                 conversation_id=conversation_id,
                 assistant=assistant,
                 position=int(position or 0) + 1,
@@ -172,9 +176,13 @@ class ConversationStore:
                 error_message=turn.error_message,
             )
             session.add(row)
+            if turn.outcome in UNRESOLVED_OUTCOMES:
+                conversation.unresolved_turns += 1
+            if conversation.started_at is None:
+                conversation.started_at = now
             if not conversation.title:
                 conversation.title = " ".join(question.split())[:200]
-            conversation.updated_at = utcnow()
+            conversation.updated_at = now
             session.flush()
             return row.id
 
@@ -243,6 +251,8 @@ class ConversationStore:
         with self._database.session() as session:
             self._owned(session, assistant, conversation_id)
             turn_ids = select(TurnRow.id).where(TurnRow.conversation_id == conversation_id)
+            # Its hours of the analytics totals are counted again without it.
+            invalidate_turns(session, list(session.scalars(turn_ids).all()))
             # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite applies
             # only when foreign keys are switched on for the connection.
             session.execute(delete(FeedbackRow).where(FeedbackRow.turn_id.in_(turn_ids)))
@@ -283,3 +293,8 @@ class ConversationStore:
                     comment=strip_control_characters(comment),
                 )
             )
+            session.flush()
+            # The turn's hour of the analytics totals, and its conversation's resolution.
+            invalidate_hours(session, assistant, [turn.created_at])
+            if rating < 0:
+                recount_unresolved(session, [turn.conversation_id])

@@ -20,15 +20,25 @@ from assistant.database.models import (
     ServerSecretRow,
     TurnRow,
 )
+from assistant.database.rollup_models import (
+    AnalyticsHourRow,
+    HourClusterRow,
+    HourPageRow,
+    HourTotalsRow,
+)
 from assistant.database.slack_models import SlackEventRow, SlackThreadRow
 
 __all__ = [
+    "AnalyticsHourRow",
     "ApiKeyRow",
     "AssistantRow",
     "Base",
     "ConversationRow",
     "Database",
     "FeedbackRow",
+    "HourClusterRow",
+    "HourPageRow",
+    "HourTotalsRow",
     "JobRow",
     "QuestionClusteringRow",
     "ServerSecretRow",

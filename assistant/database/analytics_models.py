@@ -33,6 +33,7 @@ __all__ = ["QuestionClusteringRow", "TurnInsightRow", "TurnPageRow"]
 
 # Every report filters turns by assistant and period and aggregates these light columns; an
 # index that holds them all answers without reading the turns' wide JSON columns.
+
 Index(
     "ix_turns_assistant_created_at",
     TurnRow.assistant,
@@ -57,6 +58,15 @@ class TurnInsightRow(Base):
     __tablename__ = "turn_insights"
     __table_args__ = (
         Index("ix_turn_insights_assistant_created_at", "assistant", "turn_created_at"),
+        # A cluster's newest turns (examples, drill-down) straight from the index.
+        Index(
+            "ix_turn_insights_cluster_created_at",
+            "assistant",
+            "clustering_version",
+            "cluster",
+            "turn_created_at",
+            "turn_id",
+        ),
         Index(
             "ix_turn_insights_facts",
             "turn_id",
@@ -85,6 +95,9 @@ class TurnInsightRow(Base):
     reasked: Mapped[bool] = mapped_column(Boolean, default=False)
     cluster: Mapped[int | None] = mapped_column(Integer, default=None)
     clustering_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    model_grade: Mapped[float | None] = mapped_column(Float, default=None)
+    """How well the answer served the question, 0-1, as graded by a language model (only for
+    a sample of turns, and only when the assistant has a provider)."""
 
 
 class TurnPageRow(Base):
@@ -119,6 +132,8 @@ class QuestionClusteringRow(Base):
     clusters: Mapped[int] = mapped_column(Integer)
     centroids: Mapped[bytes] = mapped_column(LargeBinary)
     labels: Mapped[list[Any]] = mapped_column(default=list)
+    labels_model: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The language model that wrote ``labels``; empty: they are c-TF-IDF terms."""
     clustered_turns: Mapped[int] = mapped_column(Integer, default=0)
     """Questions the last full clustering saw."""
     assigned_turns: Mapped[int] = mapped_column(Integer, default=0)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -95,6 +96,16 @@ class ConversationRow(Base):
     """A conversation with one assistant; ``visitor`` identifies the person where known."""
 
     __tablename__ = "conversations"
+    # The conversations a report counts: started in its period, with visitor and resolution.
+    __table_args__ = (
+        Index(
+            "ix_conversations_assistant_started_at",
+            "assistant",
+            "started_at",
+            "visitor",
+            "unresolved_turns",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     assistant: Mapped[str] = mapped_column(String(64), index=True)
@@ -102,6 +113,12 @@ class ConversationRow(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """When its first turn was stored (``None``: no turn yet)."""
+    unresolved_turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Turns of the conversation that leave it unresolved: declined, failed or handed off,
+    rated 👎, or asked again. Kept as turns are stored, rated and analysed, so a report counts
+    resolved conversations without reading their turns."""
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="conversation",
         order_by="TurnRow.position",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from assistant.chat.conversations import ConversationStore, NewTurn, Outcome
 from assistant.chat.events import Citation, Source, Usage
 from assistant.database.engine import Database
-from assistant.database.models import TurnRow
+from assistant.database.models import ConversationRow, TurnRow
+from assistant.database.rollup_models import invalidate_assistant
 
 # The API tests' server fixtures, for the analytics routes.
 from tests.api.conftest import admin_key, api_server  # noqa: F401
@@ -88,6 +89,17 @@ def record_turn(
 
 
 def backdate(database: Database, turn_ids: Sequence[int], moment: datetime) -> None:
-    """Move turns into the past (the previous period of a report)."""
+    """Move turns into the past (the previous period of a report), with their conversations'
+    start; the analytics totals are built again."""
     with database.session() as session:
         session.execute(update(TurnRow).where(TurnRow.id.in_(turn_ids)).values(created_at=moment))
+        conversations = select(TurnRow.conversation_id).where(TurnRow.id.in_(turn_ids))
+        session.execute(
+            update(ConversationRow)
+            .where(ConversationRow.id.in_(conversations))
+            .values(started_at=moment)
+        )
+        for assistant in session.scalars(
+            select(TurnRow.assistant).where(TurnRow.id.in_(turn_ids)).distinct()
+        ).all():
+            invalidate_assistant(session, assistant)

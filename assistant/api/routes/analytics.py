@@ -50,7 +50,7 @@ async def analytics(
 ) -> AnalyticsPublic:
     """Top questions, content gaps, source usage, conversation quality, leads and volume of
     the period, each with the previous period for trend."""
-    report = await run_in_threadpool(core.report, name, since=since, mask=mask)
+    report = await run_in_threadpool(core.report, name, since=since, mask=mask, drill_down=False)
     return AnalyticsPublic.from_report(report)
 
 
@@ -70,7 +70,7 @@ async def gaps_export(
     mask: MaskQuery = True,
 ) -> Response:
     """The period's content gaps as CSV (one row per gap, with its suggestion)."""
-    report = await run_in_threadpool(core.report, name, since=since, mask=mask)
+    report = await run_in_threadpool(core.report, name, since=since, mask=mask, drill_down=False)
     return Response(
         gaps_csv(report.content_gaps),
         media_type="text/csv; charset=utf-8",

@@ -1,0 +1,455 @@
+"""Hourly totals of the turns, built from them an hour at a time and rebuilt when they change.
+
+A report sums these totals (``assistant.database.rollup_models``) over the whole hours of its
+period and reads only the turns of the part-hours at either end. The same three grouped
+queries (``totals_query``, ``clusters_query``, ``pages_query``) build an hour's stored totals
+(grouped by hour) and give a report its part-hours (grouped by the report's slice), so both
+count alike.
+
+An hour is built once it has ended (``SEAL_LAG`` after, for turns still being written) and
+stays built until something changes a figure of one of its turns: feedback, insights, re-asks,
+clusters, a deletion. Those write paths call ``invalidate_hours`` (or ``invalidate_assistant``)
+in their own transaction; the next report, or the background refresh, rebuilds what is missing
+(``build_missing``). Code that writes turns behind the stores' back (bulk imports, tests that
+move turns in time) calls ``invalidate_assistant`` after.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assistant.analytics.topics import LOW_SCORE
+from assistant.database.analytics_models import TurnInsightRow, TurnPageRow
+from assistant.database.engine import Database
+from assistant.database.models import FeedbackRow, TurnRow
+from assistant.database.rollup_models import (
+    AnalyticsHourRow,
+    HourClusterRow,
+    HourPageRow,
+    HourTotalsRow,
+    floor_hour,
+    invalidate_assistant,
+    invalidate_hours,
+    invalidate_turns,
+)
+
+__all__ = [
+    "DAY",
+    "HOUR",
+    "SEAL_LAG",
+    "as_hour",
+    "build_missing",
+    "clusters_query",
+    "day_span",
+    "floor_hour",
+    "hour_of",
+    "invalidate_assistant",
+    "invalidate_hours",
+    "invalidate_turns",
+    "pages_query",
+    "sealed_until",
+    "totals_query",
+]
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+SEAL_LAG = timedelta(minutes=5)
+"""How long after an hour ends its totals may be built: a turn is stored with the time it
+started being answered, which can be a little before it is written."""
+
+
+def sealed_until(now: datetime | None = None) -> datetime:
+    """The end of the last hour whose totals may be stored."""
+    return floor_hour((now or datetime.now(UTC)) - SEAL_LAG)
+
+
+def hour_of(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The start of the UTC hour of a timestamp column, in SQL ``dialect``."""
+    if dialect == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", column))
+    return func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def as_hour(value: Any) -> datetime:
+    """An hour as read back from ``hour_of`` (text on SQLite, naive UTC on PostgreSQL)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _lowest() -> Any:
+    """Each turn's lowest rating (below 0: any 👎), a correlated subquery."""
+    return (
+        select(func.min(FeedbackRow.rating))
+        .where(FeedbackRow.turn_id == TurnRow.id)
+        .correlate(TurnRow)
+        .scalar_subquery()
+    )
+
+
+def _count_if(condition: ColumnElement[bool] | Any) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _in_range(assistant: str, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(
+        TurnRow.assistant == assistant, TurnRow.created_at >= start, TurnRow.created_at < end
+    )
+
+
+def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> Select[Any]:
+    """Per ``slot`` (an expression over ``TurnRow.created_at``), provider and model: turns,
+    answered, 👍, 👎, re-asked, groundedness sum and count, tokens and cost."""
+    turns = (
+        select(
+            slot.label("slot"),
+            TurnRow.provider.label("provider"),
+            TurnRow.model.label("model"),
+            TurnRow.outcome.label("outcome"),
+            _lowest().label("lowest"),
+            func.coalesce(TurnInsightRow.reasked, false()).label("reasked"),
+            TurnInsightRow.groundedness.label("groundedness"),
+            TurnRow.input_tokens.label("input_tokens"),
+            TurnRow.output_tokens.label("output_tokens"),
+            TurnRow.cost_usd.label("cost_usd"),
+        )
+        .select_from(TurnRow)
+        .outerjoin(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
+        .where(_in_range(assistant, start, end))
+        .subquery()
+    )
+    return select(
+        turns.c.slot,
+        turns.c.provider,
+        turns.c.model,
+        func.count(),
+        _count_if(turns.c.outcome == "answered"),
+        _count_if(func.coalesce(turns.c.lowest, 0) > 0),
+        _count_if(func.coalesce(turns.c.lowest, 0) < 0),
+        _count_if(turns.c.reasked == literal(True)),
+        func.coalesce(func.sum(turns.c.groundedness), 0.0),
+        func.count(turns.c.groundedness),
+        func.coalesce(func.sum(turns.c.input_tokens), 0),
+        func.coalesce(func.sum(turns.c.output_tokens), 0),
+        func.sum(turns.c.cost_usd),
+    ).group_by(turns.c.slot, turns.c.provider, turns.c.model)
+
+
+def clusters_query(
+    assistant: str, start: datetime, end: datetime, slot: Any, version: int
+) -> Select[Any]:
+    """Per ``slot`` and question cluster (of clustering ``version``): turns, answered, 👍, 👎,
+    turns not answered well, and each reason (declined, weak best passage, 👎, asked again)."""
+    turns = (
+        select(
+            slot.label("slot"),
+            TurnInsightRow.cluster.label("cluster"),
+            TurnRow.outcome.label("outcome"),
+            TurnRow.top_score.label("top_score"),
+            _lowest().label("lowest"),
+            TurnInsightRow.reasked.label("reasked"),
+        )
+        .select_from(TurnRow)
+        .join(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
+        .where(
+            _in_range(assistant, start, end),
+            TurnInsightRow.clustering_version == version,
+            TurnInsightRow.cluster.is_not(None),
+        )
+        .subquery()
+    )
+    reasons = (
+        turns.c.outcome == "no_answer",
+        and_(
+            turns.c.outcome == "answered",
+            turns.c.top_score.is_not(None),
+            turns.c.top_score < LOW_SCORE,
+        ),
+        func.coalesce(turns.c.lowest, 0) < 0,
+        turns.c.reasked == literal(True),
+    )
+    return select(
+        turns.c.slot,
+        turns.c.cluster,
+        func.count(),
+        _count_if(turns.c.outcome == "answered"),
+        _count_if(func.coalesce(turns.c.lowest, 0) > 0),
+        _count_if(func.coalesce(turns.c.lowest, 0) < 0),
+        _count_if(or_(*reasons)),
+        *(_count_if(reason) for reason in reasons),
+    ).group_by(turns.c.slot, turns.c.cluster)
+
+
+def pages_query(assistant: str, start: datetime, end: datetime, slot: Any) -> Select[Any]:
+    """Per ``slot`` and page used as context or cited: its title, times cited, times given as
+    context, times cited in a 👎 turn."""
+    pages = (
+        select(
+            slot.label("slot"),
+            TurnPageRow.url.label("url"),
+            TurnPageRow.title.label("title"),
+            TurnPageRow.cited.label("cited"),
+            TurnPageRow.in_context.label("in_context"),
+            _lowest().label("lowest"),
+        )
+        .select_from(TurnPageRow)
+        .join(TurnRow, TurnRow.id == TurnPageRow.turn_id)
+        .where(_in_range(assistant, start, end), or_(TurnPageRow.cited, TurnPageRow.in_context))
+        .subquery()
+    )
+    return select(
+        pages.c.slot,
+        pages.c.url,
+        func.max(pages.c.title),
+        _count_if(pages.c.cited),
+        _count_if(pages.c.in_context),
+        _count_if(and_(pages.c.cited, func.coalesce(pages.c.lowest, 0) < 0)),
+    ).group_by(pages.c.slot, pages.c.url)
+
+
+def _runs(hours: Sequence[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
+    """Consecutive hours (or days) as ``[start, end)`` ranges."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + step)
+        else:
+            runs.append((hour, hour + step))
+    return runs
+
+
+_TOTALS = (
+    "turns",
+    "answered",
+    "thumbs_up",
+    "thumbs_down",
+    "reasked",
+    "grounded_sum",
+    "grounded_turns",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+_CLUSTERS = (
+    "turns",
+    "answered",
+    "thumbs_up",
+    "thumbs_down",
+    "gaps",
+    "gap_no_answer",
+    "gap_low_score",
+    "gap_thumbs_down",
+    "gap_reasked",
+)
+_PAGES = ("title", "cited", "in_context", "cited_in_thumbs_down")
+_TABLES: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
+    (HourTotalsRow, ("provider", "model"), _TOTALS),
+    (HourClusterRow, ("cluster",), _CLUSTERS),
+    (HourPageRow, ("url",), _PAGES),
+)
+
+
+def _clear(session: Session, assistant: str, start: datetime, end: datetime, hours: int) -> None:
+    for model, _, _ in _TABLES:
+        session.execute(
+            delete(model).where(
+                model.assistant == assistant,
+                model.hours == hours,
+                model.hour >= start,
+                model.hour < end,
+            )
+        )
+
+
+def _build_hours(
+    database: Database, assistant: str, start: datetime, end: datetime, version: int | None
+) -> None:
+    """Group the turns of ``[start, end)`` by hour into the hourly tables."""
+    with database.session() as session:
+        slot = hour_of(session.get_bind().dialect.name, TurnRow.created_at)
+        queries = [
+            totals_query(assistant, start, end, slot),
+            clusters_query(assistant, start, end, slot, version) if version is not None else None,
+            pages_query(assistant, start, end, slot),
+        ]
+        _clear(session, assistant, start, end, 1)
+        for (model, dimensions, measures), query in zip(_TABLES, queries, strict=True):
+            if query is None:
+                continue
+            rows = [
+                {
+                    "assistant": assistant,
+                    "hour": as_hour(row[0]),
+                    "hours": 1,
+                    **({"version": version} if model is HourClusterRow else {}),
+                    **dict(zip((*dimensions, *measures), row[1:], strict=True)),
+                }
+                for row in session.execute(query).all()
+            ]
+            if model is HourPageRow:
+                for row in rows:
+                    row["title"] = row["title"] or ""
+            if rows:
+                session.execute(insert(model), rows)
+        hour = start
+        marks = []
+        while hour < end:
+            marks.append({"assistant": assistant, "hour": hour, "hours": 1})
+            hour += HOUR
+        session.execute(insert(AnalyticsHourRow), marks)
+
+
+def _build_days(
+    database: Database, assistant: str, start: datetime, end: datetime, version: int | None
+) -> None:
+    """Sum the built hours of the days of ``[start, end)`` into daily rows."""
+    with database.session() as session:
+        _clear(session, assistant, start, end, 24)
+        for model, dimensions, measures in _TABLES:
+            if model is HourClusterRow and version is None:
+                continue
+            day = _day_of(session, model.hour)
+            where = [
+                model.assistant == assistant,
+                model.hours == 1,
+                model.hour >= start,
+                model.hour < end,
+            ]
+            if model is HourClusterRow:
+                where.append(model.version == version)
+            columns = [getattr(model, name) for name in dimensions]
+            query = (
+                select(
+                    day,
+                    *columns,
+                    *(
+                        func.max(getattr(model, name))
+                        if name == "title"
+                        else func.sum(getattr(model, name))
+                        for name in measures
+                    ),
+                )
+                .where(*where)
+                .group_by(day, *columns)
+            )
+            rows = [
+                {
+                    "assistant": assistant,
+                    "hour": as_hour(row[0]),
+                    "hours": 24,
+                    **({"version": version} if model is HourClusterRow else {}),
+                    **dict(zip((*dimensions, *measures), row[1:], strict=True)),
+                }
+                for row in session.execute(query).all()
+            ]
+            if rows:
+                session.execute(insert(model), rows)
+        moment = start
+        marks = []
+        while moment < end:
+            marks.append({"assistant": assistant, "hour": moment, "hours": 24})
+            moment += DAY
+        session.execute(insert(AnalyticsHourRow), marks)
+
+
+def _day_of(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("day", func.timezone("UTC", column))
+    return func.strftime("%Y-%m-%d 00:00:00", column)
+
+
+def _missing(
+    database: Database, assistant: str, start: datetime, end: datetime, hours: int
+) -> list[datetime]:
+    step = timedelta(hours=hours)
+    expected = (end - start) // step
+    with database.session() as session:
+        condition = (
+            AnalyticsHourRow.assistant == assistant,
+            AnalyticsHourRow.hours == hours,
+            AnalyticsHourRow.hour >= start,
+            AnalyticsHourRow.hour < end,
+        )
+        # Usually everything is built: one count says so without reading the marks.
+        if session.scalar(select(func.count()).where(*condition)) == expected:
+            return []
+        built = {
+            as_hour(hour)
+            for hour in session.scalars(
+                select(AnalyticsHourRow.hour).where(
+                    AnalyticsHourRow.assistant == assistant,
+                    AnalyticsHourRow.hours == hours,
+                    AnalyticsHourRow.hour >= start,
+                    AnalyticsHourRow.hour < end,
+                )
+            ).all()
+        }
+    missing = []
+    moment = start
+    while moment < end:
+        if moment not in built:
+            missing.append(moment)
+        moment += step
+    return missing
+
+
+def day_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The whole UTC days inside ``[start, end)`` (hour-aligned), or ``None``."""
+    first = start.replace(hour=0)
+    if first < start:
+        first += DAY
+    last = end.replace(hour=0)
+    return (first, last) if first < last else None
+
+
+def build_missing(
+    database: Database,
+    assistant: str,
+    start: datetime,
+    end: datetime,
+    version: int | None,
+    *,
+    days: bool = True,
+) -> int:
+    """Build the totals of every hour in ``[start, end)`` (whole, ended hours) that is not
+    built, for clustering ``version``, then of every whole day in it. Returns how many hours
+    were built.
+
+    Another process building the same hours at once makes one of the two give way.
+    """
+    if start >= end:
+        return 0
+    missing = _missing(database, assistant, start, end, 1)
+    for run_start, run_end in _runs(missing, HOUR):
+        try:
+            _build_hours(database, assistant, run_start, run_end, version)
+        except IntegrityError:  # built meanwhile by another report
+            logger.debug("hours from %s of %r were built concurrently", run_start, assistant)
+    whole_days = day_span(start, end) if days else None
+    if whole_days is not None:
+        for run_start, run_end in _runs(_missing(database, assistant, *whole_days, 24), DAY):
+            try:
+                _build_days(database, assistant, run_start, run_end, version)
+            except IntegrityError:
+                logger.debug("days from %s of %r were built concurrently", run_start, assistant)
+    return len(missing)
