@@ -341,6 +341,13 @@ class Assistant:
 
         return assistant_report(self, kb, since=since, mask=mask, drill_down=drill_down)
 
+    def leads_csv(self, kb: str = "default", *, since: str = "30d") -> str:
+        """``kb``'s leads since ``since`` as CSV, best score first: score, questions asked,
+        pricing intent, topics, then the form's fields."""
+        from assistant.analytics.service import leads_export
+
+        return leads_export(self, kb, since=since)
+
     def config(self, kb: str = "default") -> AssistantConfig:
         """``kb``'s assistant settings (brand, answering, retrieval, access, limits)."""
         return self.registry.get(kb)

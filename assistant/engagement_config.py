@@ -7,11 +7,20 @@ import them cheaply; the behaviour lives in ``assistant.webhooks``, ``assistant.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-__all__ = ["HandoffConfig", "LeadField", "LeadFieldKind", "LeadFormConfig", "WebhookConfig"]
+__all__ = [
+    "HandoffConfig",
+    "LeadField",
+    "LeadFieldKind",
+    "LeadFieldRule",
+    "LeadFormConfig",
+    "LeadScoringConfig",
+    "WebhookConfig",
+]
 
 LeadFieldKind = Literal["name", "email", "phone", "company", "text"]
 _KEY = r"^[a-z][a-z0-9_]{0,31}$"
@@ -62,6 +71,81 @@ def _default_fields() -> list[LeadField]:
     ]
 
 
+class LeadFieldRule(_Strict):
+    """Points a lead earns when its field ``field`` is filled in (and, with ``pattern``, when
+    the value matches that regular expression, case-insensitively)."""
+
+    field: str = Field(pattern=_KEY)
+    points: int = Field(ge=-100, le=100)
+    pattern: str = Field(default="", max_length=300)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a regular expression: {exc}") from None
+        return pattern
+
+
+_FREE_MAIL = r"@(?!(?:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|me|aol|gmx|web|proton|protonmail|mail|yandex)\.)"
+
+
+def _default_rules() -> list[LeadFieldRule]:
+    return [
+        LeadFieldRule(field="email", points=10, pattern=_FREE_MAIL),
+        LeadFieldRule(field="phone", points=10),
+        LeadFieldRule(field="company", points=15),
+    ]
+
+
+def _default_pricing_terms() -> list[str]:
+    return [
+        "price",
+        "pricing",
+        "cost",
+        "quote",
+        "plan",
+        "upgrade",
+        "buy",
+        "purchase",
+        "demo",
+        "trial",
+        "discount",
+        "licen",
+        "subscription",
+        "invoice",
+    ]
+
+
+class LeadScoringConfig(_Strict):
+    """How a lead's 0-100 score is made: ``base`` for leaving contact details, the field
+    rules, points per question asked in its conversation (up to ``max_question_points``),
+    ``pricing_points`` when a question mentions one of ``pricing_terms``, and
+    ``topic_points`` per question topic (a term of a question cluster's label). Clamped to
+    0-100.
+
+    The defaults favour what sales teams usually act on first: a work email (not a free-mail
+    domain), a phone number or company given, an engaged visitor (five questions make the
+    most of it), and above all pricing intent, the strongest buying signal a help-centre
+    chat shows. A lead that only left the required name and email scores 20; one from a work
+    address that asked four questions about plans and prices scores 75.
+    """
+
+    base: int = Field(default=20, ge=0, le=100)
+    field_rules: list[LeadFieldRule] = Field(default_factory=_default_rules, max_length=24)
+    points_per_question: int = Field(default=5, ge=0, le=100)
+    max_question_points: int = Field(default=20, ge=0, le=100)
+    pricing_points: int = Field(default=25, ge=0, le=100)
+    pricing_terms: list[Annotated[str, Field(min_length=2, max_length=40)]] = Field(
+        default_factory=_default_pricing_terms, max_length=50
+    )
+    topic_points: dict[Annotated[str, Field(min_length=2, max_length=60)], int] = Field(
+        default_factory=dict, max_length=50
+    )
+
+
 class LeadFormConfig(_Strict):
     """An assistant's lead form and when the widget shows it."""
 
@@ -73,6 +157,8 @@ class LeadFormConfig(_Strict):
     show: Literal["before_chat", "after_messages", "on_request"] = "on_request"
     after_messages: int = Field(default=3, ge=1, le=100)
     """With ``show="after_messages"``: how many questions the visitor asks first."""
+    scoring: LeadScoringConfig = Field(default_factory=LeadScoringConfig)
+    """How the analytics score each lead (0-100)."""
 
     @field_validator("fields")
     @classmethod

@@ -10,9 +10,12 @@ before they are clustered, labelled or shown (``AnalyticsOptions.mask``, on by d
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
 
 from assistant.analytics.aggregate_topics import (
+    Clustering,
     clustering_of,
     content_gaps,
     nearest_to_gaps,
@@ -22,8 +25,9 @@ from assistant.analytics.aggregate_topics import (
 from assistant.analytics.aggregates import conversation_figures, quality_of, volume_of
 from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD
 from assistant.analytics.insights import InsightEncoders, pending_insights, refresh_insights
+from assistant.analytics.lead_quality import lead_summary
 from assistant.analytics.period import Period
-from assistant.analytics.period_totals import period_totals
+from assistant.analytics.period_totals import PeriodTotals, period_totals
 from assistant.analytics.privacy import mask_personal_data
 from assistant.analytics.quality import REASK_SIMILARITY
 from assistant.analytics.records import Page
@@ -31,7 +35,9 @@ from assistant.analytics.stored_clusters import update_clusters
 from assistant.analytics.topics import LOW_SCORE, GapCluster, QuestionCluster
 from assistant.analytics.types import AnalyticsReport, ContentGap, LeadSummary, NearestPage
 from assistant.chat.prompts import PromptLibrary
+from assistant.database.analytics_models import QuestionClusteringRow
 from assistant.database.engine import Database
+from assistant.engagement_config import LeadScoringConfig
 
 __all__ = [
     "EXTEND_SCORE",
@@ -70,7 +76,9 @@ class AnalyticsOptions:
     """Largest backlog of turns without insight that a report computes itself; a larger one
     is left to the background refresh (``bring_up_to_date``)."""
     turn_ids: int = 1000
-    """Turn ids kept per cluster and gap for drill-down (the newest)."""
+    """Turn ids kept per cluster for drill-down (the newest)."""
+    lead_scoring: LeadScoringConfig = field(default_factory=LeadScoringConfig)
+    """How leads are scored (the assistant's ``lead_form.scoring``)."""
 
 
 def _suggestion(prompts: PromptLibrary, gap: GapCluster, nearest: Sequence[NearestPage]) -> str:
@@ -113,6 +121,28 @@ def bring_up_to_date(
     return refreshed
 
 
+def _pending(
+    database: Database,
+    assistant: str,
+    both: Period,
+    model_id: str,
+    totals: PeriodTotals,
+    before: PeriodTotals,
+) -> int:
+    """Turns of both periods without an up-to-date insight: from the totals, unless the
+    questions were clustered with another encoder (then every insight is counted again)."""
+    with database.session() as session:
+        clustered_with = session.scalar(
+            select(QuestionClusteringRow.model_id).where(
+                QuestionClusteringRow.assistant == assistant
+            )
+        )
+    if clustered_with is not None and clustered_with != model_id:
+        return pending_insights(database, assistant, both, model_id)
+    sums = [values for part in (totals, before) for values in part.totals.values()]
+    return sum(int(values[0]) - int(values[10]) for values in sums)
+
+
 def build_report(
     database: Database,
     assistant: str,
@@ -137,10 +167,30 @@ def build_report(
     prompts = prompts or PromptLibrary()
     previous_period = period.previous()
     both = Period(previous_period.since, period.until)
+    stored = options.low_score == LOW_SCORE
+
+    def sums() -> tuple[Clustering | None, PeriodTotals, PeriodTotals]:
+        clustering = clustering_of(database, assistant)
+        version = clustering[0] if clustering is not None else None
+        totals = period_totals(
+            database, assistant, period, version=version, buckets=options.buckets, stored=stored
+        )
+        before = period_totals(
+            database,
+            assistant,
+            previous_period,
+            version=version,
+            buckets=options.buckets,
+            stored=stored,
+            parts=("totals", "clusters"),
+        )
+        return clustering, totals, before
+
+    clustering, totals, before = sums()
     refreshed = pending = 0
     if encoders is not None:
         model_id = encoders.dense.model_id
-        pending = pending_insights(database, assistant, both, model_id)
+        pending = _pending(database, assistant, both, model_id, totals, before)
         if 0 < pending <= options.inline_refresh:
             refreshed = bring_up_to_date(
                 database,
@@ -149,27 +199,14 @@ def build_report(
                 encoders,
                 distance_threshold=options.distance_threshold,
             )
-            pending = pending_insights(database, assistant, both, model_id)
-        elif clustering_of(database, assistant) is None:
+            clustering, totals, before = sums()
+            pending = _pending(database, assistant, both, model_id, totals, before)
+        elif clustering is None:
             update_clusters(
                 database, assistant, model_id, distance_threshold=options.distance_threshold
             )
+            clustering, totals, before = sums()
     render = mask_personal_data if options.mask else str
-    clustering = clustering_of(database, assistant)
-    version = clustering[0] if clustering is not None else None
-    stored = options.low_score == LOW_SCORE
-    totals = period_totals(
-        database, assistant, period, version=version, buckets=options.buckets, stored=stored
-    )
-    before = period_totals(
-        database,
-        assistant,
-        previous_period,
-        version=version,
-        buckets=options.buckets,
-        stored=stored,
-        parts=("totals", "clusters"),
-    )
     titles = {page.url: page.title for page in documents}
     usage = source_usage(
         database, assistant, period, totals, render=render, examples=options.examples
@@ -236,6 +273,16 @@ def build_report(
         quality=quality_of(totals, started),
         previous_quality=quality_of(before, started_before),
         volume=volume_of(database, assistant, period, totals, started, buckets=options.buckets),
+        leads=lead_summary(
+            database,
+            assistant,
+            period,
+            options.lead_scoring,
+            conversations=started[0],
+            previous_conversations=started_before[0],
+            labels=clustering[1] if clustering is not None else (),
+            buckets=options.buckets,
+        ),
         previous_volume=volume_of(
             database, assistant, previous_period, before, started_before, buckets=options.buckets
         ),

@@ -119,7 +119,8 @@ def _in_range(assistant: str, start: datetime, end: datetime) -> ColumnElement[b
 
 def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> Select[Any]:
     """Per ``slot`` (an expression over ``TurnRow.created_at``), provider and model: turns,
-    answered, 👍, 👎, re-asked, groundedness sum and count, tokens and cost."""
+    answered, 👍, 👎, re-asked, groundedness sum and count, tokens, cost and turns with an
+    up-to-date insight."""
     turns = (
         select(
             slot.label("slot"),
@@ -132,6 +133,7 @@ def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> S
             TurnRow.input_tokens.label("input_tokens"),
             TurnRow.output_tokens.label("output_tokens"),
             TurnRow.cost_usd.label("cost_usd"),
+            case((TurnInsightRow.turn_created_at == TurnRow.created_at, 1)).label("insight"),
         )
         .select_from(TurnRow)
         .outerjoin(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
@@ -152,6 +154,7 @@ def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> S
         func.coalesce(func.sum(turns.c.input_tokens), 0),
         func.coalesce(func.sum(turns.c.output_tokens), 0),
         func.sum(turns.c.cost_usd),
+        func.count(turns.c.insight),
     ).group_by(turns.c.slot, turns.c.provider, turns.c.model)
 
 
@@ -249,6 +252,7 @@ _TOTALS = (
     "input_tokens",
     "output_tokens",
     "cost_usd",
+    "insights",
 )
 _CLUSTERS = (
     "turns",

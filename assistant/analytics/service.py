@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from assistant.analytics.aggregate_topics import clustering_of
 from assistant.analytics.insights import InsightEncoders
+from assistant.analytics.lead_quality import scored_leads, scored_leads_csv
 from assistant.analytics.period import period_from
 from assistant.analytics.records import Page
 from assistant.analytics.report import AnalyticsOptions, AnalyticsReport, build_report
 from assistant.chat.prompts import PromptLibrary
+from assistant.config import AssistantConfig
 from assistant.database.engine import Database
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.settings import Settings
 
-__all__ = ["ReportParts", "assistant_report"]
+__all__ = ["ReportParts", "assistant_report", "leads_export"]
 
 
 class _StoredDocument(Protocol):
@@ -47,6 +50,8 @@ class ReportParts(Protocol):
 
     def documents(self, *, kb: str = "default") -> Sequence[_StoredDocument]: ...
 
+    def config(self, kb: str = "default") -> AssistantConfig: ...
+
 
 def assistant_report(
     assistant: ReportParts,
@@ -72,6 +77,29 @@ def assistant_report(
         period,
         encoders=InsightEncoders(assistant.encoder, assistant.late_encoder),
         documents=documents,
-        options=AnalyticsOptions(mask=mask, turn_ids=1000 if drill_down else 0),
+        options=AnalyticsOptions(
+            mask=mask,
+            turn_ids=1000 if drill_down else 0,
+            lead_scoring=assistant.config(kb).lead_form.scoring,
+        ),
         prompts=PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary(),
     )
+
+
+def leads_export(assistant: ReportParts, kb: str, *, since: str = "30d") -> str:
+    """``kb``'s scored leads from ``since`` until now as CSV, under its scoring rules.
+
+    Raises:
+        InvalidInputError: ``since`` cannot be read.
+        NotFoundError: ``kb`` does not exist.
+    """
+    form = assistant.config(kb).lead_form
+    clustering = clustering_of(assistant.database, kb)
+    leads = scored_leads(
+        assistant.database,
+        kb,
+        period_from(since),
+        form.scoring,
+        clustering[1] if clustering is not None else (),
+    )
+    return scored_leads_csv(leads, form)

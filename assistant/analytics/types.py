@@ -9,6 +9,7 @@ SQLAlchemy, scikit-learn or torch. The modules that compute each part re-export 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from assistant.analytics.period import Period
 
@@ -22,6 +23,7 @@ __all__ = [
     "Page",
     "Period",
     "QuestionCluster",
+    "ScoredLead",
     "SourceUse",
     "StageLatency",
     "Volume",
@@ -150,11 +152,33 @@ class Volume:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoredLead:
+    """A lead with its 0-100 score and the conversation signals behind it: questions asked,
+    pricing intent, and the topics (question cluster labels) of its questions."""
+
+    id: str
+    created_at: datetime
+    fields: dict[str, str]
+    conversation_id: str | None
+    score: int
+    questions: int
+    pricing_intent: bool
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LeadSummary:
-    """Leads captured in the period (none until lead capture stores them)."""
+    """Leads captured in the period and the previous one, the share of the period's
+    conversations that left one (``conversion_rate``, 0-1, ``None`` without conversations),
+    their mean score, leads per slice of the period, and the best-scored leads."""
 
     count: int = 0
     previous_count: int = 0
+    conversion_rate: float | None = None
+    previous_conversion_rate: float | None = None
+    average_score: float | None = None
+    daily: tuple[int, ...] = ()
+    items: tuple[ScoredLead, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from assistant.analytics.types import AnalyticsReport, ConversationQuality, Volume
+from assistant.analytics.types import AnalyticsReport, ConversationQuality, LeadSummary, Volume
 
 __all__ = [
     "AnalyticsPublic",
@@ -17,6 +17,7 @@ __all__ = [
     "LeadsPublic",
     "NearestSourcePublic",
     "QualityPublic",
+    "ScoredLeadPublic",
     "SourceUsePublic",
     "VolumeBreakdown",
     "VolumePublic",
@@ -134,12 +135,30 @@ class VolumePublic(VolumeBreakdown):
     previous: VolumeBreakdown
 
 
+class ScoredLeadPublic(BaseModel):
+    """A lead of the period with its 0-100 score and the signals behind it."""
+
+    id: str
+    created_at: datetime
+    fields: dict[str, str]
+    conversation_id: str | None
+    score: int
+    questions: int
+    pricing_intent: bool
+    topics: list[str]
+
+
 class LeadsPublic(BaseModel):
-    """Leads captured in the period (zero until lead capture stores them)."""
+    """Leads captured in the period, conversion from conversations (0-1), mean score, leads
+    per slice of the period, and the best-scored leads (all of them: ``leads.csv``)."""
 
     count: int
     previous_count: int
-    items: list[dict[str, str]]
+    conversion_rate: float | None = None
+    previous_conversion_rate: float | None = None
+    average_score: float | None = None
+    daily: list[int] = []
+    items: list[ScoredLeadPublic]
 
 
 class AnalyticsPublic(BaseModel):
@@ -220,14 +239,39 @@ class AnalyticsPublic(BaseModel):
                 **_quality(report.quality).model_dump(),
                 previous=_quality(report.previous_quality),
             ),
-            leads=LeadsPublic(
-                count=report.leads.count, previous_count=report.leads.previous_count, items=[]
-            ),
+            leads=_leads(report.leads),
             volume=VolumePublic(
                 **_volume(report.volume).model_dump(),
                 previous=_volume(report.previous_volume),
             ),
         )
+
+
+def _leads(leads: LeadSummary) -> LeadsPublic:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    return LeadsPublic(
+        count=leads.count,
+        previous_count=leads.previous_count,
+        conversion_rate=rounded(leads.conversion_rate),
+        previous_conversion_rate=rounded(leads.previous_conversion_rate),
+        average_score=rounded(leads.average_score),
+        daily=list(leads.daily),
+        items=[
+            ScoredLeadPublic(
+                id=lead.id,
+                created_at=lead.created_at,
+                fields=dict(lead.fields),
+                conversation_id=lead.conversation_id,
+                score=lead.score,
+                questions=lead.questions,
+                pricing_intent=lead.pricing_intent,
+                topics=list(lead.topics),
+            )
+            for lead in leads.items
+        ],
+    )
 
 
 def _quality(quality: ConversationQuality) -> QualityFigures:

@@ -18,6 +18,7 @@ from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period, period_from
 from assistant.analytics.report import bring_up_to_date
 from assistant.analytics.retention import apply_retention as apply_retention_days
+from assistant.analytics.types import LeadSummary
 from assistant.cli.common import JsonOption, KbOption, app, console, escape, open_assistant, run
 from assistant.core import Assistant
 
@@ -70,6 +71,31 @@ def _analyse(assistant: Assistant, kb: str, since: str, *, recluster: bool, quie
 
 
 @app.command()
+def _print_leads(leads: LeadSummary) -> None:
+    console.print(
+        f"leads: {leads.count} ({_trend(leads.count, leads.previous_count)}) · conversion "
+        f"{_rate(leads.conversion_rate)} · mean score "
+        f"{'—' if leads.average_score is None else f'{leads.average_score:.0f}'}  "
+        f"{sparkline(leads.daily) if leads.count else ''}",
+        highlight=False,
+    )
+    if not leads.items:
+        return
+    table = Table(title="Best leads")
+    for column in ("score", "contact", "questions", "pricing", "topics"):
+        table.add_column(column)
+    for lead in leads.items[:10]:
+        contact = lead.fields.get("email") or lead.fields.get("name") or lead.id
+        table.add_row(
+            str(lead.score),
+            escape(contact),
+            str(lead.questions),
+            "yes" if lead.pricing_intent else "",
+            escape(", ".join(lead.topics[:3])),
+        )
+    console.print(table)
+
+
 def report(
     kb: KbOption = "default",
     since: Annotated[str, typer.Option(help="Period: 30d, 12h, 2w or an ISO date.")] = "30d",
@@ -157,6 +183,7 @@ def report(
             str(use.cited_in_thumbs_down),
         )
     console.print(pages)
+    _print_leads(result.leads)
     if result.pending_turns:
         console.print(f"{result.pending_turns} turns not analysed yet", highlight=False)
     if result.unused_pages:

@@ -306,6 +306,13 @@ class AsyncClient:
         """
         return decode_report(await self._json(calls.report_call(kb, since, mask)))
 
+    async def leads_csv(self, kb: str = "default", *, since: str = "30d") -> str:
+        """``kb``'s leads since ``since`` as CSV, best score first: score, questions asked,
+        pricing intent, topics, then the form's fields (admin key or one of ``kb``'s secret
+        keys)."""
+        response = await self._send(calls.leads_csv_call(kb, since))
+        return response.text
+
     # Beyond the shared surface ---------------------------------------------------------------
 
     async def job(self, job_id: str, *, kb: str = "default") -> JobRecord:

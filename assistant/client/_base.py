@@ -35,6 +35,7 @@ __all__ = [
     "forget_call",
     "gaps_call",
     "job_call",
+    "leads_csv_call",
     "models_call",
     "report_call",
     "search_call",
@@ -59,6 +60,7 @@ SHARED_METHODS: tuple[str, ...] = (
     "configure",
     "knowledge_bases",
     "report",
+    "leads_csv",
 )
 """Methods of ``Assistant`` that both clients have, with the same signature and return type.
 
@@ -76,9 +78,11 @@ closing differ by nature (the clients have ``close`` / ``aclose`` of their own).
 
 LOCAL_ONLY_PARAMETERS: Mapping[str, frozenset[str]] = {
     "stream": frozenset({"remember", "history"}),
+    "report": frozenset({"drill_down"}),
 }
 """Parameters of shared ``Assistant`` methods that the HTTP API has no field for: the chat
-route always stores the turn in the server's conversation and reads history from there."""
+route always stores the turn in the server's conversation and reads history from there; the
+analytics route never sends drill-down turn ids."""
 
 REMOTE_ONLY_PARAMETERS: Mapping[str, frozenset[str]] = {
     "ingest": frozenset({"wait"}),
@@ -245,6 +249,13 @@ def configure_call(kb: str, changes: Mapping[str, object]) -> Call:
 def models_call() -> Call:
     """``GET /v1/models``: the assistants this key may use."""
     return Call("GET", "/v1/models", idempotent=True)
+
+
+def leads_csv_call(kb: str, since: str) -> Call:
+    """``GET …/analytics/leads.csv``: the period's scored leads as CSV."""
+    return Call(
+        "GET", assistant_path(kb, "analytics/leads.csv"), params={"since": since}, idempotent=True
+    )
 
 
 def report_call(kb: str, since: str, mask: bool) -> Call:

@@ -44,6 +44,20 @@ def _volume(figures: JsonObject) -> dict[str, Any]:
     }
 
 
+def _leads(leads: JsonObject) -> dict[str, Any]:
+    # A server from before lead quality sends counts only.
+    names = ("conversion_rate", "previous_conversion_rate", "average_score")
+    return {
+        "count": leads["count"],
+        "previous_count": leads["previous_count"],
+        **{name: leads.get(name) for name in names},
+        "daily": leads.get("daily", ()),
+        "items": [
+            {**item, "topics": tuple(item.get("topics", ()))} for item in leads.get("items", ())
+        ],
+    }
+
+
 def decode_report(data: JsonObject) -> AnalyticsReport:
     """The ``AnalyticsReport`` of an ``AnalyticsPublic``.
 
@@ -69,7 +83,7 @@ def decode_report(data: JsonObject) -> AnalyticsReport:
             "previous_quality": _quality(quality["previous"]),
             "volume": _volume(volume),
             "previous_volume": _volume(volume["previous"]),
-            "leads": {"count": leads["count"], "previous_count": leads["previous_count"]},
+            "leads": _leads(leads),
             "refreshed_turns": data.get("refreshed_turns", 0),
             "pending_turns": data.get("pending_turns", 0),
         },

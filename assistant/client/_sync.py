@@ -311,6 +311,13 @@ class Client:
         """
         return decode_report(self._json(calls.report_call(kb, since, mask)))
 
+    def leads_csv(self, kb: str = "default", *, since: str = "30d") -> str:
+        """``kb``'s leads since ``since`` as CSV, best score first: score, questions asked,
+        pricing intent, topics, then the form's fields (admin key or one of ``kb``'s secret
+        keys)."""
+        response = self._send(calls.leads_csv_call(kb, since))
+        return response.text
+
     # Beyond the shared surface ---------------------------------------------------------------
 
     def job(self, job_id: str, *, kb: str = "default") -> JobRecord:

@@ -73,6 +73,8 @@ class HourTotalsRow(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
     """Sum of the known costs; ``None`` when no turn of the hour had a price."""
+    insights: Mapped[int] = mapped_column(Integer, default=0)
+    """Turns with an up-to-date insight (the others wait for the background refresh)."""
 
 
 class HourClusterRow(Base):

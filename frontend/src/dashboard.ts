@@ -18,6 +18,16 @@ interface Analytics {
   source_usage: SourceUse[];
   conversation_quality: Quality & { previous: Quality };
   volume: Volume;
+  leads: Leads;
+}
+
+interface Leads {
+  count: number;
+  previous_count: number;
+  conversion_rate: number | null;
+  previous_conversion_rate: number | null;
+  average_score: number | null;
+  items: Array<{ score: number; fields: Record<string, string>; questions: number; pricing_intent: boolean; topics: string[] }>;
 }
 
 const PERIODS = ["7d", "30d", "90d"] as const;
@@ -86,7 +96,9 @@ function cards(data: Analytics): HTMLElement {
     card("Answer rate", percent(q.answer_rate), percent(p.answer_rate)),
     card("Resolution rate", percent(q.resolution_rate), percent(p.resolution_rate)),
     card("CSAT", percent(q.csat), percent(p.csat)),
-    card("Groundedness", percent(q.groundedness), percent(p.groundedness)));
+    card("Groundedness", percent(q.groundedness), percent(p.groundedness)),
+    card("Leads", String(data.leads.count), String(data.leads.previous_count)),
+    card("Lead conversion", percent(data.leads.conversion_rate), percent(data.leads.previous_conversion_rate)));
 }
 
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string>): SVGElementTagNameMap[K] {
@@ -132,6 +144,7 @@ function sources(list: NearestSource[]): HTMLElement {
 
 function render(root: HTMLElement, data: Analytics, period: string): void {
   const gapsCsv = `/api/assistants/${encodeURIComponent(data.assistant)}/analytics/gaps.csv?since=${encodeURIComponent(period)}`;
+  const leadsCsv = `/api/assistants/${encodeURIComponent(data.assistant)}/analytics/leads.csv?since=${encodeURIComponent(period)}`;
   root.replaceChildren(
     cards(data),
     h("h2", {}, "Turns over the period"),
@@ -143,6 +156,10 @@ function render(root: HTMLElement, data: Analytics, period: string): void {
     h("p", {}, h("a", { href: gapsCsv, class: "download", download: "" }, "Download content gaps (CSV)")),
     table("Content gaps", ["Questions", "Count", "Nearest sources", "Suggestion"], data.content_gaps.map((g) =>
       [g.questions[0] ?? g.label, g.count, sources(g.nearest_sources), g.suggestion])),
+    h("h2", {}, "Leads"),
+    h("p", {}, h("a", { href: leadsCsv, class: "download", download: "" }, "Download scored leads (CSV)")),
+    table("Leads", ["Score", "Contact", "Questions", "Pricing intent", "Topics"], data.leads.items.map((l) =>
+      [l.score, l.fields.email ?? l.fields.name ?? "", l.questions, l.pricing_intent ? "yes" : "no", l.topics.slice(0, 3).join(", ")])),
     h("h2", {}, "Source usage"),
     table("Source usage", ["Page", "Cited", "In context", "Cited in thumbs-down answers"], data.source_usage.map((s) =>
       [safeAnchor(s.url, s.title || s.url), s.cited, s.in_context, s.cited_in_thumbs_down])),

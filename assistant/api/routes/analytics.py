@@ -2,8 +2,9 @@
 well it answers, what it costs (admin key or the assistant's secret key).
 
 ``GET /api/assistants/{name}/analytics?since=30d`` returns the report as JSON;
-``GET /api/assistants/{name}/analytics/gaps.csv`` the content gaps as CSV. Questions are
-masked for emails, phone numbers and card numbers unless ``mask=false``.
+``GET /api/assistants/{name}/analytics/gaps.csv`` the content gaps as CSV,
+``GET /api/assistants/{name}/analytics/leads.csv`` the period's leads with their scores. Questions
+are masked for emails, phone numbers and card numbers unless ``mask=false``.
 """
 
 from __future__ import annotations
@@ -75,4 +76,24 @@ async def gaps_export(
         gaps_csv(report.content_gaps),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}-gaps.csv"'},
+    )
+
+
+@router.get(
+    "/{name}/analytics/leads.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The period's scored leads as CSV."},
+        **error_responses(400),
+    },
+)
+async def leads_export(
+    name: str, caller: SessionManageAccess, core: CoreDep, since: SinceQuery = "30d"
+) -> Response:
+    """The period's leads as CSV, best score first, with the signals behind each score."""
+    text = await run_in_threadpool(core.leads_csv, name, since=since)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}-leads-scored.csv"'},
     )

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("grounded_sum", sa.Float(), nullable=False),
         *_counts("grounded_turns", "input_tokens", "output_tokens"),
         sa.Column("cost_usd", sa.Float(), nullable=True),
+        sa.Column("insights", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("analytics_hour_totals", schema=None) as batch_op:
