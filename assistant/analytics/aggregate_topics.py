@@ -45,8 +45,9 @@ GAP_SAMPLE = 25
 PAGE_SAMPLE = 1000
 """Newest turns of the period that used a page, read for the pages' questions."""
 
-Clustering = tuple[int, list[str]]
-"""The stored clustering's version and the label of each of its clusters."""
+Clustering = tuple[int, list[str], str]
+"""The stored clustering's version, the label of each of its clusters and the language model
+that wrote them (empty: c-TF-IDF terms)."""
 
 _REASONS = ("no_answer", "low_score", "thumbs_down", "reasked")
 
@@ -55,7 +56,9 @@ def clustering_of(database: Database, assistant: str) -> Clustering | None:
     """The version and labels of ``assistant``'s stored clustering (``None``: none yet)."""
     with database.session() as session:
         row = session.get(QuestionClusteringRow, assistant)
-        return (row.version, [str(label) for label in row.labels]) if row else None
+        if row is None:
+            return None
+        return row.version, [str(label) for label in row.labels], row.labels_model
 
 
 def _question() -> Any:
@@ -130,7 +133,7 @@ def top_questions(
     turn_ids: int = 1000,
 ) -> list[QuestionCluster]:
     """The ``limit`` largest clusters of the period's clustered questions."""
-    version, labels = clustering
+    version, labels, _ = clustering
     sums = _sums(totals)
     before = _sums(previous)
     total = sum(values[0] for values in sums.values())
@@ -182,7 +185,7 @@ def content_gaps(
 ) -> list[GapCluster]:
     """The ``limit`` largest clusters of the period's questions that were not answered well;
     each gap's ``turn_ids`` are its newest ``GAP_SAMPLE`` turns."""
-    version, labels = clustering
+    version, labels, _ = clustering
     sums = {cluster: values for cluster, values in _sums(totals).items() if values[4]}
     before = _sums(previous)
     chosen = sorted(sums, key=lambda cluster: (-sums[cluster][4], cluster))[:limit]

@@ -157,9 +157,12 @@ def quality_of(totals: PeriodTotals, conversations: ConversationFigures) -> Conv
     and groundedness from the turns' stored insights; resolution over the conversations
     started in the period)."""
     sums = [0, 0, 0, 0, 0, 0.0, 0]
+    graded_sum, graded = 0.0, 0
     for values in totals.totals.values():
         for index in range(7):
             sums[index] += values[index]
+        graded_sum += float(values[11] or 0.0)
+        graded += int(values[12] or 0)
     turns, answered, up, down, reasked, grounded_sum, grounded_turns = sums
     started, _, unresolved = conversations
     return ConversationQuality(
@@ -172,4 +175,6 @@ def quality_of(totals: PeriodTotals, conversations: ConversationFigures) -> Conv
         thumbs_up=int(up),
         thumbs_down=int(down),
         reasked=int(reasked),
+        model_grade=graded_sum / graded if graded else None,
+        model_graded=graded,
     )

@@ -17,7 +17,7 @@ from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period
 from assistant.analytics.report import bring_up_to_date
 from assistant.analytics.retention import apply_retention_everywhere
-from assistant.analytics.service import ReportParts
+from assistant.analytics.service import ReportParts, answering_provider
 from assistant.database.models import TurnRow
 from assistant.errors import AssistantError
 
@@ -32,15 +32,21 @@ _EVERYTHING_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def maintain(core: ReportParts, *, now: datetime | None = None) -> dict[str, int]:
-    """Apply retention, then compute every assistant's missing insights and update its
-    clusters. Returns the insights computed per assistant."""
+    """Apply retention, then compute every assistant's missing insights, update its clusters
+    (named and graded by its answering model, if it has one) and its totals. Returns the
+    insights computed per assistant."""
     database = core.database
     apply_retention_everywhere(database, now=now)
     with database.session() as session:
         names = sorted(session.scalars(select(TurnRow.assistant).distinct()).all())
     everything = Period(_EVERYTHING_SINCE, (now or datetime.now(UTC)) + timedelta(seconds=1))
     encoders = InsightEncoders(core.encoder, core.late_encoder)
-    return {name: bring_up_to_date(database, name, everything, encoders) for name in names}
+    return {
+        name: bring_up_to_date(
+            database, name, everything, encoders, provider=answering_provider(core, name)
+        )
+        for name in names
+    }
 
 
 async def maintenance_loop(

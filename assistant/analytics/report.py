@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -26,6 +27,7 @@ from assistant.analytics.aggregates import conversation_figures, quality_of, vol
 from assistant.analytics.clustering import DEFAULT_DISTANCE_THRESHOLD
 from assistant.analytics.insights import InsightEncoders, pending_insights, refresh_insights
 from assistant.analytics.lead_quality import lead_summary
+from assistant.analytics.model_review import review_with_model
 from assistant.analytics.period import Period
 from assistant.analytics.period_totals import PeriodTotals, period_totals
 from assistant.analytics.privacy import mask_personal_data
@@ -35,6 +37,7 @@ from assistant.analytics.stored_clusters import update_clusters
 from assistant.analytics.topics import LOW_SCORE, GapCluster, QuestionCluster
 from assistant.analytics.types import AnalyticsReport, ContentGap, LeadSummary, NearestPage
 from assistant.chat.prompts import PromptLibrary
+from assistant.chat.provider import ChatProvider
 from assistant.database.analytics_models import QuestionClusteringRow
 from assistant.database.engine import Database
 from assistant.engagement_config import LeadScoringConfig
@@ -49,6 +52,10 @@ __all__ = [
     "bring_up_to_date",
     "build_report",
 ]
+
+TOTALS_AHEAD = timedelta(days=180)
+"""How far back the background refresh builds totals (the dashboard's longest period, 90
+days, and the one before it); older periods build theirs when first reported."""
 
 EXTEND_SCORE = 0.4
 """Best late-interaction score of a gap's nearest page from which the suggestion is to extend
@@ -102,9 +109,11 @@ def bring_up_to_date(
     distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
     recluster: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    provider: ChatProvider | None = None,
 ) -> int:
     """Compute the missing insights of ``period`` (at most ``limit``), bring the stored
-    question clusters up to date (``recluster``: cluster everything again), then build the
+    question clusters up to date (``recluster``: cluster everything again), have
+    ``provider`` (when given) name the clusters and grade a sample of answers, then build the
     period's hourly and daily totals. Returns how many insights were computed."""
     refreshed = refresh_insights(
         database, assistant, period, encoders, limit=limit, progress=progress
@@ -116,6 +125,9 @@ def bring_up_to_date(
         full=recluster,
         distance_threshold=distance_threshold,
     )
+    if provider is not None:
+        # Names for the clusters and grades for a sample of answers; failures keep the rest.
+        review_with_model(database, assistant, provider, period)
     # Build the hourly and daily totals now rather than in the next report.
     period_totals(database, assistant, period, version=clustering.version or None, parts=())
     return refreshed
@@ -286,6 +298,7 @@ def build_report(
         previous_volume=volume_of(
             database, assistant, previous_period, before, started_before, buckets=options.buckets
         ),
+        labels_model=clustering[2] if clustering is not None else "",
         refreshed_turns=refreshed,
         pending_turns=pending,
     )

@@ -134,6 +134,7 @@ def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> S
             TurnRow.output_tokens.label("output_tokens"),
             TurnRow.cost_usd.label("cost_usd"),
             case((TurnInsightRow.turn_created_at == TurnRow.created_at, 1)).label("insight"),
+            TurnInsightRow.model_grade.label("grade"),
         )
         .select_from(TurnRow)
         .outerjoin(TurnInsightRow, TurnInsightRow.turn_id == TurnRow.id)
@@ -155,6 +156,8 @@ def totals_query(assistant: str, start: datetime, end: datetime, slot: Any) -> S
         func.coalesce(func.sum(turns.c.output_tokens), 0),
         func.sum(turns.c.cost_usd),
         func.count(turns.c.insight),
+        func.coalesce(func.sum(turns.c.grade), 0.0),
+        func.count(turns.c.grade),
     ).group_by(turns.c.slot, turns.c.provider, turns.c.model)
 
 
@@ -253,6 +256,8 @@ _TOTALS = (
     "output_tokens",
     "cost_usd",
     "insights",
+    "graded_sum",
+    "graded_turns",
 )
 _CLUSTERS = (
     "turns",
@@ -441,6 +446,14 @@ def build_missing(
 
     Another process building the same hours at once makes one of the two give way.
     """
+    with database.session() as session:
+        first = session.scalar(
+            select(func.min(TurnRow.created_at)).where(TurnRow.assistant == assistant)
+        )
+    if first is None:
+        return 0
+    # Nothing to build before the first turn (a period may start years earlier).
+    start = max(start, floor_hour(first.astimezone(UTC)))
     if start >= end:
         return 0
     missing = _missing(database, assistant, start, end, 1)

@@ -6,6 +6,7 @@ and the knowledge base's page list.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -16,12 +17,17 @@ from assistant.analytics.period import period_from
 from assistant.analytics.records import Page
 from assistant.analytics.report import AnalyticsOptions, AnalyticsReport, build_report
 from assistant.chat.prompts import PromptLibrary
+from assistant.chat.provider import ChatProvider
+from assistant.chat.providers import provider_from_name
 from assistant.config import AssistantConfig
 from assistant.database.engine import Database
+from assistant.errors import AssistantError
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.settings import Settings
 
-__all__ = ["ReportParts", "assistant_report", "leads_export"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReportParts", "answering_provider", "assistant_report", "leads_export"]
 
 
 class _StoredDocument(Protocol):
@@ -103,3 +109,19 @@ def leads_export(assistant: ReportParts, kb: str, *, since: str = "30d") -> str:
         clustering[1] if clustering is not None else (),
     )
     return scored_leads_csv(leads, form)
+
+
+def answering_provider(assistant: ReportParts, kb: str) -> ChatProvider | None:
+    """``kb``'s answering model, to name clusters and grade answers; ``None`` when it answers
+    extractively (offline) or its provider cannot be built (no key: logged)."""
+    answering = assistant.config(kb).answering
+    name = answering.provider or assistant.settings.provider
+    if name == "extractive":
+        return None
+    try:
+        return provider_from_name(
+            name, assistant.settings, model=answering.model or assistant.settings.model
+        )
+    except AssistantError as exc:
+        logger.warning("analytics of %r without a language model: %s", kb, exc)
+        return None

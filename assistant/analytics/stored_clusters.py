@@ -150,6 +150,7 @@ def _full(
         row.clusters = clusters
         row.centroids = centroids.tobytes()
         row.labels = names
+        row.labels_model = ""
         row.clustered_turns = len(turn_ids)
         row.assigned_turns = 0
         row.created_at = now

@@ -110,6 +110,10 @@ class ConversationQuality:
     thumbs_up: int
     thumbs_down: int
     reasked: int
+    model_grade: float | None = None
+    """Mean 0-1 grade a language model gave the sampled answers (``None``: none graded)."""
+    model_graded: int = 0
+    """Answers graded by the model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,8 @@ class AnalyticsReport:
     volume: Volume
     previous_volume: Volume
     leads: LeadSummary = field(default_factory=LeadSummary)
+    labels_model: str = ""
+    """The language model that named the question clusters; empty: c-TF-IDF terms."""
     refreshed_turns: int = 0
     """Turns whose insights this report computed."""
     pending_turns: int = 0

@@ -81,6 +81,9 @@ class QualityFigures(BaseModel):
     thumbs_up: int
     thumbs_down: int
     reasked: int
+    model_grade: float | None = None
+    """Mean grade (0-1) a language model gave a sample of answers; ``null``: none graded."""
+    model_graded: int = 0
 
 
 class QualityPublic(QualityFigures):
@@ -175,6 +178,8 @@ class AnalyticsPublic(BaseModel):
     conversation_quality: QualityPublic
     leads: LeadsPublic
     volume: VolumePublic
+    labels_model: str = ""
+    """The language model that named the question clusters; empty: their c-TF-IDF terms."""
     pending_turns: int = 0
     """Turns not analysed yet (a background task computes them; figures that need per-turn
     analysis leave them out until then)."""
@@ -189,6 +194,7 @@ class AnalyticsPublic(BaseModel):
             since=report.period.since,
             until=report.period.until,
             previous_since=report.previous_period.since,
+            labels_model=report.labels_model,
             pending_turns=report.pending_turns,
             refreshed_turns=report.refreshed_turns,
             top_questions=[
@@ -288,6 +294,8 @@ def _quality(quality: ConversationQuality) -> QualityFigures:
         thumbs_up=quality.thumbs_up,
         thumbs_down=quality.thumbs_down,
         reasked=quality.reasked,
+        model_grade=rounded(quality.model_grade),
+        model_graded=quality.model_graded,
     )
 
 

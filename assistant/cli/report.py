@@ -18,6 +18,7 @@ from assistant.analytics.insights import InsightEncoders
 from assistant.analytics.period import Period, period_from
 from assistant.analytics.report import bring_up_to_date
 from assistant.analytics.retention import apply_retention as apply_retention_days
+from assistant.analytics.service import answering_provider
 from assistant.analytics.types import LeadSummary
 from assistant.cli.common import JsonOption, KbOption, app, console, escape, open_assistant, run
 from assistant.core import Assistant
@@ -66,7 +67,13 @@ def _analyse(assistant: Assistant, kb: str, since: str, *, recluster: bool, quie
             progress.update(task, completed=done, total=total)
 
         bring_up_to_date(
-            assistant.database, kb, both, encoders, recluster=recluster, progress=advance
+            assistant.database,
+            kb,
+            both,
+            encoders,
+            recluster=recluster,
+            progress=advance,
+            provider=answering_provider(assistant, kb),
         )
 
 

@@ -28,13 +28,15 @@ _QUALITY = (
     "thumbs_up",
     "thumbs_down",
     "reasked",
+    "model_grade",
+    "model_graded",
 )
 _BREAKDOWNS = ("by_model", "latency_ms", "daily_turns")
 
 
 def _quality(figures: JsonObject) -> dict[str, Any]:
     # A server from before ``turns`` / ``conversations`` were sent gives 0 for them.
-    return {name: figures.get(name, 0) for name in _QUALITY}
+    return {name: figures.get(name, None if name == "model_grade" else 0) for name in _QUALITY}
 
 
 def _volume(figures: JsonObject) -> dict[str, Any]:
@@ -85,6 +87,7 @@ def decode_report(data: JsonObject) -> AnalyticsReport:
             "previous_volume": _volume(volume["previous"]),
             "leads": _leads(leads),
             "refreshed_turns": data.get("refreshed_turns", 0),
+            "labels_model": data.get("labels_model", ""),
             "pending_turns": data.get("pending_turns", 0),
         },
     )

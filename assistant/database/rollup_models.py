@@ -75,6 +75,9 @@ class HourTotalsRow(Base):
     """Sum of the known costs; ``None`` when no turn of the hour had a price."""
     insights: Mapped[int] = mapped_column(Integer, default=0)
     """Turns with an up-to-date insight (the others wait for the background refresh)."""
+    graded_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    graded_turns: Mapped[int] = mapped_column(Integer, default=0)
+    """Sum and count of the language-model grades of the hour's graded answers."""
 
 
 class HourClusterRow(Base):

@@ -7,6 +7,8 @@ import io
 
 import pytest
 
+from assistant.client import Client
+from assistant.leads import LeadStore
 from tests.analytics.conftest import REFUNDS, record_turn, trace_for
 from tests.api.conftest import ApiServer
 
@@ -115,3 +117,35 @@ def test_gaps_export_as_csv(api_server: ApiServer, owned: tuple[str, dict[str, s
     assert rows[0]["example_questions"] == "Is there a Berlin office?"
     assert rows[0]["suggestion"]
     assert invalid.status_code == 400
+
+
+def test_leads_are_scored_in_the_report_the_csv_and_the_client(
+    api_server: ApiServer, owned: tuple[str, dict[str, str]]
+) -> None:
+    name, keys = owned
+    core = api_server.core
+    core.configure(name, lead_form={"enabled": True})
+    store = core.conversation_store
+    priced = store.start(name, visitor="buyer")
+    for question in ("What does the team plan cost?", "Can I get a demo?", "Refund terms?"):
+        record_turn(store, name, priced, question, answer=REFUNDS.text, sources=[REFUNDS])
+    leads = LeadStore(core.database)
+    leads.add(name, {"name": "Ada", "email": "ada@harbor.io"}, conversation_id=priced)
+    leads.add(name, {"name": "Bo", "email": "bo@gmail.com"}, conversation_id=None)
+
+    with api_server.client(keys["secret"]) as client:
+        report = client.get(f"/api/assistants/{name}/analytics").json()["leads"]
+        export = client.get(f"/api/assistants/{name}/analytics/leads.csv")
+    # Base 20, work email 10, three questions 15, pricing intent 25; the other: base only.
+    assert [item["score"] for item in report["items"]] == [70, 20]
+    assert report["items"][0]["pricing_intent"] and report["items"][0]["questions"] == 3
+    assert report["count"] == 2 and report["average_score"] == 45
+    assert 0 < report["conversion_rate"] < 1  # one of the period's conversations left one
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(row["email"], row["score"]) for row in rows] == [
+        ("ada@harbor.io", "70"),
+        ("bo@gmail.com", "20"),
+    ]
+    with Client(api_server.url, keys["secret"]) as sdk:
+        assert sdk.report(name).leads.items[0].score == 70
+        assert sdk.leads_csv(name) == export.text

@@ -46,6 +46,8 @@ def upgrade() -> None:
         *_counts("grounded_turns", "input_tokens", "output_tokens"),
         sa.Column("cost_usd", sa.Float(), nullable=True),
         sa.Column("insights", sa.Integer(), nullable=False),
+        sa.Column("graded_sum", sa.Float(), nullable=False),
+        sa.Column("graded_turns", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("analytics_hour_totals", schema=None) as batch_op:
