@@ -77,7 +77,6 @@ def _analyse(assistant: Assistant, kb: str, since: str, *, recluster: bool, quie
         )
 
 
-@app.command()
 def _print_leads(leads: LeadSummary) -> None:
     console.print(
         f"leads: {leads.count} ({_trend(leads.count, leads.previous_count)}) · conversion "
@@ -103,6 +102,7 @@ def _print_leads(leads: LeadSummary) -> None:
     console.print(table)
 
 
+@app.command()
 def report(
     kb: KbOption = "default",
     since: Annotated[str, typer.Option(help="Period: 30d, 12h, 2w or an ISO date.")] = "30d",
