@@ -452,8 +452,9 @@ def build_missing(
         )
     if first is None:
         return 0
-    # Nothing to build before the first turn (a period may start years earlier).
-    start = max(start, floor_hour(first.astimezone(UTC)))
+    # Nothing to build before the day of the first turn (a period may start years earlier);
+    # from the start of that day, so that the day is built whole.
+    start = max(start, floor_hour(first.astimezone(UTC)).replace(hour=0))
     if start >= end:
         return 0
     missing = _missing(database, assistant, start, end, 1)
