@@ -342,8 +342,7 @@ class Assistant:
         return assistant_report(self, kb, since=since, mask=mask, drill_down=drill_down)
 
     def leads_csv(self, kb: str = "default", *, since: str = "30d") -> str:
-        """``kb``'s leads since ``since`` as CSV, best score first: score, questions asked,
-        pricing intent, topics, then the form's fields."""
+        """``kb``'s leads since ``since`` as CSV, best score first, with their signals."""
         from assistant.analytics.service import leads_export
 
         return leads_export(self, kb, since=since)
