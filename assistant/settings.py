@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=1, ge=1, le=32)
     job_lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
     job_max_attempts: int = Field(default=3, ge=1, le=100)
+    # Fairness and bounds: how many jobs of one assistant may have started at once (the rest
+    # wait; other assistants' jobs take turns with them between documents), and the most a
+    # job may take: seconds of running (not counting its waits for a turn) and the process's
+    # resident memory in MB (0: no memory bound). A job past either fails for good.
+    job_concurrency_per_assistant: int = Field(default=1, ge=1, le=8)
+    job_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    job_max_memory_mb: int = Field(default=0, ge=0)
 
     # Vendor keys and base URLs, under the vendors' own variable names (no ASSISTANT_ prefix).
     openai_api_key: SecretStr | None = _vendor_key("OPENAI_API_KEY")

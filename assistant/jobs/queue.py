@@ -1,7 +1,9 @@
 """Job queues: how a job's id reaches a process that runs it.
 
-- ``InProcessQueue`` (the embedded default, no ASSISTANT_REDIS_URL): a bounded thread pool in
-  the API process. On start it puts back every job a previous process left ``queued`` or
+- ``InProcessQueue`` (the embedded default, no ASSISTANT_REDIS_URL): threads of the API
+  process, given turns by a ``FairScheduler`` (ASSISTANT_JOB_CONCURRENCY jobs at once, one
+  assistant's jobs one at a time, round robin between assistants, handed over between
+  documents). On start it puts back every job a previous process left ``queued`` or
   ``running``; on close, running jobs stop at their next document and go back to ``queued``.
   It is meant for one API process; several replicas need the Redis queue.
 - ``RedisQueue`` (ASSISTANT_REDIS_URL set): jobs go to an arq queue in Redis and ``assistant
@@ -26,7 +28,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
 
 from arq import ArqRedis, create_pool
@@ -35,8 +37,9 @@ from redis.exceptions import RedisError
 
 from assistant.core import Assistant
 from assistant.database.engine import Database
+from assistant.jobs.fairness import FairScheduler
 from assistant.jobs.runner import run_job
-from assistant.jobs.store import JobStore
+from assistant.jobs.store import JobRecord, JobStore
 
 __all__ = [
     "FUNCTION_NAME",
@@ -74,31 +77,44 @@ class JobQueue(Protocol):
 
 
 class InProcessQueue:
-    """Runs jobs on a bounded pool of threads of this process."""
+    """Runs jobs on threads of this process, in fair turns between assistants."""
 
-    def __init__(self, core: Assistant, *, workers: int | None = None) -> None:
+    def __init__(
+        self, core: Assistant, *, workers: int | None = None, preempt: bool = True
+    ) -> None:
         self._core = core
         self._store = JobStore(core.database)
         self._stop = threading.Event()
+        slots = workers or core.settings.job_concurrency
+        # Started jobs (running, or paused between documents) hold a thread each; jobs that
+        # wait for their first turn hold none.
         self._executor = ThreadPoolExecutor(
-            max_workers=workers or core.settings.job_concurrency,
-            thread_name_prefix="assistant-job",
+            max_workers=8 * slots, thread_name_prefix="assistant-job"
         )
-        # A job is on the pool (waiting or running) at most once, however often it is
+        self.scheduler = FairScheduler(
+            slots=slots,
+            per_assistant=core.settings.job_concurrency_per_assistant,
+            max_started=8 * slots,
+            launch=self._executor.submit,
+            preempt=preempt,
+        )
+        # A job is in the scheduler (waiting or running) at most once, however often it is
         # enqueued or recovered.
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
 
     async def enqueue(self, job_id: str) -> None:
-        """Submit the job to the pool (ignored once the queue is closing: the row stays
+        """Hand the job to the scheduler (ignored once the queue is closing: the row stays
         ``queued`` and the next process runs it)."""
-        self._submit(job_id)
+        job = await asyncio.to_thread(self._store.find, job_id)
+        if job is not None and not job.finished:
+            self._submit(job_id, job.assistant)
 
     async def recover(self) -> int:
         """Submit every job left ``queued`` or ``running`` by an earlier process."""
         jobs = await asyncio.to_thread(self._store.unfinished)
         for job in jobs:
-            self._submit(job.id)
+            self._submit(job.id, job.assistant)
         if jobs:
             logger.info("put back %d unfinished ingestion job(s)", len(jobs))
         return len(jobs)
@@ -106,27 +122,30 @@ class InProcessQueue:
     async def close(self) -> None:
         """Stop: queued jobs stay queued, running ones stop at their next document."""
         self._stop.set()
+        self.scheduler.close()
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
-    def _submit(self, job_id: str) -> None:
+    def _submit(self, job_id: str, assistant: str) -> None:
         if self._stop.is_set():
             return
         with self._pending_lock:
             if job_id in self._pending:
                 return
             self._pending.add(job_id)
-        self._executor.submit(self._run, job_id)
+        done = self.scheduler.submit(
+            assistant,
+            lambda turn: run_job(self._core, job_id, stop=self._stop, turn=turn),
+            stop=self._stop,
+        )
+        done.add_done_callback(lambda future: self._finished(job_id, future))
 
-    def _run(self, job_id: str) -> None:
-        try:
-            run_job(self._core, job_id, stop=self._stop)
-        except Exception:
+    def _finished(self, job_id: str, future: Future[JobRecord | None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
             # run_job records its own failures; this is the database failing under it.
-            logger.exception("ingestion job %s could not be run", job_id)
-        finally:
-            # Only now: a job enqueued again while it runs must not be claimed a second time.
-            with self._pending_lock:
-                self._pending.discard(job_id)
+            logger.error("ingestion job %s could not be run", job_id, exc_info=future.exception())
+        # Only now: a job enqueued again while it runs must not be claimed a second time.
+        with self._pending_lock:
+            self._pending.discard(job_id)
 
 
 class RedisQueue:

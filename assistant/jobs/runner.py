@@ -9,6 +9,12 @@ A job cancelled through its row (``JobStore.cancel``) stops at its next document
 it runs: the runner reads the row's status after every document. What it ingested before
 stays, as it would after any interruption.
 
+Between documents a job also hands its turn to another assistant's waiting job (``turn``, from
+``assistant.jobs.fairness``) and checks its bounds: a job that has run longer than
+ASSISTANT_JOB_MAX_SECONDS (waits for a turn not counted), or whose process holds more memory
+than ASSISTANT_JOB_MAX_MEMORY_MB, fails for good with the reason; it is never retried, since
+running it again would only hit the same bound.
+
 Uploaded files are kept in ``<data dir>/uploads/<job id>/`` until their job has finished, then
 removed; they are stored under the stable source name ``upload://<file name>``, so uploading a
 new version of a file replaces the old one.
@@ -17,14 +23,17 @@ new version of a file replaces the old one.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError, ConnectorError, TooLargeError
+from assistant.jobs.fairness import Turn
 from assistant.jobs.store import JobRecord, JobStore
 from assistant.knowledge.ingest import DocumentOutcome, IngestReport, ProgressEvent
 from connectors.document import LoadResult, SourceFailure
@@ -36,6 +45,7 @@ __all__ = [
     "UPLOAD_SCHEME",
     "JobCancelled",
     "JobInterrupted",
+    "JobOverLimit",
     "UploadConnector",
     "run_job",
     "upload_dir",
@@ -55,6 +65,45 @@ class JobInterrupted(Exception):
 
 class JobCancelled(Exception):
     """Raised inside a running job whose row was cancelled meanwhile; the job stays cancelled."""
+
+
+class JobOverLimit(Exception):
+    """Raised inside a running job past its time or memory bound; the job fails for good."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobBounds:
+    """The most one run of a job may take: seconds of running and the process's resident
+    memory in MB (0: unbounded)."""
+
+    max_seconds: float = 6 * 3600.0
+    max_memory_mb: int = 0
+
+    def check(self, running_seconds: float) -> None:
+        """Raise ``JobOverLimit`` when either bound is passed."""
+        if running_seconds > self.max_seconds:
+            raise JobOverLimit(
+                f"the job ran for over {self.max_seconds:.0f} s (ASSISTANT_JOB_MAX_SECONDS); "
+                "split its sources into smaller jobs or raise the limit"
+            )
+        if self.max_memory_mb:
+            resident = resident_memory_mb()
+            if resident > self.max_memory_mb:
+                raise JobOverLimit(
+                    f"the process held {resident:.0f} MB, over the {self.max_memory_mb} MB "
+                    "limit (ASSISTANT_JOB_MAX_MEMORY_MB); lower ASSISTANT_MAX_DOCUMENT_CHARS "
+                    "or raise the limit"
+                )
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory now, in MB (0 where ``/proc`` cannot tell)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
 def upload_dir(data_dir: Path, job_id: str) -> Path:
@@ -96,8 +145,9 @@ class UploadConnector:
 
 class _Progress:
     """The ingestion progress callback: counts documents, writes them to the row at most
-    every ``interval`` seconds, stops the job when ``stop`` is set and ends it once its row
-    is no longer ``running`` (cancelled, or deleted with its assistant)."""
+    every ``interval`` seconds, stops the job when ``stop`` is set, ends it once its row is no
+    longer ``running`` (cancelled, or deleted with its assistant) or it passes its bounds, and
+    hands its turn over between documents."""
 
     def __init__(
         self,
@@ -106,12 +156,18 @@ class _Progress:
         total: int | None,
         stop: threading.Event | None,
         interval: float,
+        *,
+        turn: Turn | None = None,
+        bounds: JobBounds | None = None,
     ) -> None:
         self._store = store
         self._job_id = job_id
         self._total = total
         self._stop = stop
         self._interval = interval
+        self._turn = turn
+        self._bounds = bounds or JobBounds()
+        self._started = time.monotonic()
         self._last_write = 0.0
         self.done = 0
 
@@ -123,6 +179,10 @@ class _Progress:
             # One primary-key read per document, small beside fetching and embedding it.
             if not self._still_running():
                 raise JobCancelled(self._job_id)
+            paused = self._turn.paused_seconds if self._turn is not None else 0.0
+            self._bounds.check(time.monotonic() - self._started - paused)
+            if self._turn is not None and not self._turn.between_documents():
+                raise JobInterrupted(self._job_id)  # stopped while it waited for its turn
         now = time.monotonic()
         if now - self._last_write >= self._interval:
             self._last_write = now
@@ -144,22 +204,12 @@ class _Progress:
             logger.warning("could not record the progress of job %s: %s", self._job_id, exc)
 
 
-_LOCKS_GUARD = threading.Lock()
-_ASSISTANT_LOCKS: dict[str, threading.Lock] = {}
-
-
-def _assistant_lock(assistant: str) -> threading.Lock:
-    """One lock per assistant in this process: its jobs run one at a time, so two of them
-    never rebuild the same knowledge base's indexes at once."""
-    with _LOCKS_GUARD:
-        return _ASSISTANT_LOCKS.setdefault(assistant, threading.Lock())
-
-
 def run_job(
     core: Assistant,
     job_id: str,
     *,
     stop: threading.Event | None = None,
+    turn: Turn | None = None,
     progress_interval: float = 0.5,
 ) -> JobRecord | None:
     """Run job ``job_id`` to its end and return its final record.
@@ -168,7 +218,10 @@ def run_job(
     too many interrupted attempts, which marks it failed). When ``stop`` is set the job stops
     at its next document, goes back to ``queued`` and its files are kept for the next run;
     when its row is cancelled meanwhile it stops at its next document and stays cancelled.
-    Errors never escape: they are recorded on the job.
+    With a ``turn`` the job lets other assistants' jobs go between its documents. Jobs of one
+    assistant are kept from running at once by the queue that starts them (a ``FairScheduler``
+    and, across workers, a lock in Redis), not here. Errors never escape: they are recorded on
+    the job.
     """
     store = JobStore(core.database)
     job = store.mark_running(job_id, max_attempts=core.settings.job_max_attempts)
@@ -179,11 +232,13 @@ def run_job(
             # cleaning up: its uploaded files (if any) have no further use.
             shutil.rmtree(upload_dir(core.settings.data_dir, job_id), ignore_errors=True)
         return None
-    progress = _Progress(store, job_id, _expected_total(job), stop, progress_interval)
+    bounds = JobBounds(core.settings.job_max_seconds, core.settings.job_max_memory_mb)
+    progress = _Progress(
+        store, job_id, _expected_total(job), stop, progress_interval, turn=turn, bounds=bounds
+    )
     progress.write()
     try:
-        with _assistant_lock(job.assistant):
-            report = _execute(core, store, job, progress)
+        report = _execute(core, store, job, progress)
     except JobInterrupted:
         logger.info("job %s stopped with its process; it will run again", job_id)
         store.requeue(job_id)
@@ -191,6 +246,12 @@ def run_job(
     except JobCancelled:
         logger.info("job %s was cancelled; it stopped after %d document(s)", job_id, progress.done)
         progress.write()
+    except JobOverLimit as exc:
+        logger.warning(
+            "job %s failed for good after %d document(s): %s", job_id, progress.done, exc
+        )
+        progress.write()
+        store.fail(job_id, str(exc))
     except AssistantError as exc:
         logger.warning("job %s failed: %s", job_id, exc)
         store.fail(job_id, str(exc))

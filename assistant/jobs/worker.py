@@ -15,8 +15,14 @@ unchanged and skipped, the rest are added, so no chunk is lost or duplicated. Af
 
 A worker stopped with SIGTERM or SIGINT stops its jobs at their next document and puts them
 back on the queue (arq retries cancelled jobs); that does not count as an interrupted attempt.
-Jobs of one assistant run one at a time across all workers (a lock in Redis, also a lease), so
-two workers never rebuild one knowledge base's indexes at once. Every minute, and at start,
+Jobs of one assistant run at most ASSISTANT_JOB_CONCURRENCY_PER_ASSISTANT (default 1) at a
+time across all workers (that many locks in Redis, each a lease); a job that finds them all
+held waits on the queue. Within a worker, jobs take fair turns (``assistant.jobs.fairness``):
+the worker takes up to eight jobs per slot from the queue, runs ASSISTANT_JOB_CONCURRENCY of
+them at once, round robin between assistants, and a running job hands its slot to another
+assistant's waiting job between documents, so one assistant's long crawl delays another's
+one-page ingest by one document, not by the crawl. A job that passes its time or memory
+bound fails for good and is not retried. Every minute, and at start,
 a worker puts back on the queue any unfinished job the queue lost (Redis flushed or down when
 the job was created); the job id is the queue's key, so that never runs a job twice.
 """
@@ -25,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from arq import ArqRedis, Retry, Worker, func
@@ -37,6 +43,7 @@ from redis.exceptions import LockError, RedisError
 
 from assistant.core import Assistant
 from assistant.errors import ConfigError
+from assistant.jobs.fairness import FairScheduler
 from assistant.jobs.queue import FUNCTION_NAME, QUEUE_NAME, RedisQueue
 from assistant.jobs.runner import run_job
 from assistant.jobs.store import JobStore
@@ -46,8 +53,10 @@ __all__ = ["JOB_TIMEOUT_SECONDS", "ingest_job", "run_worker"]
 logger = logging.getLogger(__name__)
 
 JOB_TIMEOUT_SECONDS = 7 * 24 * 3600
-"""arq's limit on one run of a job: a crawl of a large site may take hours; the lease, not this
-timeout, is what detects a dead worker."""
+"""arq's limit on one run of a job, a backstop far past ASSISTANT_JOB_MAX_SECONDS (which the
+job enforces itself, failing for good): the lease, not this timeout, detects a dead worker."""
+
+_STARTED_PER_SLOT = 8  # jobs a worker takes from the queue per slot, to take turns with
 
 # Every start of a job counts as one of arq's tries, including the deferrals while another
 # worker holds the assistant's lock; the limit that matters is ASSISTANT_JOB_MAX_ATTEMPTS,
@@ -76,30 +85,49 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
     core: Assistant = ctx["core"]
     redis: ArqRedis = ctx["redis"]
     lease: float = ctx["lease_seconds"]
+    scheduler: FairScheduler = ctx["scheduler"]
     job = await asyncio.to_thread(JobStore(core.database).find, job_id)
     if job is None or job.finished:
         return "skipped"
-    lock = redis.lock(_LOCK_PREFIX + job.assistant, timeout=lease)
-    if not await lock.acquire(blocking=False):
+    lock = await _acquire_assistant_lock(
+        redis, job.assistant, core.settings.job_concurrency_per_assistant, lease
+    )
+    if lock is None:
         logger.info("job %s waits: assistant %r is being ingested elsewhere", job_id, job.assistant)
         raise Retry(defer=lease)
     stop = threading.Event()
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(None, functools.partial(run_job, core, job_id, stop=stop))
+    work = scheduler.submit(
+        job.assistant, lambda turn: run_job(core, job_id, stop=stop, turn=turn), stop=stop
+    )
     renewal = asyncio.create_task(_renew(redis, job_id, lock, lease))
     try:
-        record = await asyncio.shield(work)
+        record = await asyncio.shield(asyncio.wrap_future(work))
     except asyncio.CancelledError:
-        # The worker is stopping: let the job reach its next document and go back to queued,
-        # then let arq put it back on the queue.
+        # The worker is stopping: a job that has not started leaves the line as it is
+        # (queued); a started one reaches its next document and goes back to queued. Then arq
+        # puts it back on the queue.
         stop.set()
-        await asyncio.wait([work])
+        if not scheduler.withdraw(work):
+            await asyncio.wait([asyncio.wrap_future(work)])
         raise
     finally:
         renewal.cancel()
         with contextlib.suppress(LockError, RedisError):
             await lock.release()
     return record.status if record is not None else "skipped"
+
+
+async def _acquire_assistant_lock(
+    redis: ArqRedis, assistant: str, holders: int, lease: float
+) -> Any | None:
+    """One of the ``holders`` locks of ``assistant`` (a semaphore made of leased locks), or
+    ``None`` when every one is held."""
+    for number in range(holders):
+        name = _LOCK_PREFIX + assistant if number == 0 else f"{_LOCK_PREFIX}{assistant}:{number}"
+        lock = redis.lock(name, timeout=lease)
+        if await lock.acquire(blocking=False):
+            return lock
+    return None
 
 
 async def _renew(redis: ArqRedis, job_id: str, lock: Any, lease: float) -> None:
@@ -155,17 +183,27 @@ async def _serve(core: Assistant, concurrency: int | None, burst: bool) -> None:
             task.cancel()
         await recovery.close()
 
+    slots = concurrency or settings.job_concurrency
+    executor = ThreadPoolExecutor(
+        max_workers=slots * _STARTED_PER_SLOT, thread_name_prefix="assistant-job"
+    )
+    scheduler = FairScheduler(
+        slots=slots,
+        per_assistant=settings.job_concurrency_per_assistant,
+        max_started=slots * _STARTED_PER_SLOT,
+        launch=executor.submit,
+    )
     worker = _LeasedWorker(
         functions=[func(ingest_job, name=FUNCTION_NAME, max_tries=_ARQ_MAX_TRIES)],
         queue_name=QUEUE_NAME,
         redis_settings=RedisSettings.from_dsn(redis_url),
-        max_jobs=concurrency or settings.job_concurrency,
-        job_timeout=JOB_TIMEOUT_SECONDS,
+        max_jobs=slots * _STARTED_PER_SLOT,
+        job_timeout=max(JOB_TIMEOUT_SECONDS, settings.job_max_seconds * 2),
         # The job row is the record of the outcome; arq's copy would only be stale.
         keep_result=0,
         poll_delay=0.5,
         burst=burst,
-        ctx={"core": core, "lease_seconds": lease},
+        ctx={"core": core, "lease_seconds": lease, "scheduler": scheduler},
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         lease_seconds=lease,
@@ -177,3 +215,5 @@ async def _serve(core: Assistant, concurrency: int | None, burst: bool) -> None:
         logger.info("worker stopping")
     finally:
         await worker.close()
+        scheduler.close()
+        executor.shutdown(wait=False, cancel_futures=True)

@@ -61,6 +61,8 @@ class SlowSite:
         self.root = root
         self.delay = delay
         self.port = free_loopback_port()
+        self.requests: list[str] = []
+        """The paths asked for, in the order their answers began."""
         site = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -69,6 +71,7 @@ class SlowSite:
 
             def do_GET(self) -> None:
                 time.sleep(site.delay)
+                site.requests.append(self.path)
                 super().do_GET()
 
             def log_message(self, format: str, *args: Any) -> None:
