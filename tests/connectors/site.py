@@ -98,16 +98,17 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x0
 
 
 class LocalSite:
-    """The test site: a route table served on 127.0.0.1 and a log of received requests."""
+    """The test site: a route table served on 127.0.0.1 (or another loopback ``host``) and a
+    log of received requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Handler] = {}
         self.requests: list[SiteRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer((host, 0), _make_handler(self))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
