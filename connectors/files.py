@@ -25,7 +25,13 @@ from collections.abc import Generator, Iterator
 from pathlib import Path, PurePosixPath
 
 from connectors.document import Document, LoadResult, SourceFailure
-from connectors.errors import ConnectorError, ParseError, TooLargeError, UnsupportedContentError
+from connectors.errors import (
+    ConnectorError,
+    DocumentTooLargeError,
+    ParseError,
+    TooLargeError,
+    UnsupportedContentError,
+)
 from connectors.html import extract_html
 from connectors.limits import DEFAULT_LIMITS, ExtractionLimits, check_chars
 from connectors.markdown import markdown_document
@@ -75,7 +81,9 @@ def parse_bytes(
         raise ParseError(source, "empty file")
     elif kind == "html":
         # extract_html decodes again from the bytes: it also reads the page's <meta charset>.
-        document = _html_document(data, source, stem, parse_content_type(content_type_hint)[1])
+        document = _html_document(
+            data, source, stem, parse_content_type(content_type_hint)[1], limits
+        )
     else:
         # Plain text and Markdown are refused before parsing: their text is at least this long.
         check_chars(len(text), source, limits)
@@ -207,10 +215,14 @@ def _stem(name: str) -> str:
     return PurePosixPath(file_name(name)).stem or name
 
 
-def _html_document(data: bytes, source: str, stem: str, charset: str | None) -> Document:
+def _html_document(
+    data: bytes, source: str, stem: str, charset: str | None, limits: ExtractionLimits
+) -> Document:
     url = source if source.startswith(("http://", "https://")) else None
     try:
-        page = extract_html(data, url=url, encoding=charset)
+        page = extract_html(data, url=url, encoding=charset, limits=limits)
+    except DocumentTooLargeError as error:
+        raise DocumentTooLargeError(source, error.reason, limit=error.limit) from error
     except ConnectorError as error:
         raise type(error)(source, error.reason) from error
     return Document(

@@ -36,6 +36,7 @@ from connectors.html_structure import (
     trafilatura_role,
     walk_text,
 )
+from connectors.limits import DEFAULT_LIMITS, ExtractionLimits, check_html_elements
 
 __all__ = [
     "BlockKind",
@@ -78,7 +79,11 @@ class ExtractedPage:
 
 
 def extract_html(
-    content: bytes | str, url: str | None = None, *, encoding: str | None = None
+    content: bytes | str,
+    url: str | None = None,
+    *,
+    encoding: str | None = None,
+    limits: ExtractionLimits = DEFAULT_LIMITS,
 ) -> ExtractedPage:
     """Extract the main content of an HTML page as sections, with its title and links.
 
@@ -89,6 +94,7 @@ def extract_html(
     Raises:
         ParseError: the page holds no readable text.
         UnsupportedContentError: the bytes are binary, not text.
+        DocumentTooLargeError: it has more than ``limits.max_html_elements`` elements.
 
     >>> page = extract_html("<title>Help</title><main><h1>Refunds</h1><p>In 14 days.</p></main>")
     >>> page.title, page.sections[0].heading_path, page.sections[0].text
@@ -97,6 +103,7 @@ def extract_html(
     source = url or "<html>"
     text = decode_html(content, encoding, source) if isinstance(content, bytes) else content
     tree = _parse_document(text, source)
+    check_html_elements(sum(1 for _ in tree.iter()), source, limits)
     title = _page_title(tree)
     base_url = _base_url(tree, url)
     page_links = _links(tree, base_url)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from connectors.errors import DocumentTooLargeError
 
-__all__ = ["DEFAULT_LIMITS", "ExtractionLimits", "check_chars", "check_zip"]
+__all__ = ["DEFAULT_LIMITS", "ExtractionLimits", "check_chars", "check_html_elements", "check_zip"]
 
 _MEGABYTE = 1024 * 1024
 
@@ -33,6 +33,9 @@ class ExtractionLimits:
     max_compression_ratio: int = 200
     """Inflated to compressed size of one archive member larger than a megabyte; text and
     XML compress about 5-20 times, bombs thousands of times."""
+    max_html_elements: int = 60_000
+    """Start tags of one HTML page. Main-content extraction costs about a millisecond per
+    element on a busy core; large real pages hold a few thousand, generated floods millions."""
 
 
 DEFAULT_LIMITS = ExtractionLimits()
@@ -50,6 +53,22 @@ def check_chars(text_length: int, source: str, limits: ExtractionLimits) -> None
             f"the document holds {text_length:,} characters of text, over the "
             f"{limits.max_chars:,} limit; raise ASSISTANT_MAX_DOCUMENT_CHARS to read it",
             limit="ASSISTANT_MAX_DOCUMENT_CHARS",
+        )
+
+
+def check_html_elements(count: int, source: str, limits: ExtractionLimits) -> None:
+    """Refuse an HTML page of more than ``limits.max_html_elements`` elements (counted on
+    the parsed tree, which lxml builds fast; extracting its main content is what costs).
+
+    Raises:
+        DocumentTooLargeError: it has more.
+    """
+    if count > limits.max_html_elements:
+        raise DocumentTooLargeError(
+            source,
+            f"the page holds {count:,} HTML elements, over the {limits.max_html_elements:,} "
+            "limit; a page that large is generated, not written: split it or link its parts",
+            limit="max_html_elements",
         )
 
 

@@ -33,7 +33,8 @@ def pdf_document(
 
     Raises:
         ParseError: the PDF is corrupt, encrypted, or has no extractable text.
-        DocumentTooLargeError: it has more than ``limits.max_pages`` pages.
+        DocumentTooLargeError: it has more than ``limits.max_pages`` pages, or a stream
+            that inflates past pypdf's decompression bound.
     """
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
@@ -51,6 +52,14 @@ def pdf_document(
         page_texts = [_clean_pdf_text(page.extract_text() or "") for page in reader.pages]
     except ConnectorError:
         raise
+    except pypdf.errors.LimitReachedError as exc:
+        # A stream that inflates past pypdf's own bound: a decompression bomb, not damage.
+        raise DocumentTooLargeError(
+            source,
+            f"a stream of the PDF inflates past the size pypdf reads ({exc}); split the PDF or "
+            "export it again",
+            limit="max_inflated_bytes",
+        ) from exc
     except pypdf.errors.DependencyError as exc:
         raise ParseError(source, f"the PDF needs an optional package to decrypt: {exc}") from exc
     except pypdf.errors.FileNotDecryptedError as exc:
