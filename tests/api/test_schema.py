@@ -36,31 +36,30 @@ DOCUMENT: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()  # typ
 
 MAX_EXAMPLES = 15
 
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "checks": {
-            # What the document promises; the checks that guess at semantics (that a valid
-            # request is accepted, say, when it names a conversation that does not exist) are off.
-            "enabled": False,
-            "not_a_server_error": {"enabled": True},
-            "status_code_conformance": {"enabled": True},
-            "content_type_conformance": {"enabled": True},
-            "response_schema_conformance": {"enabled": True},
-            "response_headers_conformance": {"enabled": True},
-        },
-        "generation": {
-            "max-examples": MAX_EXAMPLES,
-            # The same requests on every run, nothing written to disk, and a failure is
-            # reported as found rather than shrunk (shrinking costs many more requests).
-            "deterministic": True,
-            "database": "none",
-            "no-shrink": True,
-        },
-        # Stateful runs chain operations through the document's links; deleting the assistant
-        # under test that way would turn the rest of the module into 404s.
-        "phases": {"stateful": {"enabled": False}},
-    }
-)
+CONFIG_DICT: dict[str, Any] = {
+    "checks": {
+        # What the document promises; the checks that guess at semantics (that a valid
+        # request is accepted, say, when it names a conversation that does not exist) are off.
+        "enabled": False,
+        "not_a_server_error": {"enabled": True},
+        "status_code_conformance": {"enabled": True},
+        "content_type_conformance": {"enabled": True},
+        "response_schema_conformance": {"enabled": True},
+        "response_headers_conformance": {"enabled": True},
+    },
+    "generation": {
+        "max-examples": MAX_EXAMPLES,
+        # The same requests on every run, nothing written to disk, and a failure is
+        # reported as found rather than shrunk (shrinking costs many more requests).
+        "deterministic": True,
+        "database": "none",
+        "no-shrink": True,
+    },
+    # Stateful runs chain operations through the document's links; deleting the assistant
+    # under test that way would turn the rest of the module into 404s.
+    "phases": {"stateful": {"enabled": False}},
+}
+CONFIG = schemathesis.Config.from_dict(CONFIG_DICT)
 
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
