@@ -4,7 +4,9 @@ The passages become numbered sources inside delimiters that their content cannot
 provider streams text; ``[n]`` markers in the text become citations with the sentence of the
 source that best supports the claim. Markers naming a source that was not given never reach
 the client: the stream holds back a possible marker until it is complete and drops it if its
-number is unknown.
+number is unknown. Links and images to addresses other than the sources' are removed the same
+way (``assistant.chat.links``): text a page planted for the model cannot send the visitor, or
+their browser, anywhere else.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from assistant.chat.events import (
     Usage,
 )
 from assistant.chat.history import HistoryTurn
+from assistant.chat.links import LinkFilter
 from assistant.chat.prompts import PromptLibrary
 from assistant.chat.provider import (
     ChatProvider,
@@ -209,6 +212,7 @@ class Answerer:
         numbers = {source.n for source in sources}
         for position, provider in enumerate(self.providers):
             markers = MarkerFilter(numbers)
+            links = LinkFilter(source.url for source in sources)
             text: list[str] = []
             citations: tuple[Citation, ...] | None = None
             try:
@@ -217,14 +221,14 @@ class Answerer:
                 async with contextlib.aclosing(_closable(provider.stream(request))) as events:
                     async for event in events:
                         if isinstance(event, TextDelta):
-                            safe = markers.feed(event.text)
+                            safe = links.feed(markers.feed(event.text))
                             text.append(event.text)
                             if safe:
                                 yield TextDelta(safe)
                         elif isinstance(event, CitationsEvent):
                             citations = event.citations
                         else:
-                            rest = markers.flush()
+                            rest = links.feed(markers.flush()) + links.flush()
                             if rest:
                                 yield TextDelta(rest)
                             yield CitationsEvent(
