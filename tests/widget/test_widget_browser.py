@@ -211,15 +211,15 @@ def test_payloads_in_pages_and_model_output_render_as_text(
     ask(panel, "How long do refunds take to reach my card?")
     answer = panel.locator(".msg.bot").last
     text = answer.inner_text()
-    assert "<img src=x onerror=alert('model')>" in text and "<script>" in text
+    assert "<script>alert('s')</script>" in text and "<svg onload=" in text
+    # The server drops images and links to anything but the sources before the widget sees
+    # them: the link's words stay, the addresses go.
+    assert "onerror=alert('model')" not in text and "five days" in text and "policy" in text
     assert page.dialogs == []
     # Nothing the page or the model wrote became an element or a script link.
     assert panel.locator("img, script, svg, iframe").count() == 0
     assert panel.locator("a[href^='javascript']").count() == 0
-    link = panel.locator("a[href='https://example.com/refunds']")
-    assert link.count() == 1
-    assert link.get_attribute("rel") == "noopener noreferrer"
-    assert link.get_attribute("target") == "_blank"
+    assert panel.locator("a[href*='example.com'], a[href*='evil.example']").count() == 0
     assert answer.locator("table td").count() == 2
     chip = answer.locator(".cites li").first
     assert XSS_TITLE in (chip.inner_text() + (chip.locator("[title]").get_attribute("title") or ""))
