@@ -95,6 +95,8 @@ def test_every_prompt_template_renders() -> None:
         "topic": "refunds",
         "count": 3,
         "example": "Can I get my money back?",
+        "answer": "Yes, within 30 days.",
+        "questions": "- Can I get my money back?",
     }
     for name in names:
         rendered = prompts.render(name, **values)

@@ -49,13 +49,13 @@ def test_the_admin_signs_in_and_sees_the_figures_and_chart(
         page.add_init_script(WATCH)
         sign_in_and_wait(page, api_server, harbor)
         cards = page.locator(".card")
-        assert cards.count() == 6
+        assert cards.count() == 8  # volume, quality and lead figures
         turns = cards.filter(has_text="Turns").locator(".value").inner_text()
         assert int(turns) >= len(QUESTIONS)
         bars = page.locator(".chart svg rect")
         heights = [float(bars.nth(i).get_attribute("height") or 0) for i in range(bars.count())]
         assert max(heights) > 0
-        assert page.locator("a.download").get_attribute("href") == (
+        assert page.locator("a.download", has_text="content gaps").get_attribute("href") == (
             f"/api/assistants/{harbor}/analytics/gaps.csv?since=7d"
         )
         # The key is nowhere a script could read it.
