@@ -305,27 +305,15 @@ def _build_hours(
         for (model, dimensions, measures), query in zip(_TABLES, queries, strict=True):
             if query is None:
                 continue
-            rows = [
-                {
-                    "assistant": assistant,
-                    "hour": as_hour(row[0]),
-                    "hours": 1,
-                    **({"version": version} if model is HourClusterRow else {}),
-                    **dict(zip((*dimensions, *measures), row[1:], strict=True)),
-                }
-                for row in session.execute(query).all()
-            ]
+            rows = _total_rows(
+                session, query, model, (*dimensions, *measures), assistant, 1, version
+            )
             if model is HourPageRow:
                 for row in rows:
                     row["title"] = row["title"] or ""
             if rows:
                 session.execute(insert(model), rows)
-        hour = start
-        marks = []
-        while hour < end:
-            marks.append({"assistant": assistant, "hour": hour, "hours": 1})
-            hour += HOUR
-        session.execute(insert(AnalyticsHourRow), marks)
+        _mark_built(session, assistant, start, end, HOUR, 1)
 
 
 def _build_days(
@@ -361,24 +349,46 @@ def _build_days(
                 .where(*where)
                 .group_by(day, *columns)
             )
-            rows = [
-                {
-                    "assistant": assistant,
-                    "hour": as_hour(row[0]),
-                    "hours": 24,
-                    **({"version": version} if model is HourClusterRow else {}),
-                    **dict(zip((*dimensions, *measures), row[1:], strict=True)),
-                }
-                for row in session.execute(query).all()
-            ]
+            rows = _total_rows(
+                session, query, model, (*dimensions, *measures), assistant, 24, version
+            )
             if rows:
                 session.execute(insert(model), rows)
-        moment = start
-        marks = []
-        while moment < end:
-            marks.append({"assistant": assistant, "hour": moment, "hours": 24})
-            moment += DAY
-        session.execute(insert(AnalyticsHourRow), marks)
+        _mark_built(session, assistant, start, end, DAY, 24)
+
+
+def _total_rows(
+    session: Session,
+    query: Any,
+    model: Any,
+    names: tuple[str, ...],
+    assistant: str,
+    hours: int,
+    version: int | None,
+) -> list[dict[str, Any]]:
+    """The rows of a totals table from ``query``'s (slot, *dimensions, *measures) results."""
+    return [
+        {
+            "assistant": assistant,
+            "hour": as_hour(row[0]),
+            "hours": hours,
+            **({"version": version} if model is HourClusterRow else {}),
+            **dict(zip(names, row[1:], strict=True)),
+        }
+        for row in session.execute(query).all()
+    ]
+
+
+def _mark_built(
+    session: Session, assistant: str, start: datetime, end: datetime, step: timedelta, hours: int
+) -> None:
+    """Record every ``hours``-long slot of ``[start, end)`` as built."""
+    marks = []
+    moment = start
+    while moment < end:
+        marks.append({"assistant": assistant, "hour": moment, "hours": hours})
+        moment += step
+    session.execute(insert(AnalyticsHourRow), marks)
 
 
 def _day_of(session: Session, column: Any) -> ColumnElement[Any]:
