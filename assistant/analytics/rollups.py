@@ -51,6 +51,7 @@ from assistant.database.rollup_models import (
     invalidate_hours,
     invalidate_turns,
 )
+from assistant.errors import DatabaseError
 
 __all__ = [
     "DAY",
@@ -432,6 +433,50 @@ def _missing(
     return missing
 
 
+_ATTEMPTS = 3
+
+
+def _build_runs(
+    database: Database,
+    assistant: str,
+    span: tuple[datetime, datetime],
+    hours: int,
+    version: int | None,
+) -> int:
+    """Build every missing ``hours``-long slot of ``span``; returns how many there were.
+
+    Two reports building overlapping slots at once: the later one gives way (its whole
+    transaction rolls back) and looks again for what is still missing, since the other may
+    have built only part of its runs.
+    """
+    step, build = (HOUR, _build_hours) if hours == 1 else (DAY, _build_days)
+    first_missing: int | None = None
+    for _ in range(_ATTEMPTS):
+        missing = _missing(database, assistant, *span, hours)
+        first_missing = len(missing) if first_missing is None else first_missing
+        if not missing:
+            break
+        collided = False
+        for run_start, run_end in _runs(missing, step):
+            try:
+                build(database, assistant, run_start, run_end, version)
+            except DatabaseError as exc:
+                _unless_built_meanwhile(exc)
+                collided = True
+                logger.debug("slots from %s of %r were built concurrently", run_start, assistant)
+        if not collided:
+            break
+    return first_missing or 0
+
+
+def _unless_built_meanwhile(exc: DatabaseError) -> None:
+    """Re-raise ``exc`` unless another report built the same slots first: its transaction
+    then committed the very rows (and marks) this one would have, so giving way loses
+    nothing. ``Database.session`` wraps the driver's error, so the cause tells."""
+    if not isinstance(exc.__cause__, IntegrityError):
+        raise exc
+
+
 def day_span(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
     """The whole UTC days inside ``[start, end)`` (hour-aligned), or ``None``."""
     first = start.replace(hour=0)
@@ -467,17 +512,8 @@ def build_missing(
     start = max(start, floor_hour(first.astimezone(UTC)).replace(hour=0))
     if start >= end:
         return 0
-    missing = _missing(database, assistant, start, end, 1)
-    for run_start, run_end in _runs(missing, HOUR):
-        try:
-            _build_hours(database, assistant, run_start, run_end, version)
-        except IntegrityError:  # built meanwhile by another report
-            logger.debug("hours from %s of %r were built concurrently", run_start, assistant)
+    built = _build_runs(database, assistant, (start, end), 1, version)
     whole_days = day_span(start, end) if days else None
     if whole_days is not None:
-        for run_start, run_end in _runs(_missing(database, assistant, *whole_days, 24), DAY):
-            try:
-                _build_days(database, assistant, run_start, run_end, version)
-            except IntegrityError:
-                logger.debug("days from %s of %r were built concurrently", run_start, assistant)
-    return len(missing)
+        _build_runs(database, assistant, whole_days, 24, version)
+    return built

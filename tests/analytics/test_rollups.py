@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
+from assistant.analytics import rollups
 from assistant.analytics.aggregates import conversation_figures
 from assistant.analytics.period import Period
 from assistant.analytics.period_totals import period_totals
+from assistant.analytics.rollups import HOUR
 from assistant.chat.conversations import ConversationStore
 from assistant.chat.events import Usage
 from assistant.database.engine import Database
@@ -105,3 +108,56 @@ def test_stored_totals_match_the_turns_after_feedback_and_deletion(database: Dat
     assert conversation_figures(database, "docs", PERIOD)[0] == started - 1
     # Conversation 3 had a declined turn and a 👎: one unresolved conversation fewer.
     assert conversation_figures(database, "docs", PERIOD)[2] == unresolved - 1
+
+
+def test_a_report_gives_way_to_another_that_built_the_same_hours_first(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second of two reports read the hours as missing before the first stored them:
+    its insert collides, it rolls back, looks again and finds nothing left to build."""
+    _spread(database, ConversationStore(database))
+    _same(database)  # the first report built every hour and day
+    real = rollups._missing
+    looked: list[int] = []
+
+    def stale_then_real(
+        database_: Database, assistant: str, start: datetime, end: datetime, hours: int
+    ) -> list[datetime]:
+        looked.append(1)
+        if len(looked) == 1:  # what the slower report saw before the other committed
+            return [start + timedelta(hours=hours) * i for i in range((end - start) // HOUR)]
+        return real(database_, assistant, start, end, hours)
+
+    monkeypatch.setattr(rollups, "_missing", stale_then_real)
+    first_hour = rollups.floor_hour(PERIOD.since) + HOUR
+    rollups.build_missing(database, "docs", first_hour, rollups.sealed_until(NOW), None)
+    assert len(looked) >= 2  # it looked again after giving way
+    monkeypatch.setattr(rollups, "_missing", real)
+    _same(database)
+
+
+def test_reports_asked_at_once_all_answer(database: Database) -> None:
+    """Several reports at once over hours nobody built yet: each answers, with the same sums."""
+    _spread(database, ConversationStore(database))
+    start = threading.Barrier(4)
+    results: list[dict[object, list[float]]] = []
+    errors: list[BaseException] = []
+
+    def report() -> None:
+        start.wait()
+        try:
+            totals = period_totals(database, "docs", PERIOD, version=None, now=NOW).totals
+            results.append(_summed(totals))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    read = _summed(
+        period_totals(database, "docs", PERIOD, version=None, now=NOW, stored=False).totals
+    )
+    assert results == [read] * 4
