@@ -93,7 +93,7 @@ def test_every_prompt_template_renders() -> None:
         "text": "x",
         "page": "Billing",
         "topic": "refunds",
-        "count": 3,
+        "asked": "3 questions",
         "example": "Can I get my money back?",
         "answer": "Yes, within 30 days.",
         "questions": "- Can I get my money back?",

@@ -91,12 +91,13 @@ class AnalyticsOptions:
 def _suggestion(prompts: PromptLibrary, gap: GapCluster, nearest: Sequence[NearestPage]) -> str:
     example = gap.questions[0] if gap.questions else gap.label
     topic = gap.label or example
+    asked = f"{gap.count} question" if gap.count == 1 else f"{gap.count} questions"
     if nearest and nearest[0].score >= EXTEND_SCORE:
         page = nearest[0].title or nearest[0].url
         return prompts.render(
-            "gap_extend_page", topic=topic, count=gap.count, example=example, page=page
+            "gap_extend_page", topic=topic, asked=asked, example=example, page=page
         )
-    return prompts.render("gap_new_page", topic=topic, count=gap.count, example=example)
+    return prompts.render("gap_new_page", topic=topic, asked=asked, example=example)
 
 
 def bring_up_to_date(

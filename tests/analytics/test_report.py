@@ -144,8 +144,10 @@ def test_the_report_groups_questions_finds_gaps_and_measures_quality(
     assert berlin.nearest_sources[0].url == REFUNDS.url
     assert berlin.nearest_sources[0].title == "Refunds"
     assert "berlin" in berlin.suggestion.lower()
+    assert "2 questions like" in berlin.suggestion
     password_gap = next(g for g in report.content_gaps if "password" in g.label)
     assert password_gap.reasons == {"thumbs_down": 1, "reasked": 1}
+    assert password_gap.count == 1 and "1 question like" in password_gap.suggestion
     assert len(gaps) == 2
 
     usage = {s.url: s for s in report.source_usage}
