@@ -31,17 +31,12 @@ from sqlalchemy import (
 )
 
 from assistant.analytics.period import Period
-from assistant.analytics.rollups import (
-    DAY,
-    HOUR,
+from assistant.analytics.rollups import DAY, HOUR, build_missing, day_span, floor_hour, sealed_until
+from assistant.analytics.turn_queries import (
     as_hour,
-    build_missing,
     clusters_query,
-    day_span,
-    floor_hour,
     hour_of,
     pages_query,
-    sealed_until,
     totals_query,
 )
 from assistant.database.engine import Database

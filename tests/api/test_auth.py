@@ -187,6 +187,24 @@ def test_public_keys_chat_only_from_allowed_origins_with_cors(api_server: ApiSer
         assert_problem(client.get(f"/api/assistants/{name}/widget"), 403, "permission_denied")
 
 
+def test_a_page_of_this_server_reads_with_a_public_key_of_its_own_origin(
+    api_server: ApiServer,
+) -> None:
+    """The assistant's full page asks for its config with a same-origin GET: the browser sends
+    no Origin, only Sec-Fetch-Site. It counts as the server's own origin, and only that."""
+    own = api_server.url
+    listed = api_server.create_assistant(allowed_origins=[own])
+    elsewhere = api_server.create_assistant(allowed_origins=[SHOP])
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    with api_server.client(api_server.create_key(listed, "public"), **same_origin) as client:
+        assert client.get(f"/api/assistants/{listed}/widget").status_code == 200
+    with api_server.client(api_server.create_key(elsewhere, "public"), **same_origin) as client:
+        assert_problem(client.get(f"/api/assistants/{elsewhere}/widget"), 403, "permission_denied")
+    cross_site = {"Sec-Fetch-Site": "cross-site"}
+    with api_server.client(api_server.create_key(listed, "public"), **cross_site) as client:
+        assert_problem(client.get(f"/api/assistants/{listed}/widget"), 403, "permission_denied")
+
+
 def test_preflights_are_answered_for_allowed_origins_only(api_server: ApiServer) -> None:
     name = api_server.create_assistant(allowed_origins=[SHOP])
     request_headers = {
