@@ -14,7 +14,9 @@ Every request names its key as ``Authorization: Bearer <key>``. The rules, in or
 5. A secret key manages and chats with its own assistant only (another assistant → 403).
 6. A public key only chats (``ChatAccess`` routes), with its own assistant, and only when the
    ``Origin`` header is one of the assistant's ``allowed_origins`` or ``https://`` one of its
-   ``custom_domains`` (missing or other → 403).
+   ``custom_domains`` (missing or other → 403). A same-origin request without ``Origin`` (a GET
+   from a page this server serves, marked ``Sec-Fetch-Site: same-origin``) counts as coming
+   from this server's own origin.
    Browsers set ``Origin`` themselves, so a page elsewhere cannot borrow the key; scripts can
    forge it, which is why public keys are rate-limited per visitor and can do nothing else.
 
@@ -150,6 +152,20 @@ async def _identify(request: Request) -> tuple[Caller, ApiKey | None]:
     return Caller(key.kind, key.assistant, key.id, origin=origin, visitor=visitor), key
 
 
+def _same_origin_page(request: Request) -> str | None:
+    """This server's own origin, for a request a browser says comes from one of its pages.
+
+    Browsers leave ``Origin`` off same-origin GET requests (the assistant's full page reading
+    its config), but mark every request with ``Sec-Fetch-Site``, which pages cannot set. A
+    script can forge both headers, as it can forge ``Origin``; public keys stay chat-only and
+    rate-limited for that reason.
+    """
+    if request.headers.get("sec-fetch-site") != "same-origin":
+        return None
+    host = request.headers.get("host")
+    return f"{request.url.scheme}://{host}" if host else None
+
+
 def _origin_allowed(origin: str, config: AssistantConfig) -> bool:
     """One of ``allowed_origins``, or ``https://`` one of the assistant's custom domains."""
     if normalise_origin(origin) in config.allowed_origins:
@@ -244,7 +260,7 @@ async def authenticate_chat(request: Request, name: str) -> Caller:
         raise PermissionDeniedError(f"this key belongs to another assistant, not {name!r}")
     config = await _config(request, name)
     if key.kind == "public":
-        origin = caller.origin
+        origin = caller.origin or _same_origin_page(request)
         if origin is None or not _origin_allowed(origin, config):
             raise PermissionDeniedError(
                 f"origin {origin or '(none)'} may not use assistant {name!r}'s public key; "
