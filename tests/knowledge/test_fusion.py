@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse, zscore
+from assistant.knowledge.fusion import (
+    DEFAULT_WEIGHTS,
+    LEXICAL_FULL_AGREEMENT,
+    FusionWeights,
+    fuse,
+    lexical_agreement,
+    zscore,
+)
 
 
 def test_zscore_standardises_and_handles_constant_and_tiny_pools() -> None:
@@ -37,3 +44,35 @@ def test_fusion_is_deterministic() -> None:
     signals = {name: torch.rand(100, generator=generator) for name in ("dense", "lexical")}
     first = fuse(signals, DEFAULT_WEIGHTS)
     assert torch.equal(first, fuse(signals, DEFAULT_WEIGHTS))
+
+
+def test_bm25_counts_in_full_where_it_agrees_with_dense_and_not_where_it_runs_against_it() -> None:
+    """A pool where both recalls found the same chunks (lexical follows dense) and one where
+    they found different ones (lexical runs against dense), as for a paraphrased question."""
+    dense = torch.tensor([0.9, 0.8, 0.7, 0.4, 0.3, 0.2])
+    late = torch.tensor([0.6, 0.9, 0.5, 0.4, 0.2, 0.3])
+    agreeing = torch.tensor([9.0, 7.0, 8.0, 2.0, 1.0, 0.5])
+    against = torch.tensor([0.5, 0.5, 1.0, 12.0, 3.0, 2.0])
+    signals = {"dense": dense, "late_interaction": late}
+
+    with_agreeing = fuse({**signals, "lexical": agreeing}, DEFAULT_WEIGHTS)
+    assert torch.allclose(with_agreeing, zscore(dense) + zscore(late) + zscore(agreeing))
+
+    with_against = fuse({**signals, "lexical": against}, DEFAULT_WEIGHTS)
+    assert torch.allclose(with_against, zscore(dense) + zscore(late))
+    # At full weight the chunk BM25 likes best (the fourth) would have climbed past the first.
+    full = zscore(dense) + zscore(late) + zscore(against)
+    assert full[3] > full[0] and with_against[3] < with_against[2] < with_against[0]
+
+
+def test_lexical_agreement_rises_linearly_to_full_weight() -> None:
+    generator = torch.Generator().manual_seed(3)
+    dense = zscore(torch.rand(400, generator=generator))
+    noise = zscore(torch.rand(400, generator=generator))
+    # Noise made uncorrelated with ``dense``, so that each mix below correlates exactly.
+    noise = zscore(noise - (noise * dense).sum() / (dense * dense).sum() * dense)
+    for correlation, expected in ((-0.5, 0.0), (0.0, 0.0), (0.1, 0.4), (0.25, 1.0), (0.6, 1.0)):
+        lexical = zscore(correlation * dense + (1 - correlation**2) ** 0.5 * noise)
+        assert abs(lexical_agreement(dense, lexical) - expected) < 1e-4
+    assert LEXICAL_FULL_AGREEMENT == 0.25
+    assert lexical_agreement(torch.tensor([0.0]), torch.tensor([1.0])) == 1.0
