@@ -1,6 +1,6 @@
 """Fair turns between assistants: the scheduler alone (jobs made of steps, no ingestion), then
-the in-process queue on real ingestion of a slow local site, and the time and memory bounds
-that end a job for good."""
+the in-process queue and a real ``assistant worker`` process on the Redis queue, both on real
+ingestion of a slow local site, and the time and memory bounds that end a job for good."""
 
 from __future__ import annotations
 
@@ -14,11 +14,17 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
+from assistant.database.engine import Database, database_url
 from assistant.jobs.fairness import FairScheduler, Turn
-from assistant.jobs.queue import InProcessQueue
+from assistant.jobs.queue import InProcessQueue, RedisQueue
 from assistant.jobs.runner import run_job
 from assistant.jobs.store import JobRecord, JobSpec, JobStore
-from tests.jobs.test_queue import SlowSite, wait_until, write_pages
+from tests.jobs import test_queue
+from tests.jobs.test_queue import SlowSite, Workers, wait_until, write_pages
+
+# The Redis database and the ``assistant worker`` processes of the queue tests.
+worker_redis_url = test_queue.worker_redis_url
+workers = test_queue.workers
 
 
 class Journal:
@@ -231,6 +237,55 @@ async def test_a_long_ingest_of_one_assistant_delays_another_by_about_one_docume
     assert _pages_in(requests) < len(names)  # B did not wait for A's end
     assert big_done.status == "succeeded" and big_done.attempts == 1
     assert big_done.report is not None and big_done.report.count("added") == len(names)
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # the worker process loads the model first
+async def test_a_worker_process_runs_another_assistants_one_page_ingest_within_a_crawl(
+    workers: Workers, worker_redis_url: str, tmp_path: Path
+) -> None:
+    names = write_pages(tmp_path / "site", 15, paragraphs=1)
+    _write_beta_page(tmp_path / "site")
+    database = Database.open(database_url(None, tmp_path / "data"))
+    store = JobStore(database)
+    queue = RedisQueue(database, worker_redis_url)
+    try:
+        with SlowSite(tmp_path / "site", delay=0.2) as site:
+            big = store.create("alpha", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
+            await queue.enqueue(big.id)
+            workers.start()  # one process, one slot: ASSISTANT_JOB_CONCURRENCY=1
+            await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), 60)
+            small = store.create("beta", "url", JobSpec(sources=(site.url("beta.html"),)))
+            pages_before = _pages(site)
+            await queue.enqueue(small.id)
+            small_done = await asyncio.to_thread(
+                wait_until, lambda: store.find(small.id), _finished, 60
+            )
+            requests = list(site.requests)
+            big_done = await asyncio.to_thread(
+                wait_until, lambda: store.find(big.id), _finished, 60
+            )
+    finally:
+        await queue.close()
+    log = workers.log(0)
+    assert small_done.status == "succeeded", log
+    # The worker looks at the queue every half second; meanwhile A goes on page by page.
+    # Then A hands its slot over at its next document: a few pages at most, not the crawl.
+    pages_between = _pages_in(requests[: requests.index("/beta.html")]) - pages_before
+    assert pages_between <= 4, requests
+    assert _pages_in(requests) < len(names), requests
+    assert big_done.status == "succeeded" and big_done.attempts == 1, log
+    assert big_done.report is not None and big_done.report.count("added") == len(names)
+    # Nothing was fetched twice: A resumed where it had stopped.
+    assert sorted(site.requests) == sorted({*site.requests}), site.requests
+
+
+def _write_beta_page(folder: Path) -> None:
+    (folder / "beta.html").write_text(
+        "<html><head><title>Beta</title></head><body><main><h1>Beta</h1>"
+        "<p>Beta refunds are paid within fourteen days of the request.</p></main></body></html>",
+        encoding="utf-8",
+    )
 
 
 def _did(count: int) -> Callable[[JobRecord], bool]:
