@@ -29,10 +29,21 @@ __all__ = ["REMOVED", "LinkFilter"]
 REMOVED = "(link removed)"
 """What an address that is not a source becomes in the answer."""
 
-_TARGET = r"\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"\n]*\")?\s*\)"
+
+def _target(group: str) -> str:
+    """``(url)`` or ``(url "title")`` of a link or image, the address in ``group``.
+
+    The address may hold one level of balanced parentheses and any other character but
+    whitespace (``<``/``>`` included), as the widget's renderer reads it: the filter must see
+    every link the renderer would make, or one it misses reaches the visitor.
+    """
+    return rf"\(\s*(?P<{group}>(?:[^()\s]|\([^()\s]*\))*)(?:\s+\"[^\"\n]*\")?\s*\)"
+
+
+# Link text may run over lines: a paragraph's lines are rendered as one.
 _CONSTRUCT = re.compile(
-    r"(?P<image>!\[(?P<alt>[^\]\n]*)\]" + _TARGET.replace("([^", "(?P<image_url>[^", 1) + ")"
-    r"|(?P<link>\[(?P<text>[^\]\n]*)\]" + _TARGET.replace("([^", "(?P<link_url>[^", 1) + ")"
+    r"(?P<image>!\[(?P<alt>[^\]]*)\]" + _target("image_url") + ")"
+    r"|(?P<link>\[(?P<text>[^\]]*)\]" + _target("link_url") + ")"
     r"|(?P<html_image><img\b[^>]*>)"
     r"|<(?P<autolink>(?:https?://|www\.)[^>\s]+)>"
     r"|(?P<bare>(?:https?://|www\.)[^\s<>()\[\]\"'`]+)",
@@ -43,7 +54,9 @@ _SCHEMES = ("https://", "http://", "www.")
 
 
 def _normalised(url: str) -> str:
-    url = url.strip().split("#", 1)[0].rstrip("/.,;:!?")
+    # ``[text](<url>)`` is Markdown's other way to write an address.
+    url = url.strip().removeprefix("<").removesuffix(">").strip()
+    url = url.split("#", 1)[0].rstrip("/.,;:!?")
     return url.lower()
 
 
@@ -114,12 +127,24 @@ def _hold_from(text: str) -> int:
 
 
 def _may_grow_into_link(segment: str) -> bool:
-    """Whether ``segment``, starting at a ``[``, may still become ``[text](url)``."""
-    if "\n" in segment:
+    """Whether ``segment``, starting at a ``[``, may still become ``[text](url)``.
+
+    A blank line ends the paragraph, and a link with it; until the parenthesis after ``](``
+    is closed (those inside the address balanced), more may come.
+    """
+    if "\n\n" in segment:
         return False
     close = segment.find("]")
     if close == -1 or close == len(segment) - 1:
         return True
     if segment[close + 1] != "(":
         return False
-    return ")" not in segment[close + 1 :]
+    depth = 0
+    for character in segment[close + 1 :]:
+        if character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+            if depth == 0:
+                return False
+    return True

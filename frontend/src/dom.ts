@@ -14,6 +14,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 
 /** ``url`` when it is an absolute http(s) link, else ``null`` (javascript:, data:, paths…). */
 export function webLink(url: string): string | null {
+  // Only an address written out as http(s)://: browsers also read "https:host" and
+  // "https:/\host" as web links, forms a filter of addresses can fail to recognise.
+  if (!/^https?:\/\//i.test(url) || url.includes("\\")) return null;
   try {
     const parsed = new URL(url);
     return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;

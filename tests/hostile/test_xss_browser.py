@@ -151,6 +151,8 @@ def model_payload(source_url: str) -> tuple[str, ...]:
         "Refunds take five days. [Open the form](javascript:alert('md-link')) or ",
         "[the policy](JaVaScRiPt:alert('md-case')) or [details](data:text/html,alert('md-data')) ",
         f"or [the refund page]({source_url}) [1].\n\n",
+        # Addresses a browser reads as https://evil.example/… though they lack the "//".
+        "Also [the form](https:evil.example/>x) and [click\nhere](https:/evil.example/y).\n\n",
         f"{SCRIPT} {IMG_ONERROR} {SVG_ONLOAD} {JAVASCRIPT_LINK} {DATA_FRAME}\n\n",
         "![receipt](x\" onerror=\"alert('md-image')) **<b onmouseover=alert('strong')>bold</b>** ",
         f"`{SCRIPT_BREAKER}` {TEMPLATE}\n\n",
@@ -294,6 +296,7 @@ def check_model_answer(answer: Any, refund_source: str) -> None:
         assert shown in text, shown
     # The words of links to other addresses stay; the server drops raw images.
     assert "Open the form" in text and "the policy" in text and "details" in text
+    assert "the form" in text and "here" in text
     assert "onerror=alert('img')" not in text and "onerror=alert('fence')" not in text
     assert "</code></pre>" in answer.locator("pre").inner_text()
     assert "</script><script>alert('breaker')</script>" in answer.locator("code").first.inner_text()
