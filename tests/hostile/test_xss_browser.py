@@ -317,6 +317,7 @@ def test_the_widget_on_a_host_page_shows_payloads_as_text(
     widgets = tab.locator("[data-assistant-widget]")
     named = tab.locator("button.launcher[aria-label*='Shop']")
     named.wait_for()
+    assert f"Shop {SCRIPT}" in (named.get_attribute("aria-label") or "")
     pages_widget = widgets.filter(has=named)
     pages_widget.locator("button.launcher").click()
     panel = pages_widget.locator("[role=dialog]")
