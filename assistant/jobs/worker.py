@@ -74,6 +74,27 @@ class _LeasedWorker(Worker):
         # arq derives this from the timeout (timeout + 10 s); a dead worker's job would wait
         # that long before another worker may start it.
         self.in_progress_timeout_s = lease_seconds
+        self._redis_down = False
+
+    async def _poll_iteration(self) -> None:
+        """arq's poll, surviving a Redis outage.
+
+        arq lets a connection error out of its poll loop, which ends the worker: a Redis
+        restart would stop every worker at once. Here the outage is logged once and the poll
+        repeats every poll delay until Redis answers; running jobs go on meanwhile (their
+        rows are the record; their lease renewals log and retry). Redis comes back empty
+        when it kept nothing, so the periodic recovery puts unfinished jobs back on the queue.
+        """
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            if not self._redis_down:
+                self._redis_down = True
+                logger.warning("Redis is unreachable; polling again until it answers: %s", exc)
+            return
+        if self._redis_down:
+            self._redis_down = False
+            logger.info("Redis answers again")
 
 
 async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
@@ -214,6 +235,8 @@ async def _serve(core: Assistant, concurrency: int | None, burst: bool) -> None:
     except asyncio.CancelledError:
         logger.info("worker stopping")
     finally:
-        await worker.close()
+        # Closing writes to Redis, which may be the reason we stop.
+        with contextlib.suppress(RedisError, OSError):
+            await worker.close()
         scheduler.close()
         executor.shutdown(wait=False, cancel_futures=True)

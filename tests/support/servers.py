@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -70,7 +71,8 @@ def start_redis(port: int, log_path: Path, password: str | None = None) -> subpr
 
 def start_chroma(port: int, path: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``chroma run`` on ``port`` with data in ``path`` and wait for its heartbeat."""
-    executable = shutil.which("chroma") or str(Path(__file__).parents[2] / ".venv/bin/chroma")
+    # On PATH, else next to the running interpreter (a virtual environment not activated).
+    executable = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [executable, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
@@ -122,29 +124,43 @@ def start_postgres(port: int, data_dir: Path, log_path: Path) -> subprocess.Pope
     root ``data_dir`` is handed to the ``postgres`` system user and both ``initdb`` and the server
     run as that user; its parent folders must then be searchable by it (a ``tempfile.mkdtemp``
     folder in ``/tmp`` is, once handed over). Stop the returned process with
-    :func:`stop_postgres`.
+    :func:`stop_postgres`; :func:`run_postgres` serves the same cluster again after that.
 
     Raises:
         RuntimeError: PostgreSQL is not installed, or the cluster did not come up (the message
             holds ``log_path``'s text).
     """
+    init_postgres(data_dir, log_path)
+    return run_postgres(port, data_dir, log_path)
+
+
+def _postgres_account() -> pwd.struct_passwd | None:
+    """The account to run PostgreSQL as: the ``postgres`` user when we are root, else None
+    (ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(POSTGRES_SYSTEM_USER)
+    except KeyError:
+        raise RuntimeError(
+            f"PostgreSQL will not run as root and there is no {POSTGRES_SYSTEM_USER!r} "
+            "account to run it as (apt-get install postgresql creates it)"
+        ) from None
+
+
+def _postgres_bin_dir() -> Path:
     bin_dir = find_postgres_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    return bin_dir
+
+
+def init_postgres(data_dir: Path, log_path: Path) -> None:
+    """``initdb`` a cluster in the empty (or absent) ``data_dir`` as :func:`start_postgres`
+    describes, trusting loopback TCP connections only."""
+    bin_dir = _postgres_bin_dir()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    account = None
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam(POSTGRES_SYSTEM_USER)
-        except KeyError:
-            raise RuntimeError(
-                f"PostgreSQL will not run as root and there is no {POSTGRES_SYSTEM_USER!r} "
-                "account to run it as (apt-get install postgresql creates it)"
-            ) from None
-    # None everywhere (subprocess's defaults) when we are not root: run as ourselves.
-    user_id = account.pw_uid if account is not None else None
-    group_id = account.pw_gid if account is not None else None
-    extra_groups: list[int] | None = [] if account is not None else None
+    account = _postgres_account()
     if account is not None:
         os.chown(data_dir, account.pw_uid, account.pw_gid)
     with log_path.open("ab") as log:
@@ -160,9 +176,10 @@ def start_postgres(port: int, data_dir: Path, log_path: Path) -> subprocess.Pope
             # The postgres account may not be able to enter our working directory.
             cwd=data_dir,
             check=False,
-            user=user_id,
-            group=group_id,
-            extra_groups=extra_groups,
+            # None everywhere (subprocess's defaults) when we are not root: run as ourselves.
+            user=account.pw_uid if account is not None else None,
+            group=account.pw_gid if account is not None else None,
+            extra_groups=[] if account is not None else None,
         )
     if initialised.returncode != 0:
         raise RuntimeError(f"initdb failed: {log_path.read_text()}")
@@ -171,6 +188,13 @@ def start_postgres(port: int, data_dir: Path, log_path: Path) -> subprocess.Pope
     hba_path.write_text("host all all 127.0.0.1/32 trust\n", encoding="utf-8")
     if account is not None:
         os.chown(hba_path, account.pw_uid, account.pw_gid)
+
+
+def run_postgres(port: int, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Serve the cluster :func:`init_postgres` made in ``data_dir`` on 127.0.0.1:``port`` and
+    wait until it accepts connections (also after a stop: the data stays)."""
+    bin_dir = _postgres_bin_dir()
+    account = _postgres_account()
     settings = {
         "listen_addresses": "127.0.0.1",
         "port": str(port),
@@ -196,9 +220,9 @@ def start_postgres(port: int, data_dir: Path, log_path: Path) -> subprocess.Pope
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=data_dir,
-            user=user_id,
-            group=group_id,
-            extra_groups=extra_groups,
+            user=account.pw_uid if account is not None else None,
+            group=account.pw_gid if account is not None else None,
+            extra_groups=[] if account is not None else None,
         )
     deadline = time.monotonic() + 30
     while True:
@@ -276,12 +300,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 class StaticSite:
     """A folder served over HTTP on a free loopback port, from a background thread.
 
-    ``robots`` is served as ``/robots.txt``; ``port`` None picks a free one. Use as a context
-    manager.
+    ``robots`` is served as ``/robots.txt``; ``port`` None picks a free one. Every answer
+    waits ``delay`` seconds first (settable while serving), so a crawl of many pages lasts long
+    enough to be interrupted. Use as a context manager.
     """
 
-    def __init__(self, root: Path, robots: str = "", port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, robots: str = "", port: int | None = None, delay: float = 0.0
+    ) -> None:
         self.root = root
+        self.delay = delay
         self.robots = robots.encode("utf-8")
         self.port = port or free_loopback_port()
         site = self
@@ -291,6 +319,8 @@ class StaticSite:
                 super().__init__(*args, directory=str(site.root), **kwargs)
 
             def do_GET(self) -> None:
+                if site.delay:
+                    time.sleep(site.delay)
                 if self.path == "/robots.txt":
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")

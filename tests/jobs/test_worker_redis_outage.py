@@ -1,0 +1,60 @@
+"""A worker outlives a Redis restart: its poll waits for Redis instead of ending the process
+(arq's own poll lets the connection error out, which stopped every worker at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq import create_pool, func
+from arq.connections import RedisSettings
+
+from assistant.jobs.worker import _LeasedWorker
+from tests.support.servers import free_loopback_port, start_redis, stop
+
+QUEUE = "test:outage"
+
+
+async def _echo(ctx: dict[str, Any], value: str) -> str:
+    del ctx
+    return value
+
+
+@pytest.mark.integration
+async def test_the_poll_waits_out_a_redis_outage_and_then_runs_jobs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_loopback_port()
+    settings = RedisSettings(port=port, conn_timeout=1, conn_retries=0)
+    redis_server = start_redis(port, tmp_path / "redis.log")
+    worker = _LeasedWorker(
+        functions=[func(_echo, name="echo")],
+        queue_name=QUEUE,
+        redis_settings=settings,
+        poll_delay=0.05,
+        keep_result=60,
+        lease_seconds=2,
+    )
+    worker._pool = await create_pool(settings, default_queue_name=QUEUE)
+    try:
+        await worker._poll_iteration()
+        stop(redis_server)
+        with caplog.at_level(logging.INFO, logger="assistant.jobs.worker"):
+            for _ in range(3):
+                await worker._poll_iteration()  # raised ConnectionError before
+            unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
+            assert len(unreachable) == 1, "the outage is logged once, not at every poll"
+            redis_server = start_redis(port, tmp_path / "redis.log")
+            job = await worker.pool.enqueue_job("echo", "back", _queue_name=QUEUE)
+            assert job is not None
+            await worker._poll_iteration()
+            assert any("answers again" in r.getMessage() for r in caplog.records)
+        await asyncio.wait_for(asyncio.gather(*worker.tasks.values()), timeout=10)
+        assert await job.result(timeout=5) == "back"
+    finally:
+        # Not worker.close(): arq calls redis-py's deprecated close() there.
+        await worker.pool.aclose()
+        stop(redis_server)
