@@ -37,12 +37,7 @@ from rich.console import Console
 from bench.common import load_average, machine_facts, pass_fail, table, write_json
 from tests.chat.fake_openai import FakeOpenAIServer
 from tests.support.fault_load import prepare, serve_site
-from tests.support.fault_scenarios import (
-    FAULTS,
-    FaultOutcome,
-    provider_answers,
-    run_fault,
-)
+from tests.support.fault_scenarios import FAULTS, FaultOutcome, provider_answers, run_fault
 from tests.support.topology import running_topology
 
 console = Console()
@@ -50,14 +45,7 @@ console = Console()
 
 def passed(outcome: FaultOutcome) -> bool:
     """Whether a fault's run meets the goal."""
-    fault = FAULTS[outcome.fault]
-    failed = outcome.count("clean_error", "connection_error")
-    return (
-        outcome.count("hung") == 0
-        and outcome.lost_or_corrupt == 0
-        and (fault.failures_allowed or failed == 0)
-        and outcome.count("ok") > 0
-    )
+    return not outcome.problems()
 
 
 def print_table(summaries: Sequence[dict[str, Any]], outcomes: Sequence[FaultOutcome]) -> None:
@@ -88,7 +76,7 @@ def print_table(summaries: Sequence[dict[str, Any]], outcomes: Sequence[FaultOut
     for summary in summaries:
         details = {
             key: summary[key]
-            for key in ("failure_kinds", "providers", "turn_problems", "notes")
+            for key in ("problems", "failure_kinds", "providers", "turn_problems", "notes")
             if summary[key]
         }
         if summary["lost_chunks"] or summary["extra_chunks"]:

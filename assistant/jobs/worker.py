@@ -76,6 +76,18 @@ class _LeasedWorker(Worker):
         self.in_progress_timeout_s = lease_seconds
         self._redis_down = False
 
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's start, less the jobs this worker is running already.
+
+        A job whose lease lapsed while it runs here (the event loop stalled past the lease on
+        a starved machine) is offered by the queue again; arq would start it a second time in
+        this very process, running the job twice at once and failing the first run's
+        bookkeeping with a ``KeyError``.
+        """
+        await super().start_jobs(
+            [job_id for job_id in job_ids if job_id.decode() not in self.tasks]
+        )
+
     async def _poll_iteration(self) -> None:
         """arq's poll, surviving a Redis outage.
 
@@ -156,7 +168,9 @@ async def _renew(redis: ArqRedis, job_id: str, lock: Any, lease: float) -> None:
     while True:
         await asyncio.sleep(lease / 3)
         try:
-            await redis.pexpire(in_progress_key_prefix + job_id, int(lease * 1000))
+            # SET, not PEXPIRE: after a stall past the lease the key is gone, and only
+            # setting it again keeps other workers from starting the job meanwhile.
+            await redis.set(in_progress_key_prefix + job_id, b"1", px=int(lease * 1000))
             await lock.reacquire()
         except (LockError, RedisError) as exc:
             logger.warning("could not renew the lease of job %s: %s", job_id, exc)

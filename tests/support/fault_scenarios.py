@@ -183,6 +183,21 @@ class FaultOutcome:
             + (1 if self.job is not None and self.job["status"] != "succeeded" else 0)
         )
 
+    def problems(self) -> list[str]:
+        """Where the run misses the goal (empty: it meets it): no chat succeeded, a chat hung,
+        data was lost or corrupt, or a chat failed where none may."""
+        failed = self.count("clean_error", "connection_error")
+        found = []
+        if self.count("ok") == 0:
+            found.append("no chat succeeded")
+        if self.count("hung"):
+            found.append(f"{self.count('hung')} chat(s) hung")
+        if self.lost_or_corrupt:
+            found.append(f"{self.lost_or_corrupt} lost or corrupt")
+        if failed and not FAULTS[self.fault].failures_allowed:
+            found.append(f"{failed} chat(s) failed where none may")
+        return found
+
     def summary(self) -> dict[str, Any]:
         """The outcome as JSON-ready numbers."""
         return {
@@ -206,6 +221,7 @@ class FaultOutcome:
             "turn_problems": self.turn_problems,
             "lost_or_corrupt": self.lost_or_corrupt,
             "notes": self.notes,
+            "problems": self.problems(),
             "seconds": round(self.seconds, 1),
         }
 
