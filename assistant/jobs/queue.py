@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from assistant.core import Assistant
 from assistant.database.engine import Database
 from assistant.jobs.fairness import FairScheduler
-from assistant.jobs.runner import run_job
+from assistant.jobs.runner import retry_delay, run_job
 from assistant.jobs.store import JobRecord, JobStore
 
 __all__ = [
@@ -146,6 +146,14 @@ class InProcessQueue:
         # Only now: a job enqueued again while it runs must not be claimed a second time.
         with self._pending_lock:
             self._pending.discard(job_id)
+        record = None if future.cancelled() or future.exception() else future.result()
+        if record is not None and record.status == "queued" and not self._stop.is_set():
+            # A store outage stopped it (a stopping queue leaves its jobs for the next start).
+            timer = threading.Timer(
+                retry_delay(record.attempts), self._submit, (job_id, record.assistant)
+            )
+            timer.daemon = True
+            timer.start()
 
 
 class RedisQueue:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.core import Assistant
-from assistant.errors import AssistantError, ConnectorError, TooLargeError
+from assistant.errors import AssistantError, ConnectorError, StoreError, TooLargeError
 from assistant.jobs.fairness import Turn
 from assistant.jobs.store import JobRecord, JobStore
 from assistant.knowledge.ingest import DocumentOutcome, IngestReport, ProgressEvent
@@ -47,6 +47,7 @@ __all__ = [
     "JobInterrupted",
     "JobOverLimit",
     "UploadConnector",
+    "retry_delay",
     "run_job",
     "upload_dir",
 ]
@@ -57,6 +58,16 @@ UPLOAD_SCHEME = "upload://"
 """Prefix of the source name of an uploaded file: ``upload://faq.md``."""
 
 _SITEMAP_HINT = "sitemap"
+
+RETRY_SECONDS = 10.0
+"""How long a job stopped by a vector store outage waits, per run so far, before running
+again."""
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before a job that a store outage stopped after ``attempts`` runs runs again
+    (10, 20, ... : a Chroma restart is given half a minute over three runs)."""
+    return RETRY_SECONDS * max(1, attempts)
 
 
 class JobInterrupted(Exception):
@@ -252,6 +263,18 @@ def run_job(
         )
         progress.write()
         store.fail(job_id, str(exc))
+    except StoreError as exc:
+        # Chroma restarting or out of reach: the job goes back to the queue and runs again
+        # (re-ingesting idempotently: stored documents are skipped), up to
+        # ASSISTANT_JOB_MAX_ATTEMPTS runs in all, instead of failing for good on a blip.
+        if job.attempts >= core.settings.job_max_attempts:
+            logger.warning("job %s failed after %d runs: %s", job_id, job.attempts, exc)
+            store.fail(job_id, f"{exc} (after {job.attempts} runs)")
+        else:
+            delay = retry_delay(job.attempts)
+            logger.warning("job %s stopped: %s; it runs again in %.0f s", job_id, exc, delay)
+            store.retry_later(job_id, f"{exc}; it runs again in {delay:.0f} s")
+            return store.find(job_id)
     except AssistantError as exc:
         logger.warning("job %s failed: %s", job_id, exc)
         store.fail(job_id, str(exc))

@@ -219,6 +219,16 @@ class JobStore:
                 .values(status="queued", attempts=JobRow.attempts - 1)
             )
 
+    def retry_later(self, job_id: str, reason: str) -> None:
+        """Put a running job back to ``queued`` with ``reason``, its run counted (a store
+        outage stopped it; its queue runs it again after a delay)."""
+        with self._database.session() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "running")
+                .values(status="queued", error=reason)
+            )
+
     def delete_assistant_jobs(self, assistant: str) -> int:
         """Delete every job of ``assistant``; returns how many there were."""
         with self._database.session() as session:

@@ -45,7 +45,7 @@ from assistant.core import Assistant
 from assistant.errors import ConfigError
 from assistant.jobs.fairness import FairScheduler
 from assistant.jobs.queue import FUNCTION_NAME, QUEUE_NAME, RedisQueue
-from assistant.jobs.runner import run_job
+from assistant.jobs.runner import retry_delay, run_job
 from assistant.jobs.store import JobStore
 
 __all__ = ["JOB_TIMEOUT_SECONDS", "ingest_job", "run_worker"]
@@ -113,7 +113,7 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
     """arq function: run job ``job_id``, renewing its lease; returns its final status.
 
     Raises ``arq.Retry`` (run again later) when another worker is ingesting into the same
-    assistant's knowledge base.
+    assistant's knowledge base, or when a vector store outage stopped the job.
     """
     core: Assistant = ctx["core"]
     redis: ArqRedis = ctx["redis"]
@@ -147,6 +147,9 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
         renewal.cancel()
         with contextlib.suppress(LockError, RedisError):
             await lock.release()
+    if record is not None and record.status == "queued":
+        # A store outage stopped it: arq keeps it on the queue and runs it again later.
+        raise Retry(defer=retry_delay(record.attempts))
     return record.status if record is not None else "skipped"
 
 

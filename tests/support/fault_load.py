@@ -21,7 +21,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,8 @@ __all__ = [
     "SITE_KB",
     "ChatResult",
     "Setup",
+    "Visitor",
+    "add_assistants",
     "chat_load",
     "chunk_difference",
     "chunks_of",
@@ -215,21 +217,36 @@ def chunk_difference(
     return sum((baseline - stored).values()), sum((stored - baseline).values())
 
 
-def prepare(topology: Topology, site: StaticSite, pages: int) -> Setup:
-    """Create the assistants and ingest the site into both (the clean run)."""
-    keys = {
-        SITE_KB: _create_assistant(topology, SITE_KB, {"provider": "extractive"}),
-        LLM_KB: _create_assistant(topology, LLM_KB, {"provider": "openai", "model": "gpt-4o-mini"}),
-    }
-    jobs = {kb: start_ingest(topology, kb, site, pages) for kb in keys}
+_ANSWERING = {
+    SITE_KB: {"provider": "extractive"},
+    LLM_KB: {"provider": "openai", "model": "gpt-4o-mini"},
+}
+
+
+def prepare(
+    topology: Topology, site: StaticSite, pages: int, assistants: Sequence[str] = (SITE_KB, LLM_KB)
+) -> Setup:
+    """Create ``assistants`` (``site`` at least) and ingest the site into each at once;
+    ``site``'s chunks are the clean run."""
+    if SITE_KB not in assistants:
+        raise ValueError(f"the clean run is {SITE_KB!r}'s ingest")
+    setup = Setup(site=site, pages=pages, keys={}, baseline=Counter())
+    add_assistants(topology, setup, assistants)
+    setup.baseline = chunks_of(topology, SITE_KB)
+    if not setup.baseline:
+        raise RuntimeError("the clean ingest stored no chunk")
+    return setup
+
+
+def add_assistants(topology: Topology, setup: Setup, assistants: Sequence[str]) -> None:
+    """Create ``assistants`` (``site`` or ``llm``), ingest the site into them, and wait."""
+    for kb in assistants:
+        setup.keys[kb] = _create_assistant(topology, kb, _ANSWERING[kb])
+    jobs = {kb: start_ingest(topology, kb, setup.site, setup.pages) for kb in assistants}
     for kb, job_id in jobs.items():
         state = wait_for_job(topology, kb, job_id)
         if state["status"] != "succeeded":
             raise RuntimeError(f"the clean ingest into {kb} did not succeed: {state}")
-    baseline = chunks_of(topology, SITE_KB)
-    if not baseline:
-        raise RuntimeError("the clean ingest stored no chunk")
-    return Setup(site=site, pages=pages, keys=keys, baseline=baseline)
 
 
 @dataclass
@@ -248,7 +265,7 @@ class ChatResult:
 
 
 @dataclass
-class _Visitor:
+class Visitor:
     """One client's identity: its key, and for a widget the visitor token the server issued."""
 
     key: str
@@ -259,7 +276,7 @@ class _Visitor:
 
 
 async def stream_chat(
-    client: httpx.AsyncClient, url: str, kb: str, visitor: _Visitor, question: str
+    client: httpx.AsyncClient, url: str, kb: str, visitor: Visitor, question: str
 ) -> ChatResult:
     """One streamed turn at replica ``url`` as ``visitor``, classified (see the module)."""
     headers = {"Authorization": f"Bearer {visitor.key}"}
@@ -359,7 +376,7 @@ async def chat_load(
 
         async def one_client(number: int) -> None:
             public = number % 2 == 0
-            visitor = _Visitor(key=keys.public if public else keys.secret, public=public)
+            visitor = Visitor(key=keys.public if public else keys.secret, public=public)
             turn = 0
             while not run.stop.is_set():
                 question = QUESTIONS[(number + turn) % len(QUESTIONS)]
@@ -383,7 +400,7 @@ async def chat_load(
 
 
 async def _turn_with_retry(
-    client: httpx.AsyncClient, topology: Topology, kb: str, visitor: _Visitor, question: str
+    client: httpx.AsyncClient, topology: Topology, kb: str, visitor: Visitor, question: str
 ) -> ChatResult:
     result = await stream_chat(client, topology.next_api(), kb, visitor, question)
     if result.outcome == "connection_error" and result.detail.startswith("connect"):

@@ -24,6 +24,7 @@ from tests.support.fault_load import (
     ChatResult,
     LoadRun,
     Setup,
+    add_assistants,
     chat_load,
     chunk_difference,
     chunks_of,
@@ -245,6 +246,8 @@ async def run_fault(
     started = time.monotonic()
     context = FaultContext(provider=provider)
     log_offsets = _log_sizes(topology)
+    if fault.kb not in setup.keys:
+        await asyncio.to_thread(add_assistants, topology, setup, [fault.kb])
     if fault.ingest:
         # Slow pages: the ingest is still under way when the fault hits.
         setup.site.delay = page_delay
