@@ -41,7 +41,7 @@ from assistant.chat.events import DoneEvent, StreamEvent, Usage
 from assistant.core import Assistant
 from assistant.database.engine import Database
 from assistant.database.models import ConversationRow, ServerSecretRow
-from assistant.errors import NotFoundError
+from assistant.errors import DatabaseError, NotFoundError
 from assistant.settings import Settings
 
 __all__ = [
@@ -132,7 +132,10 @@ def load_secret(settings: Settings, database: Database) -> bytes:
     try:
         with database.session() as session:
             session.add(ServerSecretRow(name=_SECRET_NAME, value=secrets.token_urlsafe(48)))
-    except IntegrityError:
+    except DatabaseError as exc:
+        # The session wraps the driver's error: only a lost race to store the key is fine.
+        if not isinstance(exc.__cause__, IntegrityError):
+            raise
         logger.info("another process stored the visitor token key first; using theirs")
     with database.session() as session:
         value = session.scalars(

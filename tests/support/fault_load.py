@@ -262,6 +262,8 @@ class ChatResult:
     turn_id: int | None = None
     retried: int = 0
     seconds: float = 0.0
+    started: float = 0.0
+    """When the turn was sent (``time.monotonic()``)."""
 
 
 @dataclass
@@ -389,6 +391,7 @@ async def chat_load(
                 except TimeoutError:
                     result = ChatResult(outcome="hung", detail="no end within the timeout")
                 result.seconds = time.perf_counter() - started
+                result.started = time.monotonic() - result.seconds
                 run.results.append(result)
                 visitor.turns += 1
                 if result.outcome != "ok" or visitor.turns >= turns_per_conversation:

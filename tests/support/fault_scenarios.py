@@ -168,6 +168,13 @@ class FaultOutcome:
     turn_problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    recovered_at: float = float("inf")
+    """When the faulty part was back (``time.monotonic()``)."""
+
+    @property
+    def after_recovery(self) -> list[ChatResult]:
+        """The chats sent once the faulty part was back."""
+        return [chat for chat in self.chats if chat.started >= self.recovered_at]
 
     def count(self, *outcomes: str) -> int:
         """How many chats ended in one of ``outcomes``."""
@@ -197,6 +204,12 @@ class FaultOutcome:
             found.append(f"{self.lost_or_corrupt} lost or corrupt")
         if failed and not FAULTS[self.fault].failures_allowed:
             found.append(f"{failed} chat(s) failed where none may")
+        after = self.after_recovery
+        if not any(chat.outcome == "ok" for chat in after):
+            found.append("no chat succeeded once the faulty part was back")
+        elif any(chat.outcome != "ok" for chat in after):
+            failed_after = sum(chat.outcome != "ok" for chat in after)
+            found.append(f"{failed_after} chat(s) failed once the faulty part was back")
         return found
 
     def summary(self) -> dict[str, Any]:
@@ -210,6 +223,8 @@ class FaultOutcome:
             "hung": self.count("hung"),
             "corrupt_streams": self.count("corrupt"),
             "retried_on_other_replica": sum(chat.retried for chat in self.chats),
+            "after_recovery": len(self.after_recovery),
+            "ok_after_recovery": sum(chat.outcome == "ok" for chat in self.after_recovery),
             "failure_kinds": dict(
                 Counter(f"{c.outcome}: {_kind(c.detail)}" for c in self.chats if c.outcome != "ok")
             ),
@@ -257,6 +272,7 @@ async def run_fault(
             start_ingest, topology, context.kb, setup.site, setup.pages
         )
     run = LoadRun()
+    recovered_at = float("inf")
     load = asyncio.create_task(chat_load(topology, setup.keys[fault.kb], fault.kb, clients, run))
     try:
         if context.job_id is not None and context.kb is not None:
@@ -264,13 +280,23 @@ async def run_fault(
         else:
             await asyncio.sleep(warmup_seconds)
         await asyncio.to_thread(fault.inject, topology, context)
+        recovered_at = time.monotonic()
         setup.site.delay = 0.0
         await asyncio.sleep(after_seconds)
+        # A replica that was just started loads its models on its first turns: wait until
+        # every client has had a turn sent after the recovery, or a minute.
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and (
+            sum(chat.started >= recovered_at for chat in run.results) < clients
+        ):
+            await asyncio.sleep(0.2)
     finally:
         run.stop.set()
         setup.site.delay = 0.0
         await load
-    outcome = FaultOutcome(fault.name, fault.description, run.results, notes=context.notes)
+    outcome = FaultOutcome(
+        fault.name, fault.description, run.results, notes=context.notes, recovered_at=recovered_at
+    )
     if context.job_id is not None and context.kb is not None:
         outcome.job = await asyncio.to_thread(wait_for_job, topology, context.kb, context.job_id)
         stored = await asyncio.to_thread(chunks_of, topology, context.kb)

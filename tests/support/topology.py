@@ -210,7 +210,8 @@ class Topology:
             assert port is not None
             service.process = start_chroma(port, self.root / "chroma", service.log_path)
         else:
-            command = [sys.executable, "-m", "assistant"]
+            # -v: the apps' warnings (a 503 and its reason, a job put back) reach the log.
+            command = [sys.executable, "-m", "assistant", "-v"]
             if name.startswith("api-"):
                 command += ["serve", "--host", "127.0.0.1", "--port", str(port)]
                 command += ["--log-level", "warning"]
