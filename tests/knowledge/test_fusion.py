@@ -6,6 +6,7 @@ import torch
 
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
+    LEXICAL_FLOOR,
     LEXICAL_FULL_AGREEMENT,
     FusionWeights,
     fuse,
@@ -46,7 +47,7 @@ def test_fusion_is_deterministic() -> None:
     assert torch.equal(first, fuse(signals, DEFAULT_WEIGHTS))
 
 
-def test_bm25_counts_in_full_where_it_agrees_with_dense_and_not_where_it_runs_against_it() -> None:
+def test_bm25_weighs_fully_where_it_agrees_with_dense_and_little_where_not() -> None:
     """A pool where both recalls found the same chunks (lexical follows dense) and one where
     they found different ones (lexical runs against dense), as for a paraphrased question."""
     dense = torch.tensor([0.9, 0.8, 0.7, 0.4, 0.3, 0.2])
@@ -59,7 +60,9 @@ def test_bm25_counts_in_full_where_it_agrees_with_dense_and_not_where_it_runs_ag
     assert torch.allclose(with_agreeing, zscore(dense) + zscore(late) + zscore(agreeing))
 
     with_against = fuse({**signals, "lexical": against}, DEFAULT_WEIGHTS)
-    assert torch.allclose(with_against, zscore(dense) + zscore(late))
+    assert torch.allclose(
+        with_against, zscore(dense) + zscore(late) + LEXICAL_FLOOR * zscore(against)
+    )
     # At full weight the chunk BM25 likes best (the fourth) would have climbed past the first.
     full = zscore(dense) + zscore(late) + zscore(against)
     assert full[3] > full[0] and with_against[3] < with_against[2] < with_against[0]
@@ -71,8 +74,8 @@ def test_lexical_agreement_rises_linearly_to_full_weight() -> None:
     noise = zscore(torch.rand(400, generator=generator))
     # Noise made uncorrelated with ``dense``, so that each mix below correlates exactly.
     noise = zscore(noise - (noise * dense).sum() / (dense * dense).sum() * dense)
-    for correlation, expected in ((-0.5, 0.0), (0.0, 0.0), (0.1, 0.4), (0.25, 1.0), (0.6, 1.0)):
+    for correlation, expected in ((-0.5, 0.25), (0.0, 0.25), (0.1, 0.4), (0.25, 1.0), (0.6, 1.0)):
         lexical = zscore(correlation * dense + (1 - correlation**2) ** 0.5 * noise)
         assert abs(lexical_agreement(dense, lexical) - expected) < 1e-4
-    assert LEXICAL_FULL_AGREEMENT == 0.25
+    assert LEXICAL_FULL_AGREEMENT == LEXICAL_FLOOR == 0.25
     assert lexical_agreement(torch.tensor([0.0]), torch.tensor([1.0])) == 1.0
