@@ -206,30 +206,16 @@ async def test_a_long_ingest_of_one_assistant_delays_another_by_about_one_docume
     web_assistant: Assistant, tmp_path: Path
 ) -> None:
     names = write_pages(tmp_path / "site", 9, paragraphs=1)
-    (tmp_path / "site" / "beta.html").write_text(
-        "<html><head><title>Beta</title></head><body><main><h1>Beta</h1>"
-        "<p>Beta refunds are paid within fourteen days of the request.</p></main></body></html>",
-        encoding="utf-8",
-    )
-    store = JobStore(web_assistant.database)
+    _write_beta_page(tmp_path / "site")
     queue = InProcessQueue(web_assistant)  # one slot: ASSISTANT_JOB_CONCURRENCY=1
     try:
         with SlowSite(tmp_path / "site", delay=0.3) as site:
-            big = store.create("alpha", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
-            await queue.enqueue(big.id)
-            await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), 60)
-            small = store.create("beta", "url", JobSpec(sources=(site.url("beta.html"),)))
-            pages_before = _pages(site)
-            await queue.enqueue(small.id)
-            small_done = await asyncio.to_thread(
-                wait_until, lambda: store.find(small.id), _finished, 60
-            )
-            requests = list(site.requests)
-            big_done = await asyncio.to_thread(
-                wait_until, lambda: store.find(big.id), _finished, 120
+            run = await _one_page_within_a_crawl(
+                JobStore(web_assistant.database), queue, site, names
             )
     finally:
         await queue.close()
+    small_done, big_done, requests, pages_before = run
     assert small_done.status == "succeeded"
     # Between B's arrival and B's page, A fetched the page it was on and perhaps the next.
     pages_between = _pages_in(requests[: requests.index("/beta.html")]) - pages_before
@@ -247,26 +233,16 @@ async def test_a_worker_process_runs_another_assistants_one_page_ingest_within_a
     names = write_pages(tmp_path / "site", 15, paragraphs=1)
     _write_beta_page(tmp_path / "site")
     database = Database.open(database_url(None, tmp_path / "data"))
-    store = JobStore(database)
     queue = RedisQueue(database, worker_redis_url)
     try:
         with SlowSite(tmp_path / "site", delay=0.2) as site:
-            big = store.create("alpha", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
-            await queue.enqueue(big.id)
-            workers.start()  # one process, one slot: ASSISTANT_JOB_CONCURRENCY=1
-            await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), 60)
-            small = store.create("beta", "url", JobSpec(sources=(site.url("beta.html"),)))
-            pages_before = _pages(site)
-            await queue.enqueue(small.id)
-            small_done = await asyncio.to_thread(
-                wait_until, lambda: store.find(small.id), _finished, 60
-            )
-            requests = list(site.requests)
-            big_done = await asyncio.to_thread(
-                wait_until, lambda: store.find(big.id), _finished, 60
+            # One process, one slot (ASSISTANT_JOB_CONCURRENCY=1), started once A is queued.
+            run = await _one_page_within_a_crawl(
+                JobStore(database), queue, site, names, started=workers.start
             )
     finally:
         await queue.close()
+    small_done, big_done, requests, pages_before = run
     log = workers.log(0)
     assert small_done.status == "succeeded", log
     # The worker looks at the queue every half second; meanwhile A goes on page by page.
@@ -278,6 +254,28 @@ async def test_a_worker_process_runs_another_assistants_one_page_ingest_within_a
     assert big_done.report is not None and big_done.report.count("added") == len(names)
     # Nothing was fetched twice: A resumed where it had stopped.
     assert sorted(site.requests) == sorted({*site.requests}), site.requests
+
+
+async def _one_page_within_a_crawl(
+    store: JobStore,
+    queue: InProcessQueue | RedisQueue,
+    site: SlowSite,
+    names: list[str],
+    started: Callable[[], object] = lambda: None,
+) -> tuple[JobRecord, JobRecord, list[str], int]:
+    """Queue A's crawl of ``names``; once A has two pages, B's one page. Returns B's and A's
+    finished jobs, the site's requests when B finished, and A's pages fetched before B came."""
+    big = store.create("alpha", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
+    await queue.enqueue(big.id)
+    started()
+    await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), 60)
+    small = store.create("beta", "url", JobSpec(sources=(site.url("beta.html"),)))
+    pages_before = _pages(site)
+    await queue.enqueue(small.id)
+    small_done = await asyncio.to_thread(wait_until, lambda: store.find(small.id), _finished, 60)
+    requests = list(site.requests)
+    big_done = await asyncio.to_thread(wait_until, lambda: store.find(big.id), _finished, 120)
+    return small_done, big_done, requests, pages_before
 
 
 def _write_beta_page(folder: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,32 @@ import pytest
 from arq import create_pool, func
 from arq.connections import RedisSettings
 from arq.constants import in_progress_key_prefix
+from arq.typing import WorkerCoroutine
 
 from assistant.jobs.worker import _LeasedWorker
 from tests.support.servers import free_loopback_port, start_redis, stop
 
 QUEUE = "test:outage"
+
+
+async def _worker(
+    tmp_path: Path, function: WorkerCoroutine, name: str
+) -> tuple[_LeasedWorker, subprocess.Popen[bytes], int]:
+    """A leased worker of ``function`` (as ``name``) on its own new redis-server, the
+    server's process and port."""
+    port = free_loopback_port()
+    settings = RedisSettings(port=port, conn_timeout=1, conn_retries=0)
+    redis_server = start_redis(port, tmp_path / "redis.log")
+    worker = _LeasedWorker(
+        functions=[func(function, name=name)],
+        queue_name=QUEUE,
+        redis_settings=settings,
+        poll_delay=0.05,
+        keep_result=60,
+        lease_seconds=2,
+    )
+    worker._pool = await create_pool(settings, default_queue_name=QUEUE)
+    return worker, redis_server, port
 
 
 async def _echo(ctx: dict[str, Any], value: str) -> str:
@@ -30,18 +52,7 @@ async def _echo(ctx: dict[str, Any], value: str) -> str:
 async def test_the_poll_waits_out_a_redis_outage_and_then_runs_jobs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = free_loopback_port()
-    settings = RedisSettings(port=port, conn_timeout=1, conn_retries=0)
-    redis_server = start_redis(port, tmp_path / "redis.log")
-    worker = _LeasedWorker(
-        functions=[func(_echo, name="echo")],
-        queue_name=QUEUE,
-        redis_settings=settings,
-        poll_delay=0.05,
-        keep_result=60,
-        lease_seconds=2,
-    )
-    worker._pool = await create_pool(settings, default_queue_name=QUEUE)
+    worker, redis_server, port = await _worker(tmp_path, _echo, "echo")
     try:
         await worker._poll_iteration()
         stop(redis_server)
@@ -67,9 +78,6 @@ async def test_the_poll_waits_out_a_redis_outage_and_then_runs_jobs(
 async def test_a_job_whose_lease_lapsed_is_not_started_again_by_the_worker_running_it(
     tmp_path: Path,
 ) -> None:
-    port = free_loopback_port()
-    settings = RedisSettings(port=port, conn_timeout=1, conn_retries=0)
-    redis_server = start_redis(port, tmp_path / "redis.log")
     starts: list[str] = []
     release = asyncio.Event()
 
@@ -79,15 +87,7 @@ async def test_a_job_whose_lease_lapsed_is_not_started_again_by_the_worker_runni
         await release.wait()
         return value
 
-    worker = _LeasedWorker(
-        functions=[func(hold, name="hold")],
-        queue_name=QUEUE,
-        redis_settings=settings,
-        poll_delay=0.05,
-        keep_result=60,
-        lease_seconds=2,
-    )
-    worker._pool = await create_pool(settings, default_queue_name=QUEUE)
+    worker, redis_server, _ = await _worker(tmp_path, hold, "hold")
     try:
         job = await worker.pool.enqueue_job("hold", "once", _queue_name=QUEUE)
         assert job is not None
