@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant.database.engine import Database, database_url
+from assistant.jobs.store import JobSpec, JobStore
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "help-centre"
 
@@ -187,3 +190,32 @@ def test_configure_shows_and_changes_settings_and_rejects_typos(tmp_path: Path) 
     assert shown["brand"]["company"] == "Harbor"
     typo = _cli("configure", "brand.colour=#fff", "--kb", "help", data_dir=data_dir)
     assert typo.returncode == 1 and "colour" in typo.stderr and "Traceback" not in typo.stderr
+
+
+def test_jobs_are_listed_and_cancelled_from_the_command_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = Database.open(database_url(None, data_dir))
+    try:
+        store = JobStore(database)
+        queued = store.create("help", "url", JobSpec(sources=("https://help.example.com/",)))
+        store.create("other", "url", JobSpec(sources=("https://other.example.com/",)))
+    finally:
+        database.close()
+
+    listed = _cli("jobs", "--kb", "help", "--json", data_dir=data_dir)
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)["jobs"]
+    assert [(job["id"], job["status"]) for job in jobs] == [(queued.id, "queued")]
+
+    cancelled = _cli("cancel", queued.id, "--kb", "help", "--json", data_dir=data_dir)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["job"]["status"] == "cancelled"
+    table = _cli("jobs", "--kb", "help", data_dir=data_dir)
+    assert queued.id in table.stdout and "cancelled" in table.stdout
+
+    again = _cli("cancel", queued.id, "--kb", "help", data_dir=data_dir)
+    assert again.returncode == 1 and "cancelled already" in again.stderr
+    elsewhere = _cli("cancel", queued.id, "--kb", "other", data_dir=data_dir)
+    assert elsewhere.returncode == 1 and "has no job" in elsewhere.stderr
+    assert "Traceback" not in again.stderr + elsewhere.stderr
