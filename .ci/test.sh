@@ -64,4 +64,7 @@ stop_postgres  # a cluster an interrupted run left behind
     "$POSTGRES_PORT" "$POSTGRES_DIR" "/tmp/assistant-test-postgres-$POSTGRES_PORT.log"
 export ASSISTANT_TEST_POSTGRES_URL="postgresql+psycopg://assistant@127.0.0.1:$POSTGRES_PORT/postgres"
 
-.venv/bin/python -m pytest -q --cov=assistant --cov=connectors --cov-report=term:skip-covered --cov-fail-under=75 "$@"
+# Two worker processes (pytest-xdist), one test file per worker at a time so that a module's
+# servers start once; much of the suite waits on servers and subprocesses, not the CPU.
+.venv/bin/python -m pytest -q -n "${ASSISTANT_TEST_WORKERS:-2}" --dist loadfile \
+    --cov=assistant --cov=connectors --cov-report=term:skip-covered --cov-fail-under=75 "$@"

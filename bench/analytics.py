@@ -8,7 +8,8 @@ insights are computed and they join the stored clusters incrementally; the backg
 (``bring_up_to_date``) builds the hourly and daily totals. Each dashboard endpoint is timed as
 its route computes it (``build_report`` without drill-down ids, then the JSON body or the CSV),
 ``--runs`` times, p50 and p99. The cost recording adds to a chat turn is
-``ConversationStore.record`` with a realistic trace (20 candidates, 5 sources).
+``ConversationStore.record`` with a realistic trace (20 candidates, 5 sources) against the same
+turn without its trace, alternated in one run.
 
     python bench/analytics.py [--turns 2000 --conversations 200] [--database-url URL] [--json FILE]
     python bench/analytics.py --turns 100000 --conversations 10000 --synthetic-vectors
@@ -233,32 +234,35 @@ def _after_bulk_write(database: Database, conversation_ids: list[str]) -> None:
         invalidate_assistant(session, "bench")
 
 
-def recording_ms(database: Database, samples: int = 50) -> float:
-    """p50 of storing one turn with its trace through the conversation store."""
+def recording_ms(database: Database, samples: int = 100) -> tuple[float, float]:
+    """p50 of storing one turn through the conversation store, with the retrieval trace that
+    analytics reads (20 candidates, 5 sources) and without it, alternated in one run: the
+    difference is what recording for analytics adds to a chat turn."""
     store = ConversationStore(database)
     conversation = store.start("bench-record")
     sources = tuple(_source(subject, n + 1) for n, subject in enumerate(SUBJECTS[:5]))
-    times = []
+    times: dict[bool, list[float]] = {True: [], False: []}
     for index in range(samples):
-        turn = NewTurn(
-            question=f"question {index}",
-            standalone_question=f"question {index}",
-            answer="answer [1]",
-            sources=sources,
-            citations=(Citation(1, "t", sources[0].url, "q"),),
-            trace=_trace("refunds"),
-            provider="openai",
-            model="gpt-4o-mini",
-            usage=Usage(900, 120),
-            cost_usd=0.0002,
-            timings_ms={"search": 30.0},
-            outcome="answered",
-            top_score=0.7,
-        )
-        started = time.perf_counter()
-        store.record("bench-record", conversation, turn)
-        times.append((time.perf_counter() - started) * 1000)
-    return percentile(times, 50)
+        for traced in (index % 2 == 0, index % 2 == 1):
+            turn = NewTurn(
+                question=f"question {index}",
+                standalone_question=f"question {index}",
+                answer="answer [1]",
+                sources=sources,
+                citations=(Citation(1, "t", sources[0].url, "q"),),
+                trace=_trace("refunds") if traced else {},
+                provider="openai",
+                model="gpt-4o-mini",
+                usage=Usage(900, 120),
+                cost_usd=0.0002,
+                timings_ms={"search": 30.0},
+                outcome="answered",
+                top_score=0.7,
+            )
+            started = time.perf_counter()
+            store.record("bench-record", conversation, turn)
+            times[traced].append((time.perf_counter() - started) * 1000)
+    return percentile(times[True], 50), percentile(times[False], 50)
 
 
 def synthetic_insights(database: Database, model_id: str) -> int:
@@ -415,7 +419,7 @@ def main() -> None:
         totals_s = time.perf_counter() - started
         timings = endpoint_timings(database, encoders, period, args.runs)
         report = build_report(database, "bench", period, encoders=encoders)
-        record_ms = recording_ms(database)
+        record_ms, untraced_ms = recording_ms(database)
         database.close()
     results = {
         "turns": args.turns,
@@ -442,6 +446,8 @@ def main() -> None:
         "report_gaps": len(report.content_gaps),
         "report_pending_turns": report.pending_turns,
         "record_turn_p50_ms": round(record_ms, 2),
+        "record_turn_without_trace_p50_ms": round(untraced_ms, 2),
+        "record_trace_added_ms": round(record_ms - untraced_ms, 2),
         "machine": machine_facts(),
     }
     rows = [[key, str(value)] for key, value in results.items() if key != "machine"]

@@ -8,8 +8,10 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 from sqlalchemy.engine import make_url
 
 from assistant.core import Assistant
@@ -27,16 +29,34 @@ from tests.support.servers import (
 )
 
 
+def _xdist_worker() -> int | None:
+    """This pytest-xdist worker's number (``gw3``: 3), ``None`` outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") else None
+
+
+def _with_database(url: str, number: int) -> str:
+    return urlsplit(url)._replace(path=f"/{number}").geturl()
+
+
+def _worker_redis_database(url: str) -> str:
+    """``url`` with a Redis database of its own for this pytest-xdist worker (``gw0`` uses 1,
+    ``gw1`` 2, ... up to 7), so that parallel workers sharing one server never see each
+    other's keys; unchanged outside xdist."""
+    worker = _xdist_worker()
+    return url if worker is None else _with_database(url, worker + 1)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a Redis server: ``ASSISTANT_TEST_REDIS_URL`` if set, else one started here.
 
     The started server listens on a free loopback port, keeps nothing on disk, and is stopped at
-    the end of the test session.
+    the end of the test session. Under pytest-xdist each worker gets a database of its own.
     """
     configured = os.environ.get("ASSISTANT_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield _worker_redis_database(configured)
         return
     if shutil.which("redis-server") is None:
         pytest.fail(
@@ -46,9 +66,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_loopback_port()
     process = start_redis(port, tmp_path_factory.mktemp("redis") / "redis-server.log")
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield _worker_redis_database(f"redis://127.0.0.1:{port}/0")
     finally:
         stop(process)
+
+
+@pytest.fixture
+def private_redis_url(redis_url: str) -> Iterator[str]:
+    """A Redis database that only this test uses, emptied before and after (8, or 8 plus the
+    xdist worker's number): for tests whose worker processes flush or scan their database."""
+    url = _with_database(redis_url, 8 + (_xdist_worker() or 0))
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -366,11 +366,10 @@ def test_jobs_left_unfinished_by_a_stopped_server_run_after_a_restart(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_with_redis_the_api_queues_jobs_for_a_worker_process(
-    tmp_path: Path, encoder: TransformerEncoder, admin_key: str, redis_url: str
+    tmp_path: Path, encoder: TransformerEncoder, admin_key: str, private_redis_url: str
 ) -> None:
-    url = redis_url.rsplit("/", 1)[0] + "/8"
+    url = private_redis_url
     redis_client = redis.Redis.from_url(url)
-    redis_client.flushdb()
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "a.html").write_text(_page("A", "Alpha: exports are nightly."), "utf-8")
     workers = Workers(tmp_path / "data", url, tmp_path)
@@ -393,5 +392,4 @@ def test_with_redis_the_api_queues_jobs_for_a_worker_process(
         assert job["report"]["counts"]["added"] == 1
     finally:
         workers.stop_all()
-        redis_client.flushdb()
         redis_client.close()

@@ -20,10 +20,9 @@ from assistant.jobs.queue import InProcessQueue, RedisQueue
 from assistant.jobs.runner import run_job
 from assistant.jobs.store import JobRecord, JobSpec, JobStore
 from tests.jobs import test_queue
-from tests.jobs.test_queue import SlowSite, Workers, wait_until, write_pages
+from tests.jobs.test_queue import WORKER_WAIT, SlowSite, Workers, wait_until, write_pages
 
-# The Redis database and the ``assistant worker`` processes of the queue tests.
-worker_redis_url = test_queue.worker_redis_url
+# The ``assistant worker`` processes of the queue tests.
 workers = test_queue.workers
 
 
@@ -228,12 +227,12 @@ async def test_a_long_ingest_of_one_assistant_delays_another_by_about_one_docume
 @pytest.mark.integration
 @pytest.mark.slow  # the worker process loads the model first
 async def test_a_worker_process_runs_another_assistants_one_page_ingest_within_a_crawl(
-    workers: Workers, worker_redis_url: str, tmp_path: Path
+    workers: Workers, private_redis_url: str, tmp_path: Path
 ) -> None:
     names = write_pages(tmp_path / "site", 15, paragraphs=1)
     _write_beta_page(tmp_path / "site")
     database = Database.open(database_url(None, tmp_path / "data"))
-    queue = RedisQueue(database, worker_redis_url)
+    queue = RedisQueue(database, private_redis_url)
     try:
         with SlowSite(tmp_path / "site", delay=0.2) as site:
             # One process, one slot (ASSISTANT_JOB_CONCURRENCY=1), started once A is queued.
@@ -268,7 +267,7 @@ async def _one_page_within_a_crawl(
     big = store.create("alpha", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
     await queue.enqueue(big.id)
     started()
-    await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), 60)
+    await asyncio.to_thread(wait_until, lambda: store.find(big.id), _did(2), WORKER_WAIT)
     small = store.create("beta", "url", JobSpec(sources=(site.url("beta.html"),)))
     pages_before = _pages(site)
     await queue.enqueue(small.id)

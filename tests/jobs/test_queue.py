@@ -119,6 +119,11 @@ def write_pages(folder: Path, count: int, paragraphs: int = 2) -> list[str]:
     return names
 
 
+WORKER_WAIT = 180.0
+"""Seconds to wait on an ``assistant worker`` process: it loads torch and the encoder before
+its first job, which takes far longer on a busy machine (tests run in parallel)."""
+
+
 def wait_until(
     check: Callable[[], JobRecord | None], done: Callable[[JobRecord], bool], timeout: float
 ) -> JobRecord:
@@ -280,17 +285,6 @@ def test_a_finished_job_is_not_run_again(web_assistant: Assistant, tmp_path: Pat
 # --- the Redis queue and `assistant worker` ----------------------------------------------------
 
 
-@pytest.fixture
-def worker_redis_url(redis_url: str) -> Iterator[str]:
-    """A Redis database of its own (emptied), so no other test's jobs or keys meet these."""
-    url = redis_url.rsplit("/", 1)[0] + "/7"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
-
-
 class Workers:
     """Starts ``assistant worker`` processes on one data dir and Redis; stops them all."""
 
@@ -329,8 +323,8 @@ class Workers:
 
 
 @pytest.fixture
-def workers(tmp_path: Path, worker_redis_url: str) -> Iterator[Workers]:
-    started = Workers(tmp_path / "data", worker_redis_url, tmp_path)
+def workers(tmp_path: Path, private_redis_url: str) -> Iterator[Workers]:
+    started = Workers(tmp_path / "data", private_redis_url, tmp_path)
     yield started
     started.stop_all()
 
@@ -356,7 +350,7 @@ def _store(data_dir: Path) -> JobStore:
 @pytest.mark.integration
 @pytest.mark.slow
 async def test_workers_run_a_job_from_the_redis_queue_once_and_stop_cleanly(
-    workers: Workers, worker_redis_url: str, tmp_path: Path
+    workers: Workers, private_redis_url: str, tmp_path: Path
 ) -> None:
     # The job outlasts the 2-second lease several times: the renewed lease keeps the second
     # worker from starting it too.
@@ -364,12 +358,12 @@ async def test_workers_run_a_job_from_the_redis_queue_once_and_stop_cleanly(
     store = _store(tmp_path / "data")
     with SlowSite(tmp_path / "site", delay=0.6) as site:
         job = store.create("docs", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
-        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), worker_redis_url)
+        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), private_redis_url)
         await queue.enqueue(job.id)
         await queue.close()
         started = [workers.start(), workers.start()]
         finished = await asyncio.to_thread(
-            wait_until, lambda: store.find(job.id), lambda j: j.finished, 60
+            wait_until, lambda: store.find(job.id), lambda j: j.finished, WORKER_WAIT
         )
     logs = workers.log(0) + workers.log(1)
     assert finished.status == "succeeded", logs
@@ -385,29 +379,29 @@ async def test_workers_run_a_job_from_the_redis_queue_once_and_stop_cleanly(
 @pytest.mark.integration
 @pytest.mark.slow
 async def test_a_worker_stopped_with_sigterm_puts_its_running_job_back(
-    workers: Workers, worker_redis_url: str, tmp_path: Path
+    workers: Workers, private_redis_url: str, tmp_path: Path
 ) -> None:
     names = write_pages(tmp_path / "site", 6, paragraphs=1)
     store = _store(tmp_path / "data")
     with SlowSite(tmp_path / "site", delay=0.3) as site:
         job = store.create("docs", "url", JobSpec(sources=tuple(site.url(n) for n in names)))
-        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), worker_redis_url)
+        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), private_redis_url)
         await queue.enqueue(job.id)
         await queue.close()
         first = workers.start()
         await asyncio.to_thread(
-            wait_until, lambda: store.find(job.id), lambda j: j.progress_done >= 2, 60
+            wait_until, lambda: store.find(job.id), lambda j: j.progress_done >= 2, WORKER_WAIT
         )
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, workers.log(0)
         stopped = store.get("docs", job.id)
         assert (stopped.status, stopped.attempts) == ("queued", 0), workers.log(0)
-        with redis.Redis.from_url(worker_redis_url) as client:
+        with redis.Redis.from_url(private_redis_url) as client:
             assert client.zcard(QUEUE_NAME) == 1
         site.delay = 0.0
         workers.start()
         finished = await asyncio.to_thread(
-            wait_until, lambda: store.find(job.id), lambda j: j.finished, 60
+            wait_until, lambda: store.find(job.id), lambda j: j.finished, WORKER_WAIT
         )
     assert (finished.status, finished.attempts) == ("succeeded", 1), workers.log(1)
 
@@ -416,7 +410,7 @@ async def test_a_worker_stopped_with_sigterm_puts_its_running_job_back(
 @pytest.mark.slow
 async def test_a_job_of_a_killed_worker_is_finished_by_the_next_without_lost_or_extra_chunks(
     workers: Workers,
-    worker_redis_url: str,
+    private_redis_url: str,
     tmp_path: Path,
     encoder: TransformerEncoder,
 ) -> None:
@@ -425,12 +419,12 @@ async def test_a_job_of_a_killed_worker_is_finished_by_the_next_without_lost_or_
     with SlowSite(tmp_path / "site", delay=0.25) as site:
         spec = JobSpec(sources=tuple(site.url(n) for n in names))
         job = store.create("docs", "url", spec)
-        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), worker_redis_url)
+        queue = RedisQueue(Database.open(database_url(None, tmp_path / "data")), private_redis_url)
         await queue.enqueue(job.id)
         await queue.close()
         first = workers.start()
         await asyncio.to_thread(
-            wait_until, lambda: store.find(job.id), lambda j: j.progress_done >= 4, 60
+            wait_until, lambda: store.find(job.id), lambda j: j.progress_done >= 4, WORKER_WAIT
         )
         first.kill()  # SIGKILL: no chance to put the job back
         first.wait(timeout=30)
@@ -439,7 +433,7 @@ async def test_a_job_of_a_killed_worker_is_finished_by_the_next_without_lost_or_
         site.delay = 0.05
         workers.start()
         finished = await asyncio.to_thread(
-            wait_until, lambda: store.find(job.id), lambda j: j.finished, 60
+            wait_until, lambda: store.find(job.id), lambda j: j.finished, WORKER_WAIT
         )
         assert finished.status == "succeeded", workers.log(1)
         workers.stop_all()
