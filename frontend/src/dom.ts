@@ -12,6 +12,27 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** A decorative 24x24 icon drawn in the text colour, so that it looks the same on every
+ * system (emoji and symbol glyphs are missing from some fonts). ``outline``: stroked, not
+ * filled; ``turn``: rotated half a turn. */
+export function icon(path: string, options: { outline?: boolean; turn?: boolean } = {}): SVGSVGElement {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  if (options.outline) {
+    for (const [name, value] of [["fill", "none"], ["stroke", "currentColor"], ["stroke-width", "2"],
+      ["stroke-linecap", "round"], ["stroke-linejoin", "round"]]) svg.setAttribute(name, value);
+  }
+  const shape = document.createElementNS(SVG_NS, "path");
+  shape.setAttribute("d", path);
+  if (options.turn) shape.setAttribute("transform", "rotate(180 12 12)");
+  svg.append(shape);
+  return svg;
+}
+
 /** ``url`` when it is an absolute http(s) link, else ``null`` (javascript:, data:, paths…). */
 export function webLink(url: string): string | null {
   // Only an address written out as http(s)://: browsers also read "https:host" and

@@ -45,6 +45,8 @@ header button:focus-visible { outline: 3px solid var(--a-on-primary); outline-of
 .actions button { min-width: 44px; min-height: 44px; border: 1px solid var(--a-border); border-radius: 8px;
   background: var(--a-bg); color: var(--a-fg); font: inherit; font-size: 14px; cursor: pointer; }
 .actions button[aria-pressed="true"] { border-color: var(--a-fg); font-weight: 700; }
+.actions button svg { width: 18px; height: 18px; vertical-align: middle; }
+.actions button[aria-pressed="true"] svg { fill: currentColor; fill-opacity: 0.2; }
 .suggestions { list-style: none; margin: 0; padding: 0 14px 8px; display: flex; flex-wrap: wrap; gap: 6px; }
 .suggestions button { min-height: 44px; padding: 6px 12px; border: 1px solid var(--a-primary); border-radius: 18px;
   background: var(--a-bg); color: var(--a-fg); font: inherit; font-size: 14px; cursor: pointer; text-align: start; }

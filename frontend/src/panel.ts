@@ -3,12 +3,17 @@
 // the visitor's conversation after a reload.
 
 import { format } from "./i18n";
-import { h, safeAnchor, sheet } from "./dom";
+import { h, icon, safeAnchor, sheet } from "./dom";
 import { render } from "./markdown";
 import { PANEL_CSS, SCROLL_LOCK_CSS } from "./panel-styles";
 import { readEvents } from "./sse";
 import type * as Extras from "./extras";
 import type { PanelContext, PanelHandle } from "./types";
+
+/** Two overlapping sheets (copy the answer). */
+const COPY_ICON = "M9 9h11v11H9z M5 15H4V4h11v1";
+/** A raised thumb (helpful); turned half a turn, a lowered one (not helpful). */
+const THUMB_ICON = "M7 11v9H4v-9z M7 11l4-7a2.5 2.5 0 0 1 2.5 2.5L13 10h5.5a2 2 0 0 1 2 2.3l-1.2 6a2 2 0 0 1-2 1.7H7";
 
 declare const EXTRAS_FILE: string;
 
@@ -328,13 +333,14 @@ class Panel implements PanelHandle {
       view.bot.append(list);
     }
     const actions = h("div", { class: "actions" });
-    const copy = h("button", { type: "button", "aria-label": s.copy }, "⧉");
+    const copy = h("button", { type: "button", "aria-label": s.copy }, icon(COPY_ICON, { outline: true }));
     copy.addEventListener("click", () => {
       void navigator.clipboard?.writeText(answer).then(() => copy.setAttribute("aria-label", s.copied));
     });
     actions.append(copy);
     if (turnRef) {
-      for (const [rating, label, glyph] of [[1, s.helpful, "👍"], [-1, s.notHelpful, "👎"]] as const) {
+      for (const [rating, label] of [[1, s.helpful], [-1, s.notHelpful]] as const) {
+        const glyph = icon(THUMB_ICON, { outline: true, turn: rating < 0 });
         const button = h("button", { type: "button", "aria-label": label, "aria-pressed": "false" }, glyph);
         button.addEventListener("click", () => void this.rate(turnRef, rating, button, actions));
         actions.append(button);

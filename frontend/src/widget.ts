@@ -4,7 +4,7 @@
 // during server-side rendering.
 
 import { format, pickLanguage, stringsFor } from "./i18n";
-import { h, sheet } from "./dom";
+import { h, icon, sheet } from "./dom";
 import { LAUNCHER_CSS } from "./loader-styles";
 import { readSession, storageKey, writeSession } from "./session";
 import type { Failure, InitOptions, PanelContext, PanelHandle, Session, WidgetConfig } from "./types";
@@ -86,12 +86,6 @@ export class Widget {
   }
 
   private buildLauncher(): HTMLButtonElement {
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    path.setAttribute("d", ICON);
-    svg.append(path);
     const { strings } = stringsFor(this.lang);
     const button = h("button", {
       type: "button",
@@ -100,7 +94,7 @@ export class Widget {
       "aria-expanded": "false",
       "aria-label": format(strings.open, { name: this.name || "assistant" }),
     });
-    button.append(svg, h("span", {}, "Chat"));
+    button.append(icon(ICON), h("span", {}, "Chat"));
     button.addEventListener("click", () => this.open());
     return button;
   }

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
+from assistant.database.models import FeedbackRow
 from tests.api.conftest import HELP_CENTRE_PAGES, ApiServer
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
 from tests.widget.conftest import HostSite
@@ -86,7 +88,12 @@ def ask(widget: Any, question: str) -> None:
 
 
 def test_a_visitor_gets_a_streamed_cited_answer_that_survives_a_reload_under_a_strict_csp(
-    page: Any, api_server: ApiServer, host_site: HostSite, site_key: str, artifacts: Path
+    page: Any,
+    api_server: ApiServer,
+    host_site: HostSite,
+    site_key: str,
+    harbor: str,
+    artifacts: Path,
 ) -> None:
     policy = f"script-src {api_server.url}; style-src 'self'"
     url = host_site.add(
@@ -112,6 +119,20 @@ def test_a_visitor_gets_a_streamed_cited_answer_that_survives_a_reload_under_a_s
     assert chips.count() >= 1
     assert chips.first.locator(".n").inner_text().isdigit()
     assert chips.first.locator(".t").inner_text().strip() != ""
+    # The answer's actions are drawn icons (no font needed), and a rating is stored.
+    for label in ("Copy answer", "Helpful", "Not helpful"):
+        box = answer.get_by_role("button", name=label, exact=True).locator("svg").bounding_box()
+        assert box is not None and box["width"] >= 16 and box["height"] >= 16, label
+    helpful = answer.get_by_role("button", name="Helpful", exact=True)
+    helpful.click()
+    page.wait_for_function(
+        "(button) => button.getAttribute('aria-pressed') === 'true'", arg=helpful.element_handle()
+    )
+    with api_server.core.database.session() as session:
+        ratings = session.scalars(
+            select(FeedbackRow.rating).where(FeedbackRow.assistant == harbor)
+        ).all()
+    assert 1 in ratings
     page.screenshot(path=str(artifacts / "widget-desktop-answer.png"))
     # The page's policy refused nothing: styles are adopted sheets, scripts come from the API.
     assert page.evaluate("window.__violations") == []
