@@ -109,13 +109,16 @@ def _examples(texts: Sequence[str], render: Callable[[str], str], examples: int)
 
 
 def _sums(totals: PeriodTotals) -> dict[int, list[Any]]:
-    """Per cluster its measures over every slice."""
-    sums: dict[int, list[Any]] = {}
-    for (_, cluster), values in totals.clusters.items():
-        current = sums.setdefault(int(cluster), [0] * len(values))
-        for index, value in enumerate(values):
-            current[index] += int(value)
-    return sums
+    """Per cluster its measures over every slice (summed once per ``totals``: both lists
+    read them)."""
+    if totals.cluster_sums is None:
+        sums: dict[int, list[Any]] = {}
+        for (_, cluster), values in totals.clusters.items():
+            current = sums.setdefault(int(cluster), [0] * len(values))
+            for index, value in enumerate(values):
+                current[index] += int(value)
+        totals.cluster_sums = sums
+    return totals.cluster_sums
 
 
 def top_questions(

@@ -66,6 +66,8 @@ class PeriodTotals:
     totals: dict[Key, list[Any]] = field(default_factory=dict)
     clusters: dict[Key, list[Any]] = field(default_factory=dict)
     pages: dict[Key, list[Any]] = field(default_factory=dict)
+    cluster_sums: dict[int, list[Any]] | None = field(default=None, compare=False, repr=False)
+    """``clusters`` summed over the slices, per cluster, once read (``aggregate_topics``)."""
 
 
 def _ceil_hour(moment: datetime) -> datetime:
