@@ -300,7 +300,9 @@ def check_model_answer(answer: Any, refund_source: str) -> None:
     assert "onerror=alert('img')" not in text and "onerror=alert('fence')" not in text
     assert "</code></pre>" in answer.locator("pre").inner_text()
     assert "</script><script>alert('breaker')</script>" in answer.locator("code").first.inner_text()
-    assert answer.locator("img, svg, script, iframe, b, i, details").count() == 0
+    assert answer.locator("img, script, iframe, b, i, details").count() == 0
+    # The only drawn graphics are the widget's own button icons.
+    assert answer.locator("svg").count() == answer.locator(".actions button > svg").count()
     links = [a.get_attribute("href") for a in answer.locator(".body a").all()]
     assert links == [refund_source], links
 

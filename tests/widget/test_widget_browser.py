@@ -238,7 +238,9 @@ def test_payloads_in_pages_and_model_output_render_as_text(
     assert "onerror=alert('model')" not in text and "five days" in text and "policy" in text
     assert page.dialogs == []
     # Nothing the page or the model wrote became an element or a script link.
-    assert panel.locator("img, script, svg, iframe").count() == 0
+    assert panel.locator("img, script, iframe").count() == 0
+    # The only drawn graphics are the widget's own button icons.
+    assert panel.locator("svg").count() == panel.locator(".actions button > svg").count()
     assert panel.locator("a[href^='javascript']").count() == 0
     assert panel.locator("a[href*='example.com'], a[href*='evil.example']").count() == 0
     assert answer.locator("table td").count() == 2
