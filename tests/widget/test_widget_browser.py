@@ -123,16 +123,21 @@ def test_a_visitor_gets_a_streamed_cited_answer_that_survives_a_reload_under_a_s
     for label in ("Copy answer", "Helpful", "Not helpful"):
         box = answer.get_by_role("button", name=label, exact=True).locator("svg").bounding_box()
         assert box is not None and box["width"] >= 16 and box["height"] >= 16, label
+
+    def helpful_ratings() -> int:
+        with api_server.core.database.session() as session:
+            ratings = select(FeedbackRow.rating).where(
+                FeedbackRow.assistant == harbor, FeedbackRow.rating == 1
+            )
+            return len(session.scalars(ratings).all())
+
+    before = helpful_ratings()
     helpful = answer.get_by_role("button", name="Helpful", exact=True)
     helpful.click()
     page.wait_for_function(
         "(button) => button.getAttribute('aria-pressed') === 'true'", arg=helpful.element_handle()
     )
-    with api_server.core.database.session() as session:
-        ratings = session.scalars(
-            select(FeedbackRow.rating).where(FeedbackRow.assistant == harbor)
-        ).all()
-    assert 1 in ratings
+    assert helpful_ratings() == before + 1
     page.screenshot(path=str(artifacts / "widget-desktop-answer.png"))
     # The page's policy refused nothing: styles are adopted sheets, scripts come from the API.
     assert page.evaluate("window.__violations") == []
