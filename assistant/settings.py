@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Unset: token vectors come from the embedding model's own pass (one pass per text).
     late_interaction_model: str | None = None
     max_tokens_per_text: int = Field(default=256, ge=16, le=8192)
+    # What encodes a query on CPU: ONNX Runtime (same vectors in about half the time) or torch.
+    # The model is exported once into onnx_dir (unset: ~/.cache/assistant/onnx).
+    encoder_runtime: Literal["onnx", "torch"] = "onnx"
+    onnx_dir: Path | None = None
 
     # Chunking, in the encoder's own tokens.
     chunk_tokens: int = Field(default=180, ge=32, le=8192)

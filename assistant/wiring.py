@@ -70,7 +70,12 @@ def build_encoder(settings: Settings) -> Encoder:
     """
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    return TransformerEncoder(settings.embedding_model, max_length=settings.max_tokens_per_text)
+    return TransformerEncoder(
+        settings.embedding_model,
+        max_length=settings.max_tokens_per_text,
+        runtime=settings.encoder_runtime,
+        onnx_dir=settings.onnx_dir,
+    )
 
 
 def build_late_encoder(settings: Settings, encoder: Encoder) -> TokenEncoder:
@@ -315,6 +320,8 @@ class KnowledgeBase:
         stamp = LexicalIndex.stamp(self.lexical_dir)
         if stamp != self._lexical_stamp:
             self._lexical_stamp = stamp
+            # Chunks may have been re-positioned or removed: read them from the store again.
+            self.store.forget_reads()
             index = LexicalIndex.load(self.lexical_dir)
             self._lexical_loaded = index is not None
             self.retriever.reload_lexical(index)

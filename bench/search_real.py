@@ -45,8 +45,9 @@ from rich.console import Console
 
 from assistant.core import Assistant
 from assistant.evaluation.runner import evaluate
-from assistant.knowledge.encoder import TransformerEncoder
+from assistant.knowledge.encoder import Encoder
 from assistant.settings import Settings
+from assistant.wiring import build_encoder
 from bench.common import (
     ROOT,
     Latency,
@@ -109,7 +110,7 @@ def settings(data: Path, **values: Any) -> Settings:
     return Settings(_env_file=None, data_dir=data, fetch_allow_hosts=("127.0.0.1",), **values)  # type: ignore[call-arg]
 
 
-def prepare(data: Path, encoder: TransformerEncoder, scifact: bool) -> dict[str, Any]:
+def prepare(data: Path, encoder: Encoder, scifact: bool) -> dict[str, Any]:
     """Ingest the site (and SciFact) into ``data``; pages already there are skipped."""
     facts: dict[str, Any] = {}
     with Assistant(settings(data, token_cache_bytes=0), encoder=encoder) as assistant:
@@ -304,10 +305,16 @@ def main() -> None:
     if not (DOCS / "tutorial" / "index.html").exists():
         raise SystemExit("Python's HTML docs are missing: apt-get install python3.11-doc")
     started = time.perf_counter()
-    encoder = TransformerEncoder()
+    # The product's encoder (ASSISTANT_ENCODER_RUNTIME chooses ONNX Runtime or torch).
+    encoder = build_encoder(settings(args.data))
     results: dict[str, Any] = {
         "machine": machine_facts(),
-        "settings": {"repeat": args.repeat, "modes": args.modes, "code": code_version()},
+        "settings": {
+            "repeat": args.repeat,
+            "modes": args.modes,
+            "code": code_version(),
+            "encoder_runtime": getattr(encoder, "runtime", "torch"),
+        },
     }
     results["data"] = prepare(args.data, encoder, not args.no_scifact)
     if args.prepare_only:

