@@ -6,7 +6,7 @@ product is a cosine similarity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,18 +181,60 @@ class PackedTokens:
     """Token matrices of N documents stacked row after row, no padding.
 
     ``values`` is (T, d) float32 with T = sum of ``lengths``; document ``i`` owns the
-    ``lengths[i]`` rows that follow those of documents ``0 .. i-1``.
+    ``lengths[i]`` rows that follow those of documents ``0 .. i-1``. When ``scales`` (T,) is
+    set, row ``t`` of the token vectors is ``values[t] * scales[t]``: quantised rows are then
+    scored without scaling all of them first (a similarity is scaled instead, a (Lq, T)
+    product rather than a (T, d) one).
     """
 
     values: torch.Tensor
     lengths: list[int]
+    scales: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def split(self) -> list[torch.Tensor]:
-        """One (lengths[i], d) view per document."""
-        return list(torch.split(self.values, self.lengths))
+        """One (lengths[i], d) matrix per document (views unless rows are scaled)."""
+        rows = list(torch.split(self.values, self.lengths))
+        if self.scales is None:
+            return rows
+        scales = torch.split(self.scales, self.lengths)
+        return [matrix * scale.unsqueeze(1) for matrix, scale in zip(rows, scales, strict=True)]
+
+    def by_key(self, keys: Sequence[str]) -> Mapping[str, torch.Tensor]:
+        """Document ``i``'s token vectors under ``keys[i]``, each made only when read."""
+        return _PackedMatrices(self, keys)
+
+
+class _PackedMatrices(Mapping[str, torch.Tensor]):
+    """A read-only mapping of keys to the documents of a ``PackedTokens``.
+
+    A search keeps every candidate's vectors but the answerer reads only a few; scaling
+    quantised rows for the rest would be wasted work.
+    """
+
+    def __init__(self, packed: PackedTokens, keys: Sequence[str]) -> None:
+        if len(keys) != len(packed.lengths):
+            raise ValueError(f"{len(keys)} keys for {len(packed.lengths)} documents")
+        self._packed = packed
+        starts = np.cumsum([0, *packed.lengths[:-1]]).tolist() if packed.lengths else []
+        self._rows = {
+            key: (int(start), int(start) + length)
+            for key, start, length in zip(keys, starts, packed.lengths, strict=True)
+        }
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        start, end = self._rows[key]
+        rows = self._packed.values[start:end]
+        scales = self._packed.scales
+        return rows if scales is None else rows * scales[start:end].unsqueeze(1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def pack_token_matrices(matrices: Sequence[torch.Tensor], dimension: int) -> PackedTokens:
@@ -236,7 +278,10 @@ def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -
     present = np.flatnonzero(lengths)
     if query.shape[0] == 0 or present.size == 0:
         return scores
-    similarities = (query @ packed.values.to(torch.float32).T).numpy()  # (Lq, T)
+    products = query @ packed.values.to(torch.float32).T  # (Lq, T)
+    if packed.scales is not None:
+        products *= packed.scales.to(torch.float32)
+    similarities = products.numpy()
     starts = (np.cumsum(lengths) - lengths)[present]
     best = np.maximum.reduceat(similarities, starts, axis=1)  # (Lq, documents with rows)
     # Row by row, as one document's (Lq,) maxima would be averaged on their own.

@@ -6,6 +6,7 @@ answers into the very types ``Assistant.search`` returns without loading the ret
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,6 @@ class SearchResult:
     query_tokens: torch.Tensor | None = None
     candidates: list[SearchHit] = field(default_factory=list)
     """Every candidate of the pool, ranked (``hits`` is its head)."""
-    token_matrices: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    token_matrices: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """The token vectors the rerank read, by chunk id: each (n_tokens, token_dimension), the
     rows of the chunk's embedding text. Kept in-process for reuse (empty over HTTP)."""

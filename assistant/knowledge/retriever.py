@@ -118,9 +118,8 @@ class Retriever:
         clock.lap("maxsim")
         ranked = self._rank(candidates, late, weights or self.weights)
         clock.lap("fuse")
-        # Views into the packed tensor: the offline answerer scores sentences from them.
-        token_matrices = packed.split()
-        matrices = {c.chunk.chunk_id: m for c, m in zip(candidates, token_matrices, strict=True)}
+        # The offline answerer scores sentences from the vectors of the few passages it reads.
+        matrices = packed.by_key([c.chunk.chunk_id for c in candidates])
         return SearchResult(query, ranked[:k], trace, query_tokens, ranked, matrices)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:

@@ -179,8 +179,8 @@ def decode_tokens(data: bytes) -> torch.Tensor:
 def decode_packed(values: Sequence[bytes], dimension: int) -> PackedTokens:
     """Decode many values at once into one ``PackedTokens`` (rows of value 0, then 1, ...).
 
-    Every value is checked as ``decode_tokens`` checks it, and decodes to exactly the same
-    numbers. When all are int8 (the default format), the scales and the quantised values of
+    Every value is checked as ``decode_tokens`` checks it, and decodes to the same numbers
+    (int8 values as quantised rows and per-row ``scales``, whose products are those numbers). When all are int8 (the default format), the scales and the quantised values of
     all of them are joined and converted by one array operation each, with no per-value
     array work; other formats are decoded one by one.
 
@@ -203,7 +203,8 @@ def decode_packed(values: Sequence[bytes], dimension: int) -> PackedTokens:
     value_bytes = b"".join(
         view[HEADER_SIZE + 2 * n :] for view, n in zip(views, lengths, strict=True)
     )
-    scales = np.frombuffer(scale_bytes, _FLOAT16).astype(np.float32)
-    decoded = np.frombuffer(value_bytes, np.int8).astype(np.float32).reshape(-1, dimension)
-    decoded *= (scales / _LEVELS["int8"])[:, None]
-    return PackedTokens(torch.from_numpy(decoded), lengths)
+    scales = np.frombuffer(scale_bytes, _FLOAT16).astype(np.float32) / _LEVELS["int8"]
+    quantised = np.frombuffer(value_bytes, np.int8).astype(np.float32).reshape(-1, dimension)
+    # The rows stay unscaled: MaxSim scales each similarity, and a document's vectors are
+    # scaled only when asked for (PackedTokens.scales).
+    return PackedTokens(torch.from_numpy(quantised), lengths, torch.from_numpy(scales))

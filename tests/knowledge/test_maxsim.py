@@ -9,6 +9,7 @@ import torch
 
 from assistant.knowledge import maxsim
 from assistant.knowledge.maxsim import (
+    PackedTokens,
     maxsim_scores,
     maxsim_scores_packed,
     maxsim_scores_ragged,
@@ -177,3 +178,29 @@ def test_packed_refuses_a_query_of_another_dimension() -> None:
     packed = pack_token_matrices([torch.ones(2, 4)], 4)
     with pytest.raises(ValueError, match="packed token values"):
         maxsim_scores_packed(torch.ones(1, 3), packed)
+
+
+def test_scaled_rows_score_and_read_back_as_their_products() -> None:
+    generator = torch.Generator().manual_seed(11)
+    query = unit_rows(generator, 4, 8)
+    lengths = [3, 0, 6, 2]
+    matrices = [unit_rows(generator, length, 8) for length in lengths]
+    plain = pack_token_matrices(matrices, 8)
+    scales = torch.rand(plain.values.shape[0], generator=generator) + 0.5
+    # Rows stored divided by their scale: the vectors are still ``values * scales``.
+    scaled = PackedTokens(plain.values / scales.unsqueeze(1), lengths, scales)
+
+    torch.testing.assert_close(
+        maxsim_scores_packed(query, scaled),
+        torch.tensor(reference_maxsim(query, matrices)),
+        atol=1e-5,
+        rtol=0,
+    )
+    by_key = scaled.by_key(["a", "b", "c", "d"])
+    assert list(by_key) == ["a", "b", "c", "d"] and len(by_key) == 4
+    for key, matrix, split in zip(by_key, matrices, scaled.split(), strict=True):
+        torch.testing.assert_close(by_key[key], matrix, atol=1e-6, rtol=0)
+        torch.testing.assert_close(split, matrix, atol=1e-6, rtol=0)
+    assert "e" not in by_key
+    with pytest.raises(ValueError, match="keys"):
+        scaled.by_key(["a"])
