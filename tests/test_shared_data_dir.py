@@ -30,3 +30,37 @@ def test_a_search_sees_the_lexical_index_another_instance_rebuilt(
     finally:
         api.close()
         worker.close()
+
+
+def test_a_search_forgets_chunks_it_read_once_another_instance_changed_the_page(
+    tmp_path: Path, encoder: TransformerEncoder
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", chunk_tokens=32, chunk_overlap_tokens=8
+    )  # type: ignore[call-arg]
+    page = tmp_path / "page.md"
+    refunds = "## Refunds\n\nAnnual plans are refunded within 14 days of purchase.\n"
+    page.write_text("# Billing\n\n" + refunds, "utf-8")
+    api = Assistant(settings, encoder=encoder)
+    worker = Assistant(settings, encoder=encoder)
+    try:
+        api.ingest([str(page)])
+        (before,) = [
+            hit for hit in api.search("refunded within 14 days").hits if "14 days" in hit.text
+        ]
+        # A section added above it: the refunds chunk keeps its id (its text is unchanged)
+        # but moves down the page.
+        page.write_text(
+            "# Billing\n\n## Plans\n\nThere are monthly and annual plans to choose from.\n\n"
+            + refunds,
+            "utf-8",
+        )
+        worker.ingest([str(page)])
+        (after,) = [
+            hit for hit in api.search("refunded within 14 days").hits if "14 days" in hit.text
+        ]
+        assert after.chunk_id == before.chunk_id
+        assert after.position > before.position
+    finally:
+        api.close()
+        worker.close()
