@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MEMO_BYTES", "ChunkMemo"]
 
-DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
-"""About 20,000 chunks of 180 tokens with 384-d vectors."""
+DEFAULT_MEMO_BYTES = 32 * 1024 * 1024
+"""About 10,000 chunks of 180 tokens with 384-d vectors: the pages a site is asked about."""
 
 _ENTRY_OVERHEAD = 600
 """Bytes of Python objects around an entry's text and vector (dataclass, strings, dict slot)."""
