@@ -169,6 +169,7 @@ class Settings(BaseSettings):
         "admin_key",
         "secret_key",
         "prompts_dir",
+        "onnx_dir",
         "model",
         "late_interaction_model",
         mode="before",

@@ -19,14 +19,11 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from assistant.knowledge.vector_store import StoredChunk
-
-__all__ = ["DEFAULT_MEMO_BYTES", "ChunkMemo"]
+__all__ = ["DEFAULT_MEMO_BYTES", "ChunkMemo", "MemoChunk"]
 
 DEFAULT_MEMO_BYTES = 32 * 1024 * 1024
 """About 10,000 chunks of 180 tokens with 384-d vectors: the pages a site is asked about."""
@@ -35,7 +32,27 @@ _ENTRY_OVERHEAD = 600
 """Bytes of Python objects around an entry's text and vector (dataclass, strings, dict slot)."""
 
 
-class ChunkMemo:
+class MemoChunk(Protocol):
+    """What the memo reads of a chunk (``StoredChunk`` is one): its id and its strings."""
+
+    @property
+    def chunk_id(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def heading_path(self) -> tuple[str, ...]: ...
+
+
+ChunkT = TypeVar("ChunkT", bound=MemoChunk)
+
+
+class ChunkMemo(Generic[ChunkT]):
     """Least recently used chunks and their vectors, bounded by an estimate of their bytes.
 
     Safe to use from several threads. ``max_bytes=0`` keeps nothing.
@@ -43,7 +60,7 @@ class ChunkMemo:
 
     def __init__(self, max_bytes: int = DEFAULT_MEMO_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[StoredChunk, np.ndarray, int]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[ChunkT, np.ndarray, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -55,9 +72,9 @@ class ChunkMemo:
         """The estimated bytes held now."""
         return self._bytes
 
-    def get_many(self, chunk_ids: Sequence[str]) -> dict[str, tuple[StoredChunk, np.ndarray]]:
+    def get_many(self, chunk_ids: Sequence[str]) -> dict[str, tuple[ChunkT, np.ndarray]]:
         """The chunks and vectors held for ``chunk_ids`` (absent ids are left out)."""
-        found: dict[str, tuple[StoredChunk, np.ndarray]] = {}
+        found: dict[str, tuple[ChunkT, np.ndarray]] = {}
         with self._lock:
             for chunk_id in chunk_ids:
                 entry = self._entries.get(chunk_id)
@@ -66,7 +83,7 @@ class ChunkMemo:
                     found[chunk_id] = (entry[0], entry[1])
         return found
 
-    def put_many(self, items: Iterable[tuple[StoredChunk, np.ndarray]]) -> None:
+    def put_many(self, items: Iterable[tuple[ChunkT, np.ndarray]]) -> None:
         """Hold these chunks and vectors, dropping the least recently used beyond the bound."""
         if self.max_bytes <= 0:
             return
@@ -97,6 +114,6 @@ class ChunkMemo:
                     self._bytes -= entry[2]
 
 
-def _size(chunk: StoredChunk, vector: np.ndarray) -> int:
+def _size(chunk: MemoChunk, vector: np.ndarray) -> int:
     strings = (chunk.text, chunk.url, chunk.source, chunk.title, *chunk.heading_path)
     return _ENTRY_OVERHEAD + int(vector.nbytes) + sum(sys.getsizeof(s) for s in strings)

@@ -3,7 +3,7 @@
 Chroma's default embedding function downloads a model at run time, so collections are created
 without one and every add/query carries our own vectors. Chroma metadata cannot hold lists or
 ``None``: heading paths are stored as JSON text and missing validators are simply left out.
-Every Chroma call goes through ``_chroma_errors`` so its exceptions surface as ``StoreError``.
+Every Chroma call goes through ``chroma_errors`` so its exceptions surface as ``StoreError``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 
-from assistant.errors import AssistantError, ConfigError, NotFoundError, StoreError
+from assistant.errors import ConfigError, NotFoundError
+from assistant.knowledge.chroma_client import chroma_client, chroma_errors, close_chroma_client
 from assistant.knowledge.chunk_memo import ChunkMemo
 from assistant.knowledge.chunking import Chunk
 
@@ -54,56 +53,6 @@ def validate_kb_name(name: str) -> str:
             "starting and ending with a letter or digit"
         )
     return name
-
-
-@contextmanager
-def _chroma_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AssistantError:
-        raise
-    except Exception as exc:  # Chroma raises many unrelated types; this is its one choke point.
-        raise StoreError(f"vector store failed to {action}: {exc}") from exc
-
-
-def chroma_client(path: str | None = None, url: str | None = None) -> Any:
-    """An embedded client on ``path``, or a server client for ``url`` (``http://host:port``)."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    with _chroma_errors("connect"):
-        if url:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(
-                    f"ASSISTANT_CHROMA_URL must look like http://host:8000, got {url!r}"
-                )
-            client = chromadb.HttpClient(
-                host=parts.hostname,
-                port=parts.port or (443 if parts.scheme == "https" else 8000),
-                ssl=parts.scheme == "https",
-                settings=chroma_settings,
-            )
-            client.heartbeat()
-            return client
-        if path is None:
-            raise ConfigError("an embedded Chroma needs a directory")
-        return chromadb.PersistentClient(path=path, settings=chroma_settings)
-
-
-def close_chroma_client(client: Any) -> None:
-    """Release what ``chroma_client`` opened; a second call does nothing.
-
-    Chroma's own ``close`` stops its system but leaves the HTTP sessions of a server client
-    (its own and its admin client's) open, so their sockets would leak until garbage collection.
-    """
-    for owner in (client, getattr(client, "_admin_client", None)):
-        session = getattr(getattr(owner, "_server", None), "_session", None)
-        if session is not None:
-            session.close()
-    with _chroma_errors("close"):
-        client.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,13 +219,13 @@ class ChromaStore:
     """
 
     def __init__(
-        self, client: Any, collection: Any, name: str, *, memo: ChunkMemo | None = None
+        self, client: Any, collection: Any, name: str, *, memo: ChunkMemo[StoredChunk] | None = None
     ) -> None:
         self._client = client
         self._collection = collection
         self.name = name
         # Chunks read before, with their vectors: a search asks Chroma for ids only.
-        self._memo = memo if memo is not None else ChunkMemo()
+        self._memo: ChunkMemo[StoredChunk] = memo if memo is not None else ChunkMemo()
 
     def forget_reads(self) -> None:
         """Forget every chunk read so far (another process changed the knowledge base)."""
@@ -295,7 +244,7 @@ class ChromaStore:
         """Open (or create) knowledge base ``name``; refuse one built with another model."""
         validate_kb_name(name)
         collection_name = _COLLECTION_PREFIX + name
-        with _chroma_errors(f"open knowledge base {name!r}"):
+        with chroma_errors(f"open knowledge base {name!r}"):
             existing = {c.name for c in client.list_collections()}
             if collection_name not in existing and not create:
                 raise NotFoundError(
@@ -318,7 +267,7 @@ class ChromaStore:
     @staticmethod
     def list_names(client: Any) -> list[str]:
         """Names of every knowledge base in the Chroma instance."""
-        with _chroma_errors("list knowledge bases"):
+        with chroma_errors("list knowledge bases"):
             names = [c.name for c in client.list_collections()]
         return sorted(
             n[len(_COLLECTION_PREFIX) :] for n in names if n.startswith(_COLLECTION_PREFIX)
@@ -326,7 +275,7 @@ class ChromaStore:
 
     def count(self) -> int:
         """Number of chunks stored."""
-        with _chroma_errors("count chunks"):
+        with chroma_errors("count chunks"):
             return int(self._collection.count())
 
     def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
@@ -336,7 +285,7 @@ class ChromaStore:
         if embeddings.shape[0] != len(records):
             raise ValueError("one embedding per record")
         self._memo.forget(r.chunk.chunk_id for r in records)
-        with _chroma_errors("add chunks"):
+        with chroma_errors("add chunks"):
             batch = int(self._client.get_max_batch_size())
             vectors = embeddings.detach().to(torch.float32).cpu().numpy()
             for start in range(0, len(records), batch):
@@ -350,7 +299,7 @@ class ChromaStore:
 
     def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
         """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity."""
-        with _chroma_errors("query chunks"):
+        with chroma_errors("query chunks"):
             result = self._collection.query(
                 query_embeddings=[embedding.detach().to(torch.float32).cpu().numpy()],
                 n_results=k,
@@ -370,7 +319,7 @@ class ChromaStore:
         """Chunks by id, in the order asked; unknown ids are left out."""
         if not chunk_ids:
             return []
-        with _chroma_errors("read chunks"):
+        with chroma_errors("read chunks"):
             result = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
         found = {
             cid: StoredChunk.from_chroma(cid, doc, meta)
@@ -387,7 +336,7 @@ class ChromaStore:
         the order asked; unknown ids are left out."""
         if not chunk_ids:
             return []
-        with _chroma_errors("read chunks"):
+        with chroma_errors("read chunks"):
             # Which of them still exist: a chunk deleted since it was read is not returned.
             existing = set(self._collection.get(ids=list(chunk_ids), include=[])["ids"])
         read = self._read([cid for cid in chunk_ids if cid in existing])
@@ -407,7 +356,7 @@ class ChromaStore:
         remembered = self._memo.get_many(chunk_ids)
         missing = [cid for cid in chunk_ids if cid not in remembered]
         if missing:
-            with _chroma_errors("read chunks"):
+            with chroma_errors("read chunks"):
                 result = self._collection.get(
                     ids=missing, include=["documents", "metadatas", "embeddings"]
                 )
@@ -429,7 +378,7 @@ class ChromaStore:
         """Every chunk, page by page (e.g. to build a lexical index)."""
         offset = 0
         while True:
-            with _chroma_errors("read chunks"):
+            with chroma_errors("read chunks"):
                 result = self._collection.get(
                     include=["documents", "metadatas"], limit=page_size, offset=offset
                 )
@@ -447,7 +396,7 @@ class ChromaStore:
         """Every chunk with its dense vector, a page at a time: (chunks, (len(chunks), dim))."""
         offset = 0
         while True:
-            with _chroma_errors("read chunks"):
+            with chroma_errors("read chunks"):
                 result = self._collection.get(
                     include=["documents", "metadatas", "embeddings"], limit=page_size, offset=offset
                 )
@@ -471,7 +420,7 @@ class ChromaStore:
 
         Every process that opens the knowledge base afterwards reads the new values.
         """
-        with _chroma_errors(f"update knowledge base {self.name!r}"):
+        with chroma_errors(f"update knowledge base {self.name!r}"):
             self._collection.modify(metadata={**self.kb_metadata(), **values})
 
     def document_state(self, url: str) -> DocumentState | None:
@@ -488,17 +437,17 @@ class ChromaStore:
         if not chunk_ids:
             return
         self._memo.forget(chunk_ids)
-        with _chroma_errors("delete chunks"):
+        with chroma_errors("delete chunks"):
             self._collection.delete(ids=list(chunk_ids))
 
     def drop(self) -> None:
         """Delete the whole knowledge base."""
         self._memo.forget()
-        with _chroma_errors(f"delete knowledge base {self.name!r}"):
+        with chroma_errors(f"delete knowledge base {self.name!r}"):
             self._client.delete_collection(_COLLECTION_PREFIX + self.name)
 
     def _documents(self, where: dict[str, str] | None) -> list[DocumentState]:
-        with _chroma_errors("read documents"):
+        with chroma_errors("read documents"):
             result = self._collection.get(where=where, include=["metadatas"])
         grouped: dict[str, list[tuple[str, Any]]] = {}
         for cid, meta in zip(result["ids"], result["metadatas"], strict=True):

@@ -27,7 +27,7 @@ def stored(chunk_id: str, text: str = "text") -> StoredChunk:
 
 def test_the_memo_keeps_the_most_recently_used_within_its_bound() -> None:
     vector = np.zeros(DIMENSION, np.float32)
-    memo = ChunkMemo(max_bytes=1)
+    memo: ChunkMemo[StoredChunk] = ChunkMemo(max_bytes=1)
     memo.put_many([(stored("a"), vector)])
     assert len(memo) == 0, "an entry larger than the bound is not kept"
 
