@@ -56,6 +56,7 @@ from bench.common import (
     Stopwatch,
     add_run_arguments,
     finish_results,
+    format_bytes,
     load_average,
     new_results,
     pass_fail,
@@ -140,8 +141,9 @@ def running_server(
     admin_key: str,
     log_path: Path,
     extra_environment: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """``assistant serve`` on a free loopback port over ``data_dir``; yields its base URL."""
+) -> Iterator[tuple[str, int]]:
+    """``assistant serve`` on a free loopback port over ``data_dir``; yields its base URL and
+    its process id."""
     port = free_loopback_port()
     environment = {
         name: value
@@ -180,9 +182,21 @@ def running_server(
             if time.monotonic() > deadline:
                 raise SystemExit(f"assistant serve was not ready in time:\n{_log_tail(log_path)}")
             time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         stop(process)
+
+
+def process_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (0 when it cannot be read)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def configure(url: str, admin_key: str) -> str:
@@ -405,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with FakeOpenAIServer() as provider:
             provider.script(Stream(ANSWER, prompt_tokens=1000, completion_tokens=4))
             extra = dict(assignment.split("=", 1) for assignment in args.server_env)
-            with running_server(data_dir, provider.url, admin_key, log_path, extra) as url:
+            with running_server(data_dir, provider.url, admin_key, log_path, extra) as (url, pid):
                 key = configure(url, admin_key)
                 if args.warmup:
                     warmed, _ = asyncio.run(
@@ -422,7 +436,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     turns, seconds = asyncio.run(
                         run_level(url, key, questions, concurrency, args.turns, args.timeout)
                     )
-                    results["levels"].append(summarise(concurrency, turns, seconds, load))
+                    level = summarise(concurrency, turns, seconds, load)
+                    # The API process's resident memory right after the load (token-cache
+                    # tier, encoder, memo and buffers included).
+                    level["server_rss_bytes"] = process_rss(pid)
+                    console.log(
+                        f"server RSS after the level: {format_bytes(level['server_rss_bytes'])}"
+                    )
+                    results["levels"].append(level)
                     if args.json:
                         write_json(args.json, results)
             results["provider_requests"] = len(provider.requests)
