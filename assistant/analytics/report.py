@@ -57,6 +57,9 @@ TOTALS_AHEAD = timedelta(days=180)
 """How far back the background refresh builds totals (the dashboard's longest period, 90
 days, and the one before it); older periods build theirs when first reported."""
 
+_LIST_ATTEMPTS = 3
+"""Reads of the top questions and gaps when the questions are re-clustered meanwhile."""
+
 EXTEND_SCORE = 0.4
 """Best late-interaction score of a gap's nearest page from which the suggestion is to extend
 that page rather than add a new one (off-topic questions score 0.2-0.4 on MiniLM tokens)."""
@@ -226,9 +229,11 @@ def build_report(
     )
     for use in usage:
         titles.setdefault(use.url, use.title)
-    top: list[QuestionCluster] = []
-    gaps: list[ContentGap] = []
-    if clustering is not None:
+
+    def lists(
+        clustering: Clustering, totals: PeriodTotals, before: PeriodTotals
+    ) -> tuple[list[QuestionCluster], list[ContentGap]]:
+        gaps: list[ContentGap] = []
         top = top_questions(
             database,
             assistant,
@@ -270,6 +275,21 @@ def build_report(
                     suggestion=_suggestion(prompts, gap, nearest),
                 )
             )
+        return top, gaps
+
+    top: list[QuestionCluster] = []
+    gaps: list[ContentGap] = []
+    for _ in range(_LIST_ATTEMPTS):
+        if clustering is None:
+            break
+        top, gaps = lists(clustering, totals, before)
+        current = clustering_of(database, assistant)
+        if current is None or current[0] == clustering[0]:
+            break
+        # Re-clustered meanwhile (another report's refresh): the turns now carry the new
+        # clustering's cluster ids, so the lists just read found none of their examples.
+        # Read everything again under the new one.
+        clustering, totals, before = sums()
     used = {use.url for use in usage if use.in_context}
     started = conversation_figures(database, assistant, period)
     started_before = conversation_figures(database, assistant, previous_period)

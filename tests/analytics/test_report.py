@@ -193,3 +193,32 @@ def test_the_report_groups_questions_finds_gaps_and_measures_quality(
         options=AnalyticsOptions(mask=False),
     )
     assert any("jo@example.com" in q for c in unmasked.top_questions for q in c.questions)
+
+
+def test_a_report_re_reads_its_lists_when_the_questions_were_re_clustered_meanwhile(
+    database: Database, encoder: TransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import assistant.analytics.report as report_module
+    from assistant.analytics.stored_clusters import update_clusters
+
+    _populate(database)
+    encoders = InsightEncoders(encoder, encoder)
+    build_report(database, "docs", period_from("30d"), encoders=encoders)  # insights, clusters
+    calls: list[int] = []
+    read_top = report_module.top_questions
+
+    def re_clustered_by_another_report(*args: object, **kwargs: object) -> object:
+        if not calls:
+            # Another report's refresh clusters anew while this one reads its lists: the
+            # turns now carry the new clustering's cluster ids.
+            update_clusters(database, "docs", encoder.model_id, full=True)
+        calls.append(1)
+        return read_top(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report_module, "top_questions", re_clustered_by_another_report)
+    report = build_report(database, "docs", period_from("30d"), encoders=encoders)
+
+    assert len(calls) == 2, "the lists were read again under the new clustering"
+    assert report.top_questions
+    assert all(cluster.questions for cluster in report.top_questions)
+    assert all(gap.questions for gap in report.content_gaps)
