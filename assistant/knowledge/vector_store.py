@@ -284,18 +284,21 @@ class ChromaStore:
             return
         if embeddings.shape[0] != len(records):
             raise ValueError("one embedding per record")
-        self._memo.forget(r.chunk.chunk_id for r in records)
-        with chroma_errors("add chunks"):
-            batch = int(self._client.get_max_batch_size())
-            vectors = embeddings.detach().to(torch.float32).cpu().numpy()
-            for start in range(0, len(records), batch):
-                part = records[start : start + batch]
-                self._collection.upsert(
-                    ids=[r.chunk.chunk_id for r in part],
-                    embeddings=vectors[start : start + batch],
-                    documents=[r.chunk.text for r in part],
-                    metadatas=[{**_CLEARED, **r.metadata()} for r in part],
-                )
+        try:
+            with chroma_errors("add chunks"):
+                batch = int(self._client.get_max_batch_size())
+                vectors = embeddings.detach().to(torch.float32).cpu().numpy()
+                for start in range(0, len(records), batch):
+                    part = records[start : start + batch]
+                    self._collection.upsert(
+                        ids=[r.chunk.chunk_id for r in part],
+                        embeddings=vectors[start : start + batch],
+                        documents=[r.chunk.text for r in part],
+                        metadatas=[{**_CLEARED, **r.metadata()} for r in part],
+                    )
+        finally:
+            # After the write (whole or part): a search in between would remember the old row.
+            self._memo.forget(r.chunk.chunk_id for r in records)
 
     def query(self, embedding: torch.Tensor, k: int) -> list[tuple[StoredChunk, float]]:
         """The ``k`` nearest chunks to ``embedding`` (dimension,) with cosine similarity."""
@@ -436,9 +439,11 @@ class ChromaStore:
         """Remove chunks by id; unknown ids are ignored."""
         if not chunk_ids:
             return
-        self._memo.forget(chunk_ids)
-        with chroma_errors("delete chunks"):
-            self._collection.delete(ids=list(chunk_ids))
+        try:
+            with chroma_errors("delete chunks"):
+                self._collection.delete(ids=list(chunk_ids))
+        finally:
+            self._memo.forget(chunk_ids)
 
     def drop(self) -> None:
         """Delete the whole knowledge base."""
