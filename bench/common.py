@@ -201,6 +201,19 @@ def format_bytes(count: float | None) -> str:
     raise AssertionError("unreachable")
 
 
+def process_rss(pid: int | str = "self") -> int:
+    """Resident memory of process ``pid`` (this one by default) in bytes; 0 when it cannot be
+    read (the process is gone, or the system has no ``/proc``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def progress_bar(console: Console) -> Progress:
     """A progress display with a bar, a count and the elapsed time."""
     return Progress(

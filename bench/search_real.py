@@ -54,6 +54,7 @@ from bench.common import (
     format_bytes,
     load_average,
     machine_facts,
+    process_rss,
     table,
     write_json,
 )
@@ -234,14 +235,6 @@ def code_version() -> str:
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
 
 
-def rss_bytes() -> int:
-    """Resident memory of this process now."""
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def agreement(results: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
     """How many questions got the same top 10 (and the same first hit) as in ``other``."""
     same = first = total = 0
@@ -344,7 +337,7 @@ def main() -> None:
                             "total_ms": report["timings_ms"].get("total"),  # type: ignore[attr-defined]
                             "timings_ms": report["timings_ms"],
                         }
-            results["rss_bytes"] = rss_bytes()
+            results["rss_bytes"] = process_rss()
             client.close()
         finally:
             stop(server)

@@ -60,6 +60,7 @@ from bench.common import (
     load_average,
     new_results,
     pass_fail,
+    process_rss,
     table,
     write_json,
 )
@@ -185,18 +186,6 @@ def running_server(
         yield url, process.pid
     finally:
         stop(process)
-
-
-def process_rss(pid: int) -> int:
-    """Resident memory of process ``pid`` in bytes (0 when it cannot be read)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def configure(url: str, admin_key: str) -> str:
