@@ -196,15 +196,23 @@ class PackedTokens:
 
     def split(self) -> list[torch.Tensor]:
         """One (lengths[i], d) matrix per document (views unless rows are scaled)."""
-        rows = list(torch.split(self.values, self.lengths))
-        if self.scales is None:
-            return rows
-        scales = torch.split(self.scales, self.lengths)
-        return [matrix * scale.unsqueeze(1) for matrix, scale in zip(rows, scales, strict=True)]
+        return [self.rows(start, end) for start, end in self.bounds()]
 
     def by_key(self, keys: Sequence[str]) -> Mapping[str, torch.Tensor]:
         """Document ``i``'s token vectors under ``keys[i]``, each made only when read."""
         return _PackedMatrices(self, keys)
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """Each document's ``(start, end)`` rows in ``values``."""
+        ends = np.cumsum(self.lengths, dtype=np.int64).tolist()
+        return [(end - length, end) for end, length in zip(ends, self.lengths, strict=True)]
+
+    def rows(self, start: int, end: int) -> torch.Tensor:
+        """Token vectors ``start:end`` (a view unless rows are scaled)."""
+        values = self.values[start:end]
+        if self.scales is None:
+            return values
+        return values * self.scales[start:end].unsqueeze(1)
 
 
 class _PackedMatrices(Mapping[str, torch.Tensor]):
@@ -218,23 +226,16 @@ class _PackedMatrices(Mapping[str, torch.Tensor]):
         if len(keys) != len(packed.lengths):
             raise ValueError(f"{len(keys)} keys for {len(packed.lengths)} documents")
         self._packed = packed
-        starts = np.cumsum([0, *packed.lengths[:-1]]).tolist() if packed.lengths else []
-        self._rows = {
-            key: (int(start), int(start) + length)
-            for key, start, length in zip(keys, starts, packed.lengths, strict=True)
-        }
+        self._bounds = dict(zip(keys, packed.bounds(), strict=True))
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        start, end = self._rows[key]
-        rows = self._packed.values[start:end]
-        scales = self._packed.scales
-        return rows if scales is None else rows * scales[start:end].unsqueeze(1)
+        return self._packed.rows(*self._bounds[key])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        return iter(self._bounds)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._bounds)
 
 
 def pack_token_matrices(matrices: Sequence[torch.Tensor], dimension: int) -> PackedTokens:
