@@ -7,8 +7,9 @@ overhead is most of the cost.
 
 The model is exported once (``torch.onnx.export``, which needs the ``onnx`` package) to a file
 named after a digest of the model's weights, configuration and input names, so a changed model
-is exported again and processes and data dirs that share a directory share the file. A file is written
-under a temporary name and then renamed, so a reader never sees a half-written model.
+is exported again, and processes and data dirs that share a directory share the file. A file
+is written under a temporary name and then renamed, so a reader never sees a half-written
+model.
 """
 
 from __future__ import annotations

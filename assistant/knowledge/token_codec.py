@@ -180,9 +180,10 @@ def decode_packed(values: Sequence[bytes], dimension: int) -> PackedTokens:
     """Decode many values at once into one ``PackedTokens`` (rows of value 0, then 1, ...).
 
     Every value is checked as ``decode_tokens`` checks it, and decodes to the same numbers
-    (int8 values as quantised rows and per-row ``scales``, whose products are those numbers). When all are int8 (the default format), the scales and the quantised values of
-    all of them are joined and converted by one array operation each, with no per-value
-    array work; other formats are decoded one by one.
+    (int8 values as quantised rows and per-row ``scales``, whose products are those numbers).
+    When all are int8 (the default format), the scales and the quantised values of all of
+    them are joined and converted by one array operation each, with no per-value array work;
+    other formats are decoded one by one.
 
     Raises:
         CacheError: a value is malformed (see ``decode_tokens``) or its dimension is not
