@@ -61,6 +61,13 @@ _MAX_LINK_CHARACTERS = 4096
 _MIN_MAIN_CONTENT_CHARACTERS = 250
 
 _PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+_LANDMARK_FURNITURE = (
+    "//*[@role='navigation' or @role='search' or @role='complementary'"
+    " or @role='banner' or @role='contentinfo']"
+)
+_CONTAINERS = frozenset({"html", "body", "main", "article"})
+# Letters, digits and the underscore: a link whose text has none of them reads as a symbol.
+_WORD_CHARACTER = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +157,42 @@ def _parse_document(text: str, source: str) -> lxml.html.HtmlElement:
     if not cleaned.strip():
         raise ParseError(source, "no readable text in the page")
     try:
-        return lxml.html.document_fromstring(cleaned, parser=_PARSER)
+        tree = lxml.html.document_fromstring(cleaned, parser=_PARSER)
     except (etree.ParserError, ValueError) as exc:
         raise ParseError(source, f"the HTML could not be parsed: {exc}") from exc
+    _drop_landmark_furniture(tree)
+    _drop_symbol_anchors(tree)
+    return tree
+
+
+def _drop_landmark_furniture(tree: lxml.html.HtmlElement) -> None:
+    """Remove the page furniture that ARIA landmark roles name: navigation, search, sidebars,
+    the site's banner and footer.
+
+    Themes mark them on plain divs (Sphinx's sidebar and its previous/next bars are
+    ``<div role="navigation">``), which main-content extraction does not recognise; on a
+    short page it then flattens them into the text.
+    """
+    for element in tree.xpath(_LANDMARK_FURNITURE):
+        # A role misplaced on the page's own container must not take the content with it.
+        if str(element.tag) in _CONTAINERS or element.find(".//main") is not None:
+            continue
+        if element.getparent() is not None:
+            element.drop_tree()
+
+
+def _drop_symbol_anchors(tree: lxml.html.HtmlElement) -> None:
+    """Remove in-page links that show a symbol rather than words.
+
+    Documentation generators put one beside every heading and definition (Sphinx and MkDocs
+    ``¶``, Docusaurus a zero-width space, GitHub an icon), and pages add ``↑`` back-to-top
+    links. Left in, the symbol ends every heading of every chunk: noise in what is embedded
+    and matched, and in the headings shown with a source. A link with any word character
+    (``[1]``, ``Installing``) is content and stays.
+    """
+    for anchor in tree.xpath("//a[starts-with(normalize-space(@href), '#')]"):
+        if _WORD_CHARACTER.search(anchor.text_content()) is None:
+            anchor.drop_tree()  # keeps the text that follows the link
 
 
 def _main_content_sections(tree: lxml.html.HtmlElement, source: str) -> tuple[Section, ...]:
@@ -191,7 +231,7 @@ def _fallback_sections(tree: lxml.html.HtmlElement) -> tuple[Section, ...]:
         )
     )
     for element in tree.xpath("//*[@id or @class]"):
-        if str(element.tag) in ("html", "body", "main", "article"):
+        if str(element.tag) in _CONTAINERS:
             continue
         marker = f"{element.get('id', '')} {element.get('class', '')}"
         if _FURNITURE_MARKERS.search(marker):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ import connectors.html_structure
 from assistant.errors import ParseError, UnsupportedContentError
 from connectors.document import Section
 from connectors.html import SectionBuilder, decode_text, extract_html, html_fragment_text
+
+DOCS_FAQ_INDEX = Path("/usr/share/doc/python3.11/html/faq/index.html")
 
 HELP_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -318,3 +321,52 @@ def test_docstring_examples_hold() -> None:
 def test_section_builder_docstring_examples_hold() -> None:
     results = doctest.testmod(connectors.html_structure)
     assert (results.failed, results.attempted > 0) == (0, True)
+
+
+SPHINX_LIKE_PAGE = """<html><head><title>Installing — Docs</title></head><body>
+<div class="related" role="navigation" aria-label="related navigation">
+  <a href="prev.html">Previous topic RELATED-LEAK</a> | <a href="next.html">next</a>
+</div>
+<div class="body" role="main">
+  <h1 id="install">Installing<a class="headerlink" href="#install" title="Link">¶</a></h1>
+  <p>Run the installer and follow its steps; it asks where to put the files.<a href="#top">↑</a></p>
+  <h2 id="upgrade">Upgrading <a class="hash-link" href="#upgrade">&#8203;</a></h2>
+  <p>Upgrades keep your settings, see the note<a href="#fn1">[1]</a> below.</p>
+  <h2 id="ref"><a href="#ref">Reference</a></h2>
+  <p>Every option is listed in the reference of the command line tool.</p>
+</div>
+<div class="sphinxsidebar" role="navigation"><h3>This page</h3>
+  <p>Show Source SIDEBAR-LEAK</p></div>
+<div role="search"><form><input name="q"></form> SEARCH-LEAK</div>
+<div class="footer" role="contentinfo">Copyright FOOTER-LEAK</div>
+</body></html>"""
+
+
+def test_permalink_symbols_and_landmark_furniture_are_not_read_as_content() -> None:
+    """Documentation themes end every heading with a permalink symbol and mark their sidebars
+    with ARIA roles on plain divs; neither is part of what a page says."""
+    page = extract_html(SPHINX_LIKE_PAGE, "https://docs.example.com/install.html")
+    text = " ".join(section.text for section in page.sections)
+    headings = [section.heading_path for section in page.sections]
+    assert headings == [("Installing",), ("Installing", "Upgrading"), ("Installing", "Reference")]
+    assert "¶" not in text and "↑" not in text and "\u200b" not in text
+    assert "LEAK" not in text
+    # Links with words in them are content: a footnote mark and a heading written as a link.
+    assert "note[1] below" in text
+
+
+def test_a_landmark_role_on_the_page_container_does_not_remove_the_page() -> None:
+    page = extract_html(
+        '<body role="banner"><main role="navigation"><h1>Plans</h1>'
+        "<p>Every plan includes the widget and the Slack integration.</p></main></body>"
+    )
+    assert page.sections[0].text.startswith("Every plan includes")
+
+
+@pytest.mark.skipif(not DOCS_FAQ_INDEX.exists(), reason="needs Debian's python3.11-doc")
+def test_a_sphinx_index_page_reads_as_its_list_of_pages_without_the_sidebars() -> None:
+    page = extract_html(DOCS_FAQ_INDEX.read_bytes(), "http://127.0.0.1/faq/index.html")
+    text = " ".join(section.text for section in page.sections)
+    assert page.sections[0].heading_path == ("Python Frequently Asked Questions",)
+    assert "Programming FAQ" in text
+    assert "Previous topic" not in text and "Show Source" not in text

@@ -126,6 +126,13 @@ def test_batches_keep_input_order_with_mixed_lengths(minilm_encoder: Transformer
     assert minilm_encoder.encode_documents([]) == []
 
 
+def test_passages_go_through_the_model_in_small_batches_on_cpu() -> None:
+    """Small CPU batches were measured faster (a layer's activations stay in cache); the
+    outputs do not depend on the batch (previous test)."""
+    assert TransformerEncoder().batch_size == 8
+    assert TransformerEncoder(batch_size=64).batch_size == 64
+
+
 def test_long_documents_are_cut_at_max_length(minilm_encoder: TransformerEncoder) -> None:
     text = "billing " * 600
     assert minilm_encoder.count_tokens(text) == 600
