@@ -54,6 +54,7 @@ from bench.common import (
     load_average,
     new_results,
     pass_fail,
+    product_encoder,
     progress_bar,
     table,
     write_json,
@@ -363,7 +364,8 @@ def main(argv: Sequence[str] | None = None, *, encoder: TransformerEncoder | Non
         turn_budget=dataclasses.asdict(TurnBudget()),
     )
     results["scales"] = []
-    encoder = encoder or TransformerEncoder()
+    encoder = encoder or product_encoder()
+    results["encoder_runtime"] = encoder.runtime
     vocabulary = retrieval.ZipfVocabulary(encoder.tokenizer.get_vocab())
     questions = retrieval.load_questions(args.questions, args.queries)
     console.log(f"{len(set(questions))} distinct questions, load average {load_average()}")

@@ -16,13 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from assistant.knowledge.encoder import TransformerEncoder
 
 __all__ = [
     "ROOT",
@@ -38,6 +41,7 @@ __all__ = [
     "new_results",
     "pass_fail",
     "percentile",
+    "product_encoder",
     "progress_bar",
     "table",
     "timed_runs",
@@ -199,6 +203,20 @@ def format_bytes(count: float | None) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.2f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def product_encoder() -> TransformerEncoder:
+    """The encoder the product builds from its settings (``ASSISTANT_*`` in the environment,
+    no ``.env``): the same model, runtime and threads a server would use."""
+    # Imported here: this module sets the offline variables before transformers is imported.
+    from assistant.knowledge.encoder import TransformerEncoder
+    from assistant.settings import Settings
+    from assistant.wiring import build_encoder
+
+    encoder = build_encoder(Settings(_env_file=None))  # type: ignore[call-arg]
+    if not isinstance(encoder, TransformerEncoder):
+        raise SystemExit(f"the benchmark needs a TransformerEncoder, got {type(encoder).__name__}")
+    return encoder
 
 
 def process_rss(pid: int | str = "self") -> int:

@@ -78,6 +78,7 @@ from bench.common import (
     minor_page_faults,
     new_results,
     pass_fail,
+    product_encoder,
     progress_bar,
     table,
     timed_runs,
@@ -858,7 +859,8 @@ def main() -> None:
         if args.json:
             write_json(args.json, results)
 
-    encoder = TransformerEncoder()
+    encoder = product_encoder()
+    results["encoder_runtime"] = encoder.runtime
     vocabulary = ZipfVocabulary(encoder.tokenizer.get_vocab())
     questions = load_questions(args.questions, args.warmup + args.queries)
     console.log(
