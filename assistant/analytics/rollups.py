@@ -27,7 +27,6 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.analytics.turn_queries import (
@@ -37,7 +36,7 @@ from assistant.analytics.turn_queries import (
     pages_query,
     totals_query,
 )
-from assistant.database.engine import Database
+from assistant.database.engine import Database, is_duplicate_key
 from assistant.database.models import TurnRow
 from assistant.database.rollup_models import (
     AnalyticsHourRow,
@@ -316,8 +315,8 @@ def _build_runs(
 def _unless_built_meanwhile(exc: DatabaseError) -> None:
     """Re-raise ``exc`` unless another report built the same slots first: its transaction
     then committed the very rows (and marks) this one would have, so giving way loses
-    nothing. ``Database.session`` wraps the driver's error, so the cause tells."""
-    if not isinstance(exc.__cause__, IntegrityError):
+    nothing."""
+    if not is_duplicate_key(exc):
         raise exc
 
 

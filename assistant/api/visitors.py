@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +38,7 @@ from assistant.api.caller import Caller
 from assistant.api.sse import close_stream
 from assistant.chat.events import DoneEvent, StreamEvent, Usage
 from assistant.core import Assistant
-from assistant.database.engine import Database
+from assistant.database.engine import Database, is_duplicate_key
 from assistant.database.models import ConversationRow, ServerSecretRow
 from assistant.errors import DatabaseError, NotFoundError
 from assistant.settings import Settings
@@ -133,8 +132,7 @@ def load_secret(settings: Settings, database: Database) -> bytes:
         with database.session() as session:
             session.add(ServerSecretRow(name=_SECRET_NAME, value=secrets.token_urlsafe(48)))
     except DatabaseError as exc:
-        # The session wraps the driver's error: only a lost race to store the key is fine.
-        if not isinstance(exc.__cause__, IntegrityError):
+        if not is_duplicate_key(exc):  # only a lost race to store the key is fine
             raise
         logger.info("another process stored the visitor token key first; using theirs")
     with database.session() as session:

@@ -18,12 +18,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.errors import ConfigError, DatabaseError
 
-__all__ = ["MIGRATIONS_DIR", "Database", "database_url"]
+__all__ = ["MIGRATIONS_DIR", "Database", "database_url", "is_duplicate_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,13 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def is_duplicate_key(exc: DatabaseError) -> bool:
+    """Whether ``Database.session`` failed because a row with the same key was there first
+    (the driver's integrity error, which the session wraps): a lost race to insert, which
+    callers that insert idempotently may treat as done."""
+    return isinstance(exc.__cause__, IntegrityError)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -14,9 +14,8 @@ from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
-from assistant.database.engine import Database
+from assistant.database.engine import Database, is_duplicate_key
 from assistant.database.models import utcnow
 from assistant.database.slack_models import SlackEventRow, SlackThreadRow
 from assistant.errors import DatabaseError, NotFoundError
@@ -145,7 +144,7 @@ class DatabaseEventClaims:
             with self._database.session() as session:
                 session.add(SlackEventRow(event_id=event_id[:64], expires_at=now + self._ttl))
         except DatabaseError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
+            if is_duplicate_key(exc):
                 return False
             raise
         return True

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from assistant.database import ConversationRow, Database, database_url
+from assistant.database.engine import is_duplicate_key
 from assistant.database.models import Base
 from assistant.errors import ConfigError, DatabaseError
 from tests.support.servers import free_loopback_port
@@ -57,6 +58,23 @@ def test_a_failed_session_commits_nothing(database_url: str) -> None:
             session.flush()
         with database.session() as session:
             assert session.scalars(select(ConversationRow.id)).all() == []
+    finally:
+        database.close()
+
+
+def test_a_lost_race_to_insert_is_told_apart_from_other_failures(database_url: str) -> None:
+    """Idempotent inserts (the widget's signing key, Slack event ids, analytics slots) give way
+    when a row with their key is already there, and only then."""
+    database = Database.open(database_url)
+    try:
+        with database.session() as session:
+            session.add(ConversationRow(id="taken", assistant="docs"))
+        with pytest.raises(DatabaseError) as duplicate, database.session() as session:
+            session.add(ConversationRow(id="taken", assistant="docs"))
+        assert is_duplicate_key(duplicate.value)
+        with pytest.raises(DatabaseError) as other, database.session() as session:
+            session.execute(select(ConversationRow.id).where(text("no_such_column = 1")))
+        assert not is_duplicate_key(other.value)
     finally:
         database.close()
 
