@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,10 +46,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Pending:
+    """A document to write: its chunks, and which of them are stored already.
+
+    A chunk's id is a hash of its page, title, headings and text, all of what is embedded, so
+    a chunk stored under the same id has the same vectors: only the new ones are encoded
+    (``fresh``); the others (``kept``) get their position and the document's new hash.
+    """
+
     document: Document
     source: str
     chunks: list[Chunk]
     previous_ids: tuple[str, ...]
+    fresh: list[Chunk] = field(init=False)
+    kept: list[Chunk] = field(init=False)
+
+    def __post_init__(self) -> None:
+        stored = set(self.previous_ids)
+        self.fresh = [chunk for chunk in self.chunks if chunk.chunk_id not in stored]
+        self.kept = [chunk for chunk in self.chunks if chunk.chunk_id in stored]
 
 
 class Ingestor:
@@ -125,7 +139,7 @@ class Ingestor:
                     continue
                 if item is not None:
                     pending.append(item)
-                if sum(len(p.chunks) for p in pending) >= self._batch_chunks:
+                if sum(len(p.fresh) for p in pending) >= self._batch_chunks:
                     self._write(pending, report, notify)
                     pending = []
         except ConnectorError as exc:
@@ -161,7 +175,7 @@ class Ingestor:
     ) -> None:
         if not pending:
             return
-        texts = [chunk.embedding_text for item in pending for chunk in item.chunks]
+        texts = [chunk.embedding_text for item in pending for chunk in item.fresh]
         try:
             encoded = self._encoder.encode_documents(texts)
             # One pass per chunk when the late-interaction vectors come from the dense model.
@@ -177,37 +191,43 @@ class Ingestor:
             return
         offset = 0
         for item in pending:
-            vectors = encoded[offset : offset + len(item.chunks)]
-            matrices = tokens[offset : offset + len(item.chunks)]
-            offset += len(item.chunks)
+            vectors = encoded[offset : offset + len(item.fresh)]
+            matrices = tokens[offset : offset + len(item.fresh)]
+            offset += len(item.fresh)
             model_id = self._late_encoder.model_id
             self._cache.put_many(
                 {
                     cache_key(model_id, self._head_version, chunk.content_hash): matrix
-                    for chunk, matrix in zip(item.chunks, matrices, strict=True)
+                    for chunk, matrix in zip(item.fresh, matrices, strict=True)
                 }
             )
-            document = item.document
-            records = [
-                ChunkRecord(
-                    chunk=chunk,
-                    source=item.source,
-                    document_hash=document.content_hash,
-                    content_type=document.content_type,
-                    fetched_at=document.fetched_at.isoformat(),
-                    etag=document.etag,
-                    last_modified=document.last_modified,
+            if item.fresh:
+                self._store.add(
+                    self._records(item, item.fresh), torch.stack([v.dense for v in vectors])
                 )
-                for chunk in item.chunks
-            ]
-            if records:
-                self._store.add(records, torch.stack([v.dense for v in vectors]))
+            self._store.update_records(self._records(item, item.kept))
             new_ids = {chunk.chunk_id for chunk in item.chunks}
             self._store.delete([cid for cid in item.previous_ids if cid not in new_ids])
             status: Status = "updated" if item.previous_ids else "added"
-            report.outcomes.append(DocumentOutcome(document.source, status, len(item.chunks)))
-            report.chunks_embedded += len(item.chunks)
-            notify(ProgressEvent("embedded", len(item.chunks), document.source))
+            report.outcomes.append(DocumentOutcome(item.document.source, status, len(item.chunks)))
+            report.chunks_embedded += len(item.fresh)
+            notify(ProgressEvent("embedded", len(item.fresh), item.document.source))
+
+    @staticmethod
+    def _records(item: _Pending, chunks: list[Chunk]) -> list[ChunkRecord]:
+        document = item.document
+        return [
+            ChunkRecord(
+                chunk=chunk,
+                source=item.source,
+                document_hash=document.content_hash,
+                content_type=document.content_type,
+                fetched_at=document.fetched_at.isoformat(),
+                etag=document.etag,
+                last_modified=document.last_modified,
+            )
+            for chunk in chunks
+        ]
 
     def _remove_absent(self, source: str, seen: set[str], report: IngestReport) -> None:
         for state in self._store.documents(source):

@@ -166,6 +166,11 @@ class VectorStore(VectorSearch, Protocol):
         """Store (or replace) chunks with their dense vectors (``embeddings``: (N, dimension))."""
         ...
 
+    def update_records(self, records: Sequence[ChunkRecord]) -> None:
+        """Rewrite what is kept about chunks stored under the same ids (position, document
+        hash, fetch time, validators); their text and vector stay as they are."""
+        ...
+
     def get(self, chunk_ids: Sequence[str]) -> list[StoredChunk]:
         """Chunks by id, in the order asked; unknown ids are left out."""
         ...
@@ -280,21 +285,33 @@ class ChromaStore:
 
     def add(self, records: Sequence[ChunkRecord], embeddings: torch.Tensor) -> None:
         """Upsert chunks with their dense vectors (``embeddings``: (N, dimension))."""
+        if records and embeddings.shape[0] != len(records):
+            raise ValueError("one embedding per record")
+        self._write(records, embeddings.detach().to(torch.float32).cpu().numpy())
+
+    def update_records(self, records: Sequence[ChunkRecord]) -> None:
+        """Rewrite the metadata of chunks stored under the same ids; text and vector stay."""
+        self._write(records, None)
+
+    def _write(self, records: Sequence[ChunkRecord], vectors: np.ndarray | None) -> None:
+        """Upsert ``records`` with ``vectors``, or update their metadata alone (``None``)."""
         if not records:
             return
-        if embeddings.shape[0] != len(records):
-            raise ValueError("one embedding per record")
         try:
-            with chroma_errors("add chunks"):
+            with chroma_errors("add chunks" if vectors is not None else "update chunks"):
                 batch = int(self._client.get_max_batch_size())
-                vectors = embeddings.detach().to(torch.float32).cpu().numpy()
                 for start in range(0, len(records), batch):
                     part = records[start : start + batch]
+                    ids = [r.chunk.chunk_id for r in part]
+                    metadatas = [{**_CLEARED, **r.metadata()} for r in part]
+                    if vectors is None:
+                        self._collection.update(ids=ids, metadatas=metadatas)
+                        continue
                     self._collection.upsert(
-                        ids=[r.chunk.chunk_id for r in part],
+                        ids=ids,
                         embeddings=vectors[start : start + batch],
                         documents=[r.chunk.text for r in part],
-                        metadatas=[{**_CLEARED, **r.metadata()} for r in part],
+                        metadatas=metadatas,
                     )
         finally:
             # After the write (whole or part): a search in between would remember the old row.
@@ -461,12 +478,14 @@ class ChromaStore:
         for url, rows in grouped.items():
             rows.sort(key=lambda row: int(row[1].get("position", 0)))
             first = rows[0][1]
+            # Chunks that disagree come from a write that stopped part way: never "unchanged".
+            hashes = {str(meta.get("document_hash", "")) for _, meta in rows}
             states.append(
                 DocumentState(
                     url=url,
                     source=str(first.get("source", "")),
                     title=str(first.get("title", "")),
-                    document_hash=str(first.get("document_hash", "")),
+                    document_hash=hashes.pop() if len(hashes) == 1 else "",
                     chunk_ids=tuple(cid for cid, _ in rows),
                     content_type=str(first.get("content_type", "")),
                     fetched_at=str(first.get("fetched_at", "")),

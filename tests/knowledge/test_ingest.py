@@ -6,12 +6,13 @@ its chunks, a deleted file's chunks are removed, failures are reported and leave
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from assistant.core import Assistant
+from assistant.knowledge.encoder import EncodedText, TransformerEncoder
 from assistant.knowledge.token_cache import cache_key
 
 PAGES = {
@@ -68,6 +69,77 @@ def test_a_changed_file_replaces_exactly_its_chunks(
     texts = [chunk.text for chunk in store.get(list(after[str(billing)]))]
     assert any("30 days" in text for text in texts)
     assert not store.get([cid for cid in before[str(billing)] if cid not in after[str(billing)]])
+
+
+GUIDE = (
+    "# Guide\n\n## Install\n\nRun the installer and choose a folder for the files.\n\n"
+    "## Configure\n\nSet the region and the language in the settings page.\n\n"
+    "## Upgrade\n\nUpgrades keep your settings and take about five minutes.\n"
+)
+
+
+def test_a_changed_page_encodes_only_its_new_chunks(
+    make_assistant: Callable[..., Assistant],
+    encoder: TransformerEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-crawled page with one section edited and one added above the rest: the unchanged
+    chunks keep their vectors (not encoded again) and take their new positions."""
+    guide = tmp_path / "guide.md"
+    guide.write_text(GUIDE, encoding="utf-8")
+    assistant = make_assistant()
+    assistant.ingest([str(guide)])
+    store = assistant._kb("default").store
+    before = {c.text: c for c in store.get(list(_contents(assistant)[str(guide)]))}
+    encoded: list[str] = []
+    original = encoder.encode_documents
+
+    def counting(texts: Sequence[str]) -> list[EncodedText]:
+        encoded.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr(encoder, "encode_documents", counting)
+    changed = GUIDE.replace("about five minutes", "about ten minutes").replace(
+        "## Install", "## Requirements\n\nA 64-bit system with 2 GB of memory.\n\n## Install"
+    )
+    guide.write_text(changed, encoding="utf-8")
+    report = assistant.ingest([str(guide)])
+
+    assert report.count("updated") == 1 and not report.failures
+    assert len(encoded) == report.chunks_embedded == 2  # the new section and the edited one
+    assert any("64-bit" in text for text in encoded) and any("ten minutes" in t for t in encoded)
+    after = store.get(list(_contents(assistant)[str(guide)]))
+    assert [c.position for c in after] == list(range(len(after)))
+    kept = [c for c in after if c.text in before]
+    assert {c.chunk_id for c in kept} == {before[c.text].chunk_id for c in kept}
+    assert [c.text.split()[0] for c in kept] == ["Run", "Set"]
+    assert all(c.position == before[c.text].position + 1 for c in kept)  # one section above
+    assert not any("five minutes" in c.text for c in after)
+    again = assistant.ingest([str(guide)])
+    assert again.count("unchanged") == 1 and again.chunks_embedded == 0
+    hits = assistant.search("how long does an upgrade take?", k=1).hits
+    assert "ten minutes" in hits[0].text
+
+
+def test_a_page_written_part_way_is_not_taken_as_unchanged(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    """Chunks whose document hashes disagree (a write that stopped part way) make the page
+    read as changed, so the next ingest writes it whole again."""
+    guide = tmp_path / "guide.md"
+    guide.write_text(GUIDE, encoding="utf-8")
+    assistant = make_assistant()
+    assistant.ingest([str(guide)])
+    store = assistant._kb("default").store
+    ids = _contents(assistant)[str(guide)]
+    store._collection.update(ids=[ids[-1]], metadatas=[{"document_hash": "from-an-older-page"}])
+    assert store.document_state(str(guide)).document_hash == ""
+    report = assistant.ingest([str(guide)])
+    assert report.count("updated") == 1 and report.chunks_embedded == 0
+    state = store.document_state(str(guide))
+    assert state is not None and state.document_hash not in ("", "from-an-older-page")
+    assert assistant.ingest([str(guide)]).count("unchanged") == 1
 
 
 def test_a_deleted_file_is_removed_and_forget_removes_a_source(
