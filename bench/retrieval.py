@@ -58,6 +58,7 @@ from assistant.knowledge.token_cache import (
     InProcessTokenCache,
     TokenCache,
     cache_key,
+    token_space,
 )
 from assistant.knowledge.token_codec import (
     HEADER_SIZE,
@@ -226,7 +227,9 @@ def build_knowledge_base(
                 for i in range(start, stop_at)
             ]
             for record in records:
-                keys.append(cache_key(encoder.model_id, HEAD_VERSION, record.chunk.content_hash))
+                keys.append(
+                    cache_key(token_space(encoder), HEAD_VERSION, record.chunk.content_hash)
+                )
                 texts.append((record.chunk.chunk_id, record.chunk.embedding_text))
             dense = torch.nn.functional.normalize(
                 torch.randn(len(records), DIMENSION, generator=generator), dim=-1
@@ -538,7 +541,7 @@ def compare_cross_encoder(
     console.rule("cross-encoder against late interaction")
     rng = np.random.default_rng((seed, 7))
     passages = [vocabulary.text(PASSAGE_TOKENS - 2, rng) for _ in range(PAIRS)]
-    keys = [cache_key(encoder.model_id, HEAD_VERSION, f"pair-{i}") for i in range(PAIRS)]
+    keys = [cache_key(token_space(encoder), HEAD_VERSION, f"pair-{i}") for i in range(PAIRS)]
     items = {key: token_matrix(seed + 1, i, PASSAGE_TOKENS) for i, key in enumerate(keys)}
     in_process = InProcessTokenCache(max_bytes=2**30)
     redis_cache = RedisTokenCache.from_url(redis_url, prefix="bench:pairs:")

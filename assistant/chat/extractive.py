@@ -266,10 +266,13 @@ def _covering_spans(
                 continue
             first_char = passage.text_start + at
             last_char = first_char + len(text)
+            # Punctuation has no row: the text is read to its last word, which a row must reach
+            # (rows cut off at the encoder's length do not).
+            last_word = max((m.end() for m in _WORD.finditer(text)), default=len(text))
             indices, starts, ends = table
             low = bisect.bisect_right(ends, first_char)
             high = bisect.bisect_left(starts, last_char)
-            if high > low and ends[-1] >= last_char:
+            if high > low and ends[-1] >= first_char + last_word:
                 span = (passage_index, range(indices[low], indices[high - 1] + 1))
                 break
         found.append(span)

@@ -26,7 +26,7 @@ from assistant.knowledge.reports import (
     ProgressEvent,
     Status,
 )
-from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.token_cache import TokenCache, cache_key, token_space
 from assistant.knowledge.vector_store import ChunkRecord, VectorStore
 from connectors.base import Connector
 from connectors.document import Document, SourceFailure, Unchanged
@@ -194,7 +194,7 @@ class Ingestor:
             vectors = encoded[offset : offset + len(item.fresh)]
             matrices = tokens[offset : offset + len(item.fresh)]
             offset += len(item.fresh)
-            model_id = self._late_encoder.model_id
+            model_id = token_space(self._late_encoder)
             self._cache.put_many(
                 {
                     cache_key(model_id, self._head_version, chunk.content_hash): matrix

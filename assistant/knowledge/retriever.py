@@ -26,7 +26,13 @@ from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import PackedTokens, maxsim_scores_packed, pack_token_matrices
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
-from assistant.knowledge.token_cache import TokenCache, cache_key, decode_or_none, get_encoded
+from assistant.knowledge.token_cache import (
+    TokenCache,
+    cache_key,
+    decode_or_none,
+    get_encoded,
+    token_space,
+)
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, decode_packed
 from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
@@ -151,7 +157,7 @@ class Retriever:
         Hits are read as stored bytes and decoded together; misses are recomputed from the
         stored text and written back.
         """
-        model_id = self._late_encoder.model_id
+        model_id = token_space(self._late_encoder)
         dimension = self._late_encoder.token_dimension
         keys = [cache_key(model_id, self._head_version, c.chunk_hash) for c in chunks]
         encoded = get_encoded(self._cache, keys, DEFAULT_FORMAT)

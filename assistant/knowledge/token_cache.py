@@ -48,6 +48,7 @@ __all__ = [
     "cache_key",
     "get_encoded",
     "put_encoded",
+    "token_space",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,18 @@ _Item = TypeVar("_Item")
 
 SQLITE_MAX_PARAMETERS = 500
 """Keys per ``SELECT ... WHERE key IN (...)``; SQLite builds limit bound parameters."""
+
+
+class _Identified(Protocol):
+    model_id: str
+
+
+def token_space(encoder: _Identified) -> str:
+    """The model part of a token-cache key: the encoder's model id, with the token rows its
+    matrices keep where it names them (``token_rows``), so matrices that keep other rows (an
+    older release's, with punctuation) are never read as its own."""
+    rows = getattr(encoder, "token_rows", "")
+    return f"{encoder.model_id}\x00{rows}" if rows else encoder.model_id
 
 
 def cache_key(model_id: str, head_version: str, content_hash: str) -> str:

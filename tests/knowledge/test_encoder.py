@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,7 +56,13 @@ def reference_outputs(
             total += hidden[position]
     mean = total / mask.sum()
     dense = mean / mean.norm()
-    tokens = torch.stack([row / row.norm() for row in hidden])
+    # Token rows: every token but those made of punctuation alone (the mean keeps them).
+    words = [
+        position
+        for position, token in enumerate(tokenizer.convert_ids_to_tokens(batch["input_ids"][0]))
+        if not all(character in string.punctuation for character in token)
+    ]
+    tokens = torch.stack([hidden[position] / hidden[position].norm() for position in words])
     return dense, tokens
 
 
@@ -83,7 +90,7 @@ def test_dimensions_and_protocol(minilm_encoder: TransformerEncoder) -> None:
     assert conforming.count_tokens("hello world") == 2
 
 
-def test_query_vectors_are_unit_norm_and_keep_every_token(
+def test_query_vectors_are_unit_norm_and_keep_every_token_but_punctuation(
     minilm_encoder: TransformerEncoder,
 ) -> None:
     text = "Where is my invoice, please?"
@@ -92,8 +99,9 @@ def test_query_vectors_are_unit_norm_and_keep_every_token(
     assert encoded.dense.shape == (384,)
     assert encoded.dense.dtype == torch.float32
     assert encoded.dense.norm().item() == pytest.approx(1.0, abs=1e-5)
-    expected_tokens = len(minilm_encoder.tokenizer(text)["input_ids"])  # [CLS] ... ? [SEP]
-    assert expected_tokens == minilm_encoder.count_tokens(text) + 2
+    all_tokens = len(minilm_encoder.tokenizer(text)["input_ids"])  # [CLS] ... , ... ? [SEP]
+    assert all_tokens == minilm_encoder.count_tokens(text) + 2
+    expected_tokens = all_tokens - 2  # the comma and the question mark have no row
     assert encoded.tokens.shape == (expected_tokens, 384)
     assert encoded.tokens.dtype == torch.float32
     torch.testing.assert_close(encoded.tokens.norm(dim=1), torch.ones(expected_tokens))
@@ -158,3 +166,21 @@ def test_missing_model_directory_raises_encoder_error(tmp_path: Path) -> None:
 def test_directory_without_a_model_raises_encoder_error(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="could not load encoder model"):
         TransformerEncoder(str(tmp_path))
+
+
+def test_token_offsets_name_the_characters_each_kept_row_reads(
+    minilm_encoder: TransformerEncoder,
+) -> None:
+    """One span per token row, in order: the answerer finds a sentence's rows by them."""
+    texts = ["Refunds: within 14 days (annual plans).", "Hi!", TEXTS[2]]
+    offsets = minilm_encoder.document_token_offsets(texts)
+    matrices = minilm_encoder.encode_document_tokens(texts)
+    for text, spans, matrix in zip(texts, offsets, matrices, strict=True):
+        assert len(spans) == matrix.shape[0]
+        read = [text[start:end] for start, end in spans if end > start]
+        assert read and not any(piece in {":", "(", ")", ".", "!", ";", ","} for piece in read)
+        assert spans[0] == spans[-1] == (0, 0)  # [CLS] and [SEP] keep their rows
+    # The kept rows read every word piece, and nothing else.
+    first = "".join(texts[0][start:end] for start, end in offsets[0])
+    assert first == "Refundswithin14daysannualplans"
+    assert minilm_encoder.query_token_offsets(texts[1]) == offsets[1]

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import TokenEncoder, TransformerEncoder, shared_pass
-from assistant.knowledge.token_cache import cache_key
+from assistant.knowledge.token_cache import cache_key, token_space
 from assistant.knowledge.training.head import (
     ACTIVE_HEAD_KEY,
     BASE_HEAD_VERSION,
@@ -128,9 +128,9 @@ def test_projected_cache_keys_differ_from_the_base_keys(encoder: TransformerEnco
     late = ProjectedTokenEncoder(encoder, _random_head())
     other = ProjectedTokenEncoder(encoder, _random_head(seed=9))
     keys = {
-        cache_key(encoder.model_id, BASE_HEAD_VERSION, "hash"),
-        cache_key(late.model_id, late.head_version, "hash"),
-        cache_key(other.model_id, other.head_version, "hash"),
+        cache_key(token_space(encoder), BASE_HEAD_VERSION, "hash"),
+        cache_key(token_space(late), late.head_version, "hash"),
+        cache_key(token_space(other), other.head_version, "hash"),
     }
     assert len(keys) == 3
 

@@ -13,7 +13,7 @@ import pytest
 
 from assistant.core import Assistant
 from assistant.knowledge.encoder import EncodedText, TransformerEncoder
-from assistant.knowledge.token_cache import cache_key
+from assistant.knowledge.token_cache import cache_key, token_space
 
 PAGES = {
     "billing.md": "# Billing\n\n## Refunds\n\nAnnual plans are refunded in full within 14 days.\n\n"
@@ -185,13 +185,15 @@ def test_token_embeddings_are_cached_at_ingest_by_model_and_content(
     assistant = make_assistant()
     assistant.ingest([str(folder)])
     chunks = list(assistant._kb("default").store.iter_chunks())
-    keys = [cache_key(assistant.encoder.model_id, "base", c.chunk_hash) for c in chunks]
+    keys = [cache_key(token_space(assistant.encoder), "base", c.chunk_hash) for c in chunks]
     cached = assistant.token_cache.get_many(keys)
     assert all(matrix is not None for matrix in cached)
     for chunk, matrix in zip(chunks, cached, strict=True):
         assert matrix is not None
-        expected = assistant.encoder.count_tokens(chunk.chunk.embedding_text) + 2
-        assert matrix.shape == (expected, assistant.encoder.token_dimension)
+        # One row per token the encoder keeps: the same count its offsets give.
+        (offsets,) = assistant.encoder.document_token_offsets([chunk.chunk.embedding_text])
+        assert matrix.shape == (len(offsets), assistant.encoder.token_dimension)
+        assert len(offsets) < assistant.encoder.count_tokens(chunk.chunk.embedding_text) + 2
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from assistant.core import Assistant
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS
 from assistant.knowledge.redis_token_cache import RedisTokenCache
-from assistant.knowledge.token_cache import TieredTokenCache, cache_key
+from assistant.knowledge.token_cache import TieredTokenCache, cache_key, token_space
 from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
 from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
 
@@ -112,7 +112,9 @@ def test_a_colbert_checkpoint_reranks_what_dense_recall_found(
     assert len(result.hits) == 3 and result.trace.cache_misses == 0
     # Token vectors are the checkpoint's (its projection's width), cached under its model id.
     chunk = assistant._kb("default").store.get([result.hits[0].chunk_id])[0]
-    (cached,) = assistant.token_cache.get_many([cache_key(late.model_id, "base", chunk.chunk_hash)])
+    (cached,) = assistant.token_cache.get_many(
+        [cache_key(token_space(late), "base", chunk.chunk_hash)]
+    )
     assert cached is not None and cached.shape[1] == late.token_dimension != 384
     assert result.query_tokens is not None and result.query_tokens.shape[1] == late.token_dimension
     # Dense recall still comes from the embedding model: the same chunks are candidates.

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from assistant.knowledge.encoder import EncodedText, Encoder, TokenEncoder, TransformerEncoder
-from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.token_cache import TokenCache, cache_key, token_space
 from assistant.knowledge.training.head import BASE_HEAD_VERSION
 from assistant.knowledge.vector_store import KnowledgeBaseAdmin, StoredChunk
 
@@ -54,7 +54,7 @@ class BaseTokens:
 
     def of(self, chunks: Sequence[StoredChunk]) -> list[torch.Tensor]:
         """(n_tokens, base dimension) per chunk, in order; misses are encoded and cached."""
-        model_id = self.late.model_id
+        model_id = token_space(self.late)
         keys = [
             cache_key(model_id, BASE_HEAD_VERSION, chunk.chunk_hash) if chunk.chunk_hash else ""
             for chunk in chunks

@@ -214,6 +214,7 @@ class ProjectedTokenEncoder:
         self.base = base
         self.head = head
         self.model_id = base.model_id
+        self.token_rows: str = getattr(base, "token_rows", "")  # a projection keeps every row
         self.token_dimension = head.out_dimension
         self.head_version = head.version
 

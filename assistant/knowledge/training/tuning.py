@@ -36,7 +36,7 @@ import torch
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import Encoder, TokenEncoder
 from assistant.knowledge.fusion import FusionWeights
-from assistant.knowledge.token_cache import TokenCache, cache_key
+from assistant.knowledge.token_cache import TokenCache, cache_key, token_space
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, bytes_per_token
 from assistant.knowledge.training.encoding import (
     REBUILD_BATCH,
@@ -288,7 +288,7 @@ def _rebuild_cache(
 ) -> None:
     """Cache every chunk's projected token vectors under the head's version."""
     notify(TuneStep("cache", 0, total=len(chunks)))
-    model_id, version = base.late.model_id, head.version
+    model_id, version = token_space(base.late), head.version
     for start in range(0, len(chunks), REBUILD_BATCH):
         batch = chunks[start : start + REBUILD_BATCH]
         base_matrices = base.of(batch)
