@@ -259,6 +259,9 @@ def _covering_spans(
     found: list[tuple[int, range] | None] = []
     for text in texts:
         span: tuple[int, range] | None = None
+        # Punctuation has no row: the text is read to its last word, which a row must reach
+        # (rows cut off at the encoder's length do not).
+        last_word = max((m.end() for m in _WORD.finditer(text)), default=len(text))
         for passage_index, passage in enumerate(passages):
             table = rows[passage_index]
             at = passage.text.find(text)
@@ -266,9 +269,6 @@ def _covering_spans(
                 continue
             first_char = passage.text_start + at
             last_char = first_char + len(text)
-            # Punctuation has no row: the text is read to its last word, which a row must reach
-            # (rows cut off at the encoder's length do not).
-            last_word = max((m.end() for m in _WORD.finditer(text)), default=len(text))
             indices, starts, ends = table
             low = bisect.bisect_right(ends, first_char)
             high = bisect.bisect_left(starts, last_char)

@@ -268,7 +268,10 @@ class TransformerEncoder:
         self.tokenizer: PreTrainedTokenizerBase = tokenizer
         self._module: torch.nn.Module | None = module
         self._tokenizer_lock = threading.Lock()
-        self._skipped_ids = punctuation_ids(tokenizer).to(self.device)
+        self._skipped_ids = punctuation_ids(tokenizer)
+        self._skipped_tensor = torch.tensor(
+            sorted(self._skipped_ids), dtype=torch.long, device=self.device
+        )
         self._forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] = self._torch_forward
         self.runtime = "torch"
         if runtime == "onnx":
@@ -370,12 +373,11 @@ class TransformerEncoder:
                 return_attention_mask=False,
                 verbose=False,
             )
-        skipped = set(self._skipped_ids.tolist())
         return [
             [
                 (int(start), int(end))
                 for token_id, (start, end) in zip(ids, row, strict=True)
-                if token_id not in skipped
+                if token_id not in self._skipped_ids
             ]
             for ids, row in zip(batch["input_ids"], batch["offset_mapping"], strict=True)
         ]
@@ -415,7 +417,7 @@ class TransformerEncoder:
         attention_mask = inputs["attention_mask"].bool()  # (B, L)
         hidden = self._forward(inputs)
         # Punctuation rows are left out of the token matrices (the dense mean keeps them).
-        keep = attention_mask & ~torch.isin(inputs["input_ids"], self._skipped_ids)  # (B, L)
+        keep = attention_mask & ~torch.isin(inputs["input_ids"], self._skipped_tensor)  # (B, L)
         with torch.inference_mode():
             hidden = hidden.float()  # (B, L, d)
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
@@ -432,7 +434,7 @@ class TransformerEncoder:
         ]
 
 
-def punctuation_ids(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+def punctuation_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
     """Ids of the vocabulary's tokens made of ASCII punctuation alone (``.``, ``),`` ``##-``).
 
     Their rows are left out of the token matrices, as ColBERT leaves punctuation out of its
@@ -440,9 +442,8 @@ def punctuation_ids(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     equally, so it adds little to MaxSim but a quarter of the rows of code-heavy pages
     (documentation sites: 26% of the rows of Python's docs, 12% of SciFact's abstracts).
     """
-    ids = [
+    return frozenset(
         int(index)
         for token, index in tokenizer.get_vocab().items()
         if token and all(character in string.punctuation for character in token)
-    ]
-    return torch.tensor(sorted(ids), dtype=torch.long)
+    )
