@@ -61,6 +61,8 @@ _STOPWORDS = _word_set(
     shall she should so some such than thank thanks that the their theirs them then there these
     they this those through to too under until up very via was we were what when where which
     while who whom whose why will with within without would yes yet you your yours
+    above across against along among around behind below beneath beside besides between beyond
+    despite inside like near onto outside past per since toward towards underneath unlike upon
     """
 )
 
@@ -91,6 +93,13 @@ _PREPOSITIONS = frozenset({"on", "in", "for", "with", "without", "at", "from", "
 _CONNECTIVE = re.compile(
     r"^\s*(?P<connective>what about|how about|and|also|so|but|plus)\b[\s,:;]*", re.IGNORECASE
 )
+# "and", "so" and "but" go on with the previous question's subject ("and how do I make a debug
+# build?" after a question about configure options); "also" and "plus" as often add a new one.
+_CONTINUING_CONNECTIVES = frozenset({"and", "so", "but"})
+# A variation on the previous question ("what if that commit is a merge?"), or a message that
+# ends by pointing back at it ("... instead?", "... too?", "... then?").
+_VARIATION = re.compile(r"^\s*what\s+if\b", re.IGNORECASE)
+_POINTS_BACK = re.compile(r"\b(?:instead|too|as well|either|then)\W*$", re.IGNORECASE)
 _WORD = re.compile(r"\w(?:[\w'’.-]*\w)?")
 _SHORT_MESSAGE_WORDS = 3
 
@@ -168,7 +177,9 @@ def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
     they stand alone (followed by a function word, an action word or nothing) and, for
     ``that``, not as a relative after a noun ("a plan that includes SSO"). ``there``
     does unless it is existential ("is there", "there are"); ``one`` does when no noun follows
-    ("which one is cheaper?") and is never replaced.
+    ("which one is cheaper?") and is never replaced. A demonstrative before a topic word
+    ("that commit", "these files") refers back too, but names its own noun, so it is never
+    replaced either.
     """
     replaceable: int | None = None
     dangling = False
@@ -181,8 +192,15 @@ def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
             placeholder = index + 2 < len(words) and words[index + 2].lower == "to"
             found = not (word.lower == "it" and placeholder)
         elif word.lower in _DEMONSTRATIVES:
-            relative = word.lower == "that" and before is not None and before not in _STOPWORDS
+            # "a plan that includes SSO" is a relative clause; "use that file" is not.
+            relative = (
+                word.lower == "that"
+                and before is not None
+                and before not in _STOPWORDS
+                and before not in _ACTION_WORDS
+            )
             found = standalone and not relative
+            dangling |= not standalone and not relative
         else:
             existential = before in _BE_VERBS or after in _BE_VERBS
             dangling |= (word.lower == "there" and not existential) or (
@@ -247,7 +265,13 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
        leading connective with no topic of its own, a reference that could not be replaced, a
        very short message that is not an instruction like "reset my password") gets the
        previous question's content words appended.
-    4. Anything else is self-contained and returned unchanged, less a leading connective.
+    4. A message that goes on with the previous question's subject while naming a topic of its
+       own (a leading "and", "so" or "but", a "what if ...", or a closing "instead", "too",
+       "as well", "either" or "then") gets the previous question's other content words in
+       brackets, as in rule 2: "and how do I make a debug build?" after a question about
+       configure options.
+    5. Anything else is self-contained and returned unchanged, less a leading connective
+       ("also, can I export notes as PDF?" starts a new subject).
     """
     if not _WORD.search(message):
         return message
@@ -281,6 +305,12 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
         exclude = {word.lower for word in words}
         context = " ".join(_content_words(previous, exclude))
         return _question(f"{_bare(rest)} {context}") if context else message
+    if (
+        connective in _CONTINUING_CONNECTIVES
+        or _VARIATION.match(rest)
+        or _POINTS_BACK.search(_bare(rest))
+    ):
+        return _question(_with_context(rest, previous, lowered_ignored))
     if connective:
         return _question(rest)
     return message

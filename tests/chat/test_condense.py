@@ -124,6 +124,52 @@ def test_a_leading_connective_is_dropped_when_the_rest_names_its_own_topic() -> 
     assert rewritten == "Can I export notes as PDF?"
 
 
+@pytest.mark.parametrize(
+    ("previous", "message", "expected"),
+    [
+        (  # "and" goes on with the previous subject even when it names a topic of its own
+            "Which configure options does a Python build take?",
+            "and how do I make a debug build?",
+            "How do I make a debug build (configure options Python take)?",
+        ),
+        (
+            "How do I undo a commit on a shared branch?",
+            "what if that commit is a merge?",
+            "What if that commit is a merge undo shared branch?",
+        ),
+        (
+            "How do I fetch a web page with urllib?",
+            "What if I'm behind a proxy at work?",
+            "What if I'm behind a proxy at work (fetch web page urllib)?",
+        ),
+        (
+            "How do I run the tests in parallel?",
+            "Can I use pytest instead?",
+            "Can I use pytest instead (run tests parallel)?",
+        ),
+    ],
+)
+def test_continuations_keep_the_previous_subject(
+    previous: str, message: str, expected: str
+) -> None:
+    assert rewrite_follow_up(message, previous) == expected
+
+
+def test_a_demonstrative_before_a_noun_refers_back_but_a_relative_that_does_not() -> None:
+    previous = "How do I map several author names to one person?"
+
+    assert rewrite_follow_up("does blame use that file?", previous) == (
+        "Does blame use that file map several author names one person?"
+    )
+    assert rewrite_follow_up("Is there a plan that includes SSO?", previous) == (
+        "Is there a plan that includes SSO?"
+    )
+    # After a verb, a lone "that" is the previous subject itself.
+    assert rewrite_follow_up("how do I stop that?", "How do I connect to the post_save signal?") == (
+        "How do I stop the post_save signal (connect)?"
+    )
+
+
 def test_ignored_terms_never_become_the_topic() -> None:
     previous = "Does Harbor support SSO?"
 
