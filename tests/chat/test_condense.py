@@ -165,9 +165,10 @@ def test_a_demonstrative_before_a_noun_refers_back_but_a_relative_that_does_not(
         "Is there a plan that includes SSO?"
     )
     # After a verb, a lone "that" is the previous subject itself.
-    assert rewrite_follow_up("how do I stop that?", "How do I connect to the post_save signal?") == (
-        "How do I stop the post_save signal (connect)?"
+    rewritten = rewrite_follow_up(
+        "how do I stop that?", "How do I connect to the post_save signal?"
     )
+    assert rewritten == "How do I stop the post_save signal (connect)?"
 
 
 def test_ignored_terms_never_become_the_topic() -> None:
