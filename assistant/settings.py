@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     context_tokens: int = Field(default=3000, ge=256, le=200_000)
     history_tokens: int = Field(default=1500, ge=0, le=100_000)
     no_answer_threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
+    # Decline a question that names something no chunk contains ("PyO3" on a site without it).
+    decline_unknown_names: bool = True
     # Chat searches that run at once; each already uses every core through torch.
     search_workers: int = Field(default=1, ge=1, le=64)
     # Threads of torch's own parallelism in this process (0: torch's default, one per core).

@@ -131,6 +131,7 @@ class ChatOrchestrator:
         conversations: ConversationStore | None = None,
         budget: TurnBudget | None = None,
         no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
+        decline_unknown_names: bool = True,
         executor: Executor | None = None,
     ) -> None:
         self.assistant = assistant
@@ -141,6 +142,7 @@ class ChatOrchestrator:
         self._conversations = conversations
         self.budget = budget or TurnBudget()
         self.no_answer_threshold = no_answer_threshold
+        self.decline_unknown_names = decline_unknown_names
         self._executor = executor
 
     async def stream(
@@ -250,6 +252,11 @@ class ChatOrchestrator:
         stage = time.perf_counter()
         top_score = max((hit.late_interaction_score for hit in result.hits), default=None)
         answerable = top_score is not None and top_score >= self.no_answer_threshold
+        if answerable and self.decline_unknown_names and result.unknown_names:
+            # The question names something no page mentions ("PyO3" on a site without it):
+            # the closest passage scores well on the other words but cannot answer it.
+            logger.debug("declined: %d name(s) in no page", len(result.unknown_names))
+            answerable = False
         sources: tuple[Source, ...] = (
             select_context(
                 result.hits,

@@ -159,6 +159,7 @@ def build_orchestrator(
         conversations=conversations,
         budget=turn_budget(config, settings, main),
         no_answer_threshold=settings.no_answer_threshold if threshold is None else threshold,
+        decline_unknown_names=settings.decline_unknown_names,
         executor=executor,
     )
 

@@ -2,7 +2,9 @@
 
 The product declines a turn (a content gap: no provider call, the brand's no-answer text) when
 the best MaxSim score of its hits is under the assistant's ``retrieval.no_answer_threshold``
-(else ``ASSISTANT_NO_ANSWER_THRESHOLD``, 0.5 by default; see ``ChatOrchestrator.prepare``).
+(else ``ASSISTANT_NO_ANSWER_THRESHOLD``, 0.5 by default; see ``ChatOrchestrator.prepare``), or
+when the question names something no chunk contains (``ASSISTANT_DECLINE_UNKNOWN_NAMES``; see
+``assistant.knowledge.unknown_names``). The sweep reads the scores alone.
 Every question is asked once with the offline answerer; the report gives the share of
 unanswerable questions declined (per kind: ``off-topic``, ``near-domain``), the share of
 answerable ones answered and answered citing an acceptable page, and every question's best

@@ -92,6 +92,18 @@ class LexicalIndex:
         scores = np.asarray(self._model.get_scores(tokens), dtype=np.float32)
         return LexicalScores(self.chunk_ids, scores, self._positions)
 
+    def known(self, words: Sequence[str]) -> list[bool]:
+        """For each of ``words``, whether every index term it makes occurs in some chunk.
+
+        A word that makes no term (a stopword, a single letter) counts as known: nothing can
+        be said of it.
+
+        >>> LexicalIndex.build([("c1", "SSO with Okta")]).known(["Okta", "Auth0", "the"])
+        [True, False, True]
+        """
+        vocabulary = getattr(self._model, "vocab_dict", None) or {}
+        return [all(term in vocabulary for term in terms) for terms in _tokenize(list(words))]
+
     def save(self, directory: Path) -> None:
         """Write the index to ``directory``, replacing what was there in one rename."""
         directory.parent.mkdir(parents=True, exist_ok=True)

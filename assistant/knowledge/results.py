@@ -67,3 +67,6 @@ class SearchResult:
     token_matrices: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """The token vectors the rerank read, by chunk id: each (n_tokens, token_dimension), the
     rows of the chunk's embedding text. Kept in-process for reuse (empty over HTTP)."""
+    unknown_names: tuple[str, ...] = ()
+    """Names the query asks about that no chunk of the knowledge base contains ("PyO3" on a
+    site that never mentions it; see ``unknown_names``). In-process only (empty over HTTP)."""

@@ -34,6 +34,7 @@ from assistant.knowledge.token_cache import (
     token_space,
 )
 from assistant.knowledge.token_codec import DEFAULT_FORMAT, decode_packed
+from assistant.knowledge.unknown_names import unknown_names
 from assistant.knowledge.vector_store import StoredChunk, VectorSearch
 
 __all__ = ["Candidate", "Retriever", "SearchHit", "SearchResult", "SearchTrace"]
@@ -114,10 +115,10 @@ class Retriever:
             else self._late_encoder.encode_query_tokens(query)
         )
         clock.lap("encode")
-        candidates = self._recall(query, encoded.dense, trace)
+        candidates, unknown = self._recall(query, encoded.dense, trace)
         clock.lap("recall")
         if not candidates:
-            return SearchResult(query, [], trace, query_tokens)
+            return SearchResult(query, [], trace, query_tokens, unknown_names=unknown)
         packed = self._packed_tokens([c.chunk for c in candidates], trace)
         clock.lap("cache")
         late = maxsim_scores_packed(query_tokens, packed)
@@ -126,20 +127,28 @@ class Retriever:
         clock.lap("fuse")
         # The offline answerer scores sentences from the vectors of the few passages it reads.
         matrices = packed.by_key([c.chunk.chunk_id for c in candidates])
-        return SearchResult(query, ranked[:k], trace, query_tokens, ranked, matrices)
+        return SearchResult(
+            query, ranked[:k], trace, query_tokens, ranked, matrices, unknown_names=unknown
+        )
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
         return self._packed_tokens(chunks, SearchTrace()).split()
 
-    def _recall(self, query: str, query_dense: torch.Tensor, trace: SearchTrace) -> list[Candidate]:
+    def _recall(
+        self, query: str, query_dense: torch.Tensor, trace: SearchTrace
+    ) -> tuple[list[Candidate], tuple[str, ...]]:
+        """The candidate pool, and the names ``query`` asks about that no chunk contains
+        (empty without a lexical index: its vocabulary is what says so)."""
         # Read once: ``reload_lexical`` may swap the index while this search runs.
         lexical_index = self._lexical
+        unknown: tuple[str, ...] = ()
         dense = self._store.query(query_dense, self._recall_k)
         candidates = {chunk.chunk_id: Candidate(chunk, score) for chunk, score in dense}
         trace.dense_candidates = len(candidates)
         if lexical_index is not None:
             lexical = lexical_index.query(query)
+            unknown = unknown_names(query, lexical_index.known)
             top = [chunk_id for chunk_id, _ in lexical.top(self._recall_k)]
             trace.lexical_candidates = len(top)
             missing = recall_union(list(candidates), top)[len(candidates) :]
@@ -149,7 +158,7 @@ class Retriever:
             for cid, score in zip(pool, lexical.of(pool), strict=True):
                 candidates[cid].lexical_score = score
         trace.candidates = len(candidates)
-        return list(candidates.values())
+        return list(candidates.values()), unknown
 
     def _packed_tokens(self, chunks: list[StoredChunk], trace: SearchTrace) -> PackedTokens:
         """The candidates' token matrices stacked in one tensor, cache first.

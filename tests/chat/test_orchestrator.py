@@ -160,6 +160,27 @@ def test_below_the_threshold_the_assistant_declines_and_records_a_content_gap(
     assert gaps[0].top_score is not None and gaps[0].top_score < 0.45
 
 
+def test_a_question_naming_what_no_page_mentions_is_declined_whatever_its_score(
+    make_assistant: Callable[..., Assistant], pages: list[str]
+) -> None:
+    bot = make_assistant()
+    bot.ingest(pages)
+    bot.configure(retrieval={"no_answer_threshold": -1.0})  # every score would pass
+    declined = bot.chat("Does the Slack integration also post to Zendesk?")
+    assert declined.outcome == "no_answer" and declined.sources == ()
+    # The same words with a name the pages hold are answered.
+    answered = bot.chat("Does single sign-on work with Okta?")
+    assert answered.outcome == "answered" and answered.citations
+    assert [gap.question for gap in bot.content_gaps()] == [
+        "Does the Slack integration also post to Zendesk?"
+    ]
+    bot.close()
+
+    lenient = make_assistant(decline_unknown_names=False)
+    lenient.configure(retrieval={"no_answer_threshold": -1.0})
+    assert lenient.chat("Does the Slack integration also post to Zendesk?").outcome == "answered"
+
+
 def test_the_llm_gets_brand_history_and_delimited_sources_and_usage_is_priced(
     llm_bot: Assistant, fake: FakeOpenAIServer
 ) -> None:

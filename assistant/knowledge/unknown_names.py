@@ -1,0 +1,70 @@
+"""Names a question asks about that the knowledge base never mentions.
+
+A question about "PyO3", "GraphQL" or "Dependabot" on a site that never names them scores like
+an answerable question: the rest of its words (extension modules, models, pull requests) are
+all there, so the best passage is close but says nothing about the name. No score threshold
+separates these from questions visitors ask in their own words. What does is that the name
+itself is in no chunk: it is absent from the knowledge base's lexical vocabulary.
+
+Only words written as names count, so a visitor's ordinary words the pages happen not to use
+("maths", "clickable") never do:
+
+- a capital after the first letter: ``PyO3``, ``GraphQL``, ``PYTHONFASTMODE``, ``commit.autoPush``;
+- a capital first letter anywhere but the start of a sentence: ``Poetry``, ``Heroku``.
+
+Numbers, lowercase identifiers (``do_stuff``, likely the visitor's own code) and messages
+written mostly in capitals (shouting, Title Case) never count.
+
+>>> name_candidates("How do I write an extension module in Rust with PyO3?")
+['Rust', 'PyO3']
+>>> name_candidates("my do_stuff() call returns 19.99 in maths")
+[]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+__all__ = ["name_candidates", "unknown_names"]
+
+# A word; dotted names are read part by part ("commit.autoPush": "commit", "autoPush").
+_WORD = re.compile(r"[^\W_](?:[\w'’]*[^\W_])?")
+# What may come before the first word of a sentence or of a quotation.
+_SENTENCE_START = re.compile(r"(?:[.!?:;]\s+|[\"“”'‘(]\s*)$|^\s*$")
+# "I", "I'm", "I’d": a capital that is never a name.
+_FIRST_PERSON = re.compile(r"^I(?:['’]\w+)?$")
+# Above this share of capitalised words (shouting, Title Case), capitals say nothing.
+_CAPITALISED_SHARE = 0.5
+
+
+def _is_name(word: str, starts_sentence: bool) -> bool:
+    if len(word) < 2 or not any(char.isalpha() for char in word) or _FIRST_PERSON.match(word):
+        return False
+    if any(char.isupper() for char in word[1:]):
+        return True
+    return word[0].isupper() and not starts_sentence
+
+
+def name_candidates(text: str) -> list[str]:
+    """The words of ``text`` written as names, in order, each once."""
+    words = [
+        (match.group(), bool(_SENTENCE_START.search(text[: match.start()])))
+        for match in _WORD.finditer(text)
+    ]
+    names = [word for word, starts_sentence in words if _is_name(word, starts_sentence)]
+    if not words or len(names) / len(words) > _CAPITALISED_SHARE:
+        return []
+    return list(dict.fromkeys(names))
+
+
+def unknown_names(text: str, known: Callable[[Sequence[str]], list[bool]]) -> tuple[str, ...]:
+    """The names of ``text`` (``name_candidates``) that ``known`` says no chunk contains.
+
+    ``known(words)`` answers, for each word, whether the knowledge base's vocabulary holds it
+    (``LexicalIndex.known``).
+    """
+    names = name_candidates(text)
+    if not names:
+        return ()
+    return tuple(name for name, present in zip(names, known(names), strict=True) if not present)
