@@ -91,6 +91,8 @@ class RetrievalConfig(_Strict):
     context_k: int | None = Field(default=None, ge=1, le=50)
     context_tokens: int | None = Field(default=None, ge=256, le=200_000)
     no_answer_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    decline_unknown_names: bool | None = None
+    """Decline a question naming something no page mentions (``None``: the server's setting)."""
 
 
 class LimitsConfig(_Strict):

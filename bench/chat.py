@@ -107,6 +107,7 @@ def build_orchestrator(
         conversations=conversations,
         budget=TurnBudget(),
         no_answer_threshold=ANSWER_EVERY_TURN,
+        decline_unknown_names=False,
     )
 
 

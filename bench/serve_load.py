@@ -193,7 +193,7 @@ def configure(url: str, admin_key: str) -> str:
     settings = {
         "answering": {"provider": "openai", "model": MODEL},
         # Scores are in -1..1, so every turn with a hit is answered by the provider.
-        "retrieval": {"no_answer_threshold": -1.0},
+        "retrieval": {"no_answer_threshold": -1.0, "decline_unknown_names": False},
         "limits": {"requests_per_minute": 100_000},
     }
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:

@@ -167,7 +167,7 @@ def bench_server(scratch: Path, provider_url: str, dist: Path) -> Iterator[str]:
         core.configure(
             "bench",
             answering={"provider": "openai", "model": "gpt-4o-mini"},
-            retrieval={"no_answer_threshold": -1.0},
+            retrieval={"no_answer_threshold": -1.0, "decline_unknown_names": False},
         )
         app = create_app(settings, core=core)
         add_bench_pages(app, dist, free_loopback_port())

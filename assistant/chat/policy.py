@@ -159,7 +159,11 @@ def build_orchestrator(
         conversations=conversations,
         budget=turn_budget(config, settings, main),
         no_answer_threshold=settings.no_answer_threshold if threshold is None else threshold,
-        decline_unknown_names=settings.decline_unknown_names,
+        decline_unknown_names=(
+            settings.decline_unknown_names
+            if config.retrieval.decline_unknown_names is None
+            else config.retrieval.decline_unknown_names
+        ),
         executor=executor,
     )
 

@@ -179,6 +179,9 @@ def test_a_question_naming_what_no_page_mentions_is_declined_whatever_its_score(
     lenient = make_assistant(decline_unknown_names=False)
     lenient.configure(retrieval={"no_answer_threshold": -1.0})
     assert lenient.chat("Does the Slack integration also post to Zendesk?").outcome == "answered"
+    # An assistant's own setting wins over the server's.
+    lenient.configure(retrieval={"decline_unknown_names": True})
+    assert lenient.chat("Does the Slack integration also post to Zendesk?").outcome == "no_answer"
 
 
 def test_the_llm_gets_brand_history_and_delimited_sources_and_usage_is_priced(

@@ -140,7 +140,7 @@ def _create_assistant(topology: Topology, name: str, answering: dict[str, Any]) 
         "allowed_origins": [ORIGIN],
         "answering": answering,
         # Every turn is answered, so the provider is asked on each.
-        "retrieval": {"no_answer_threshold": -1.0},
+        "retrieval": {"no_answer_threshold": -1.0, "decline_unknown_names": False},
         "limits": {"requests_per_minute": 100_000, "visitor_requests_per_minute": 10_000},
     }
     with topology.admin_client() as admin:
