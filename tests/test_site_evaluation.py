@@ -321,3 +321,28 @@ def test_eval_command_writes_the_site_json(
     )
     assert missing.returncode == 1
     assert "no knowledge base 'absent'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_sweep_keeps_a_question_declined_for_its_names_declined() -> None:
+    from assistant.evaluation.no_answer import AskedQuestion, NoAnswerReport
+
+    report = NoAnswerReport(
+        0.5,
+        [
+            # Declined although 0.7 passes 0.5: it named something no page holds.
+            AskedQuestion("near-domain", "Does it work with Zapier?", False, True, 0.7),
+            AskedQuestion("off-topic", "Capital of Chad?", False, True, 0.3),
+            AskedQuestion("direct", "How do refunds work?", True, False, 0.6),
+            AskedQuestion("paraphrased", "money back?", True, True, 0.45),
+        ],
+    )
+
+    rows = {row["threshold"]: row for row in report.sweep((0.4, 0.5, 0.65))}
+    assert rows[0.4] == {
+        "threshold": 0.4,
+        "declined unanswerable": 1.0,
+        "answered answerable": 1.0,
+    }
+    assert rows[0.5]["declined unanswerable"] == 1.0
+    assert rows[0.5]["answered answerable"] == 0.5
+    assert rows[0.65]["answered answerable"] == 0.0

@@ -79,12 +79,19 @@ class NoAnswerReport:
         return rates
 
     def sweep(self, thresholds: Sequence[float] = SWEEP) -> list[dict[str, float]]:
-        """What other thresholds would do, from the recorded best scores."""
+        """What other thresholds would do, from the recorded best scores.
+
+        A question declined although its score passed this report's threshold was declined
+        for something else (a name no page holds), so it stays declined at every threshold.
+        """
         rows = []
         for threshold in thresholds:
 
             def kept(question: AskedQuestion, cut: float = threshold) -> bool:
-                return question.top_score is not None and question.top_score >= cut
+                score = question.top_score
+                if score is None or score < cut:
+                    return False
+                return not (question.declined and score >= self.threshold)
 
             rows.append(
                 {
