@@ -308,7 +308,7 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
     if (
         connective in _CONTINUING_CONNECTIVES
         or _VARIATION.match(rest)
-        or _POINTS_BACK.search(_bare(rest))
+        or _POINTS_BACK.search(rest)
     ):
         return _question(_with_context(rest, previous, lowered_ignored))
     if connective:

@@ -30,8 +30,8 @@ __all__ = ["name_candidates", "unknown_names"]
 
 # A word; dotted names are read part by part ("commit.autoPush": "commit", "autoPush").
 _WORD = re.compile(r"[^\W_](?:[\w'’]*[^\W_])?")
-# What may come before the first word of a sentence or of a quotation.
-_SENTENCE_START = re.compile(r"(?:[.!?:;]\s+|[\"“”'‘(]\s*)$|^\s*$")
+# What ends the gap before the first word of a sentence or of a quotation.
+_SENTENCE_START = re.compile(r"(?:[.!?:;]\s+|[\"“”'‘(]\s*)$")
 # "I", "I'm", "I’d": a capital that is never a name.
 _FIRST_PERSON = re.compile(r"^I(?:['’]\w+)?$")
 # Above this share of capitalised words (shouting, Title Case), capitals say nothing.
@@ -48,10 +48,14 @@ def _is_name(word: str, starts_sentence: bool) -> bool:
 
 def name_candidates(text: str) -> list[str]:
     """The words of ``text`` written as names, in order, each once."""
-    words = [
-        (match.group(), bool(_SENTENCE_START.search(text[: match.start()])))
-        for match in _WORD.finditer(text)
-    ]
+    words: list[tuple[str, bool]] = []
+    previous_end = 0
+    for match in _WORD.finditer(text):
+        # Only the gap since the previous word is read, so a long message costs one pass.
+        gap = text[previous_end : match.start()]
+        starts_sentence = (not words and not gap.strip()) or bool(_SENTENCE_START.search(gap))
+        words.append((match.group(), starts_sentence))
+        previous_end = match.end()
     names = [word for word, starts_sentence in words if _is_name(word, starts_sentence)]
     if not words or len(names) / len(words) > _CAPITALISED_SHARE:
         return []
