@@ -305,11 +305,7 @@ def rewrite_follow_up(message: str, previous: str, ignored: Collection[str] = ()
         exclude = {word.lower for word in words}
         context = " ".join(_content_words(previous, exclude))
         return _question(f"{_bare(rest)} {context}") if context else message
-    if (
-        connective in _CONTINUING_CONNECTIVES
-        or _VARIATION.match(rest)
-        or _POINTS_BACK.search(rest)
-    ):
+    if connective in _CONTINUING_CONNECTIVES or _VARIATION.match(rest) or _POINTS_BACK.search(rest):
         return _question(_with_context(rest, previous, lowered_ignored))
     if connective:
         return _question(rest)
