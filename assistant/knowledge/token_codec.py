@@ -182,8 +182,8 @@ def decode_packed(values: Sequence[bytes], dimension: int) -> PackedTokens:
     Every value is checked as ``decode_tokens`` checks it, and decodes to the same numbers
     (int8 values as quantised rows and per-row ``scales``, whose products are those numbers).
     When all are int8 (the default format), the scales and the quantised values of all of
-    them are joined and converted by one array operation each, with no per-value array work;
-    other formats are decoded one by one.
+    them are joined by one copy each, with no per-value array work, and the rows stay int8;
+    other formats are decoded one by one into float32 rows.
 
     Raises:
         CacheError: a value is malformed (see ``decode_tokens``) or its dimension is not
@@ -201,11 +201,12 @@ def decode_packed(values: Sequence[bytes], dimension: int) -> PackedTokens:
     scale_bytes = b"".join(
         view[HEADER_SIZE : HEADER_SIZE + 2 * n] for view, n in zip(views, lengths, strict=True)
     )
-    value_bytes = b"".join(
+    # A bytearray, so the array over it is writable as torch.from_numpy requires: the rows
+    # stay int8 (MaxSim converts them a block at a time) and unscaled (it scales each
+    # similarity; a document's vectors are scaled only when asked for, PackedTokens.rows).
+    value_bytes = bytearray().join(
         view[HEADER_SIZE + 2 * n :] for view, n in zip(views, lengths, strict=True)
     )
     scales = np.frombuffer(scale_bytes, _FLOAT16).astype(np.float32) / _LEVELS["int8"]
-    quantised = np.frombuffer(value_bytes, np.int8).astype(np.float32).reshape(-1, dimension)
-    # The rows stay unscaled: MaxSim scales each similarity, and a document's vectors are
-    # scaled only when asked for (PackedTokens.scales).
+    quantised = np.frombuffer(value_bytes, np.int8).reshape(-1, dimension)
     return PackedTokens(torch.from_numpy(quantised), lengths, torch.from_numpy(scales))

@@ -204,3 +204,29 @@ def test_scaled_rows_score_and_read_back_as_their_products() -> None:
     assert "e" not in by_key
     with pytest.raises(ValueError, match="keys"):
         scaled.by_key(["a"])
+
+
+def test_int8_rows_over_several_blocks_score_as_their_float_products() -> None:
+    # More rows than one conversion block, documents straddling the block edges, so every
+    # block of the int8 path and its seams are checked against the float32 vectors.
+    generator = torch.Generator().manual_seed(5)
+    query = unit_rows(generator, 6, 16)
+    lengths = [700, 0, 1500, 900, 3, 1400, 1]
+    quantised = torch.randint(-127, 128, (sum(lengths), 16), generator=generator, dtype=torch.int8)
+    scales = torch.rand(sum(lengths), generator=generator) / 127
+    packed = PackedTokens(quantised, lengths, scales)
+    vectors = packed.split()
+
+    assert sum(lengths) > 2 * maxsim._BLOCK_ROWS
+    assert all(v.dtype == torch.float32 for v in vectors)
+    torch.testing.assert_close(
+        maxsim_scores_packed(query, packed),
+        maxsim_scores_packed(query, pack_token_matrices(vectors, 16)),
+        atol=1e-6,
+        rtol=0,
+    )
+    for index in (0, 2, 6):
+        expected = reference_maxsim(query, [vectors[index]])[0]
+        assert maxsim_scores_packed(query, packed)[index].item() == pytest.approx(
+            expected, abs=1e-5
+        )
