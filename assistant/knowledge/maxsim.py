@@ -6,11 +6,13 @@ product is a cosine similarity.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "PackedTokens",
@@ -302,18 +304,29 @@ def _row_products(values: np.ndarray, query_t: np.ndarray) -> np.ndarray:
     measured (about 40% off the late-interaction stage of bench/search_real.py).
     """
     query_t = np.ascontiguousarray(query_t, dtype=np.float32)
-    if values.dtype == np.float32:
-        product: np.ndarray = np.matmul(values, query_t)
-        return product
-    total = values.shape[0]
-    products = np.empty((total, query_t.shape[1]), dtype=np.float32)
-    block = np.empty((min(_BLOCK_ROWS, total), values.shape[1]), dtype=np.float32)
-    for start in range(0, total, _BLOCK_ROWS):
-        end = min(start + _BLOCK_ROWS, total)
-        rows = block[: end - start]
-        rows[...] = values[start:end]
-        np.matmul(rows, query_t, out=products[start:end])
-    return products
+    # One BLAS thread: a second saves about a millisecond here, then spins on after the
+    # product, taking the CPU the rest of the turn (and other visitors' turns) needs; the
+    # offline answer cost 60% more CPU time with it (bench/answerer.py). The limit is
+    # process-wide while it lasts, so concurrent searches may leave it at one thread.
+    with _blas().limit(limits=1, user_api="blas"):
+        if values.dtype == np.float32:
+            product: np.ndarray = np.matmul(values, query_t)
+            return product
+        total = values.shape[0]
+        products = np.empty((total, query_t.shape[1]), dtype=np.float32)
+        block = np.empty((min(_BLOCK_ROWS, total), values.shape[1]), dtype=np.float32)
+        for start in range(0, total, _BLOCK_ROWS):
+            end = min(start + _BLOCK_ROWS, total)
+            rows = block[: end - start]
+            rows[...] = values[start:end]
+            np.matmul(rows, query_t, out=products[start:end])
+        return products
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's thread pools (found once: it inspects the loaded libraries)."""
+    return ThreadpoolController()
 
 
 def maxsim_span_scores(
