@@ -413,23 +413,27 @@ class TransformerEncoder:
 
     def _encode_batch(self, texts: list[str]) -> list[EncodedText]:
         inputs = self._tokenize(texts)
+        attention_mask = inputs["attention_mask"]
         hidden = self._forward(inputs)
-        # What follows is a few small array operations per batch, done in numpy: each of
-        # torch's wakes its thread pool, which on a busy 2-core machine cost a query 3 ms, a
-        # third of its forward pass (bench/search_real.py).
         with torch.inference_mode():
-            states = hidden.float().cpu().numpy()  # (B, L, d)
-        present = inputs["attention_mask"].cpu().numpy().astype(bool)  # (B, L)
+            hidden = hidden.float()  # (B, L, d)
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            counts = weights.sum(dim=1).clamp(min=1.0)  # (B, 1)
+            dense = torch.nn.functional.normalize((hidden * weights).sum(dim=1) / counts, dim=-1)
+            dense_rows = dense.cpu()
+            states = hidden.cpu().numpy()
+        # The token rows are cut out in numpy: torch's boolean indexing wakes its thread pool,
+        # which on a busy 2-core machine cost a query 3 ms, a third of its forward pass, and
+        # slowed the rest of the search (bench/search_real.py).
+        present = attention_mask.cpu().numpy().astype(bool)  # (B, L)
         # Punctuation rows are left out of the token matrices (the dense mean keeps them).
         keep = present & ~np.isin(inputs["input_ids"].cpu().numpy(), self._skipped_array)
-        weights = present[..., None].astype(np.float32)  # (B, L, 1)
-        dense = _unit_rows((states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0))
         tokens = _unit_rows(states)
-        # Copies (a boolean index always copies), so no row keeps the padded batch alive.
+        # Copies (a boolean index always copies), so no row keeps the padded batch alive;
+        # cloned outside inference mode, the dense rows are ordinary tensors callers may modify.
         return [
             EncodedText(
-                dense=torch.from_numpy(dense[row].copy()),
-                tokens=torch.from_numpy(tokens[row][keep[row]]),
+                dense=dense_rows[row].clone(), tokens=torch.from_numpy(tokens[row][keep[row]])
             )
             for row in range(len(texts))
         ]

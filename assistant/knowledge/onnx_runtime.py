@@ -140,7 +140,7 @@ class OnnxForward:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle threads must not spin: the search's next steps (torch's MaxSim) need the cores.
+        # Idle threads must not spin: the search's next steps (MaxSim, fusion) need the cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Inputs vary in length; an arena would keep the largest batch's buffers for good.
         options.enable_cpu_mem_arena = False
