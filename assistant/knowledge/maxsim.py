@@ -284,9 +284,10 @@ def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -
     present = np.flatnonzero(lengths)
     if query.shape[0] == 0 or present.size == 0:
         return scores
-    products = _row_products(packed.values.numpy(), query.detach().numpy().T)  # (T, Lq)
+    values = packed.values.detach().cpu().numpy()
+    products = _row_products(values, query.detach().cpu().numpy().T)  # (T, Lq)
     if packed.scales is not None:
-        products *= packed.scales.to(torch.float32).numpy()[:, None]
+        products *= packed.scales.detach().to(torch.float32).cpu().numpy()[:, None]
     starts = (np.cumsum(lengths) - lengths)[present]
     best = np.maximum.reduceat(products, starts, axis=0)  # (documents with rows, Lq)
     scores[torch.from_numpy(present)] = torch.from_numpy(best.mean(axis=1, dtype=np.float32))

@@ -230,3 +230,15 @@ def test_int8_rows_over_several_blocks_score_as_their_float_products() -> None:
         assert maxsim_scores_packed(query, packed)[index].item() == pytest.approx(
             expected, abs=1e-5
         )
+
+
+def test_tensors_that_require_grad_are_scored_as_their_values() -> None:
+    # The tuner's held-out check scores vectors a head projected; they may still carry grad.
+    generator = torch.Generator().manual_seed(3)
+    query = unit_rows(generator, 3, 8).requires_grad_()
+    documents = [unit_rows(generator, n, 8).requires_grad_() for n in (4, 2)]
+
+    scores = maxsim_scores_ragged(query, documents)
+
+    expected = reference_maxsim(query.detach(), [d.detach() for d in documents])
+    torch.testing.assert_close(scores, torch.tensor(expected), atol=1e-6, rtol=0)
