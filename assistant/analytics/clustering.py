@@ -17,6 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
 
+from assistant.knowledge.vectors import unit_rows
+
 __all__ = [
     "DEFAULT_DISTANCE_THRESHOLD",
     "DIRECT_LIMIT",
@@ -31,12 +33,6 @@ paraphrases of one question sit at 0.1-0.4, questions on one subject around 0.4-
 
 DIRECT_LIMIT = 1000
 """Largest number of questions clustered point by point (memory and time grow as n²)."""
-
-
-def _normalised(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
 
 
 def _agglomerate(vectors: NDArray[np.float32], threshold: float) -> NDArray[np.int64]:
@@ -74,7 +70,7 @@ def cluster_questions(
     count = len(vectors)
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    unit = _normalised(np.asarray(vectors, dtype=np.float32))
+    unit = unit_rows(np.asarray(vectors, dtype=np.float32))
     if count <= DIRECT_LIMIT:
         labels = _agglomerate(unit, distance_threshold)
     else:
@@ -91,7 +87,7 @@ def cluster_questions(
         )
         micro = kmeans.fit_predict(unit)
         merged = _agglomerate(
-            _normalised(kmeans.cluster_centers_.astype(np.float32)), distance_threshold
+            unit_rows(kmeans.cluster_centers_.astype(np.float32)), distance_threshold
         )
         labels = merged[micro]
     # Renumber by size, so cluster 0 is the largest and numbers are stable for equal input.

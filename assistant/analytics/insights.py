@@ -30,6 +30,7 @@ from assistant.database.models import TurnRow
 from assistant.database.rollup_models import invalidate_hours
 from assistant.database.unresolved import recount_unresolved
 from assistant.knowledge.encoder import Encoder, TokenEncoder
+from assistant.knowledge.vectors import unit_rows
 
 __all__ = [
     "InsightEncoders",
@@ -251,10 +252,11 @@ def mark_reasked(
             by_conversation[row.conversation_id].append(row)
         for members in by_conversation.values():
             members.sort(key=lambda row: (row.position, row.turn_id))
-            vectors = np.stack(
-                [np.frombuffer(row.question_vector, dtype=np.float16) for row in members]
-            ).astype(np.float32)
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            vectors = unit_rows(
+                np.stack(
+                    [np.frombuffer(row.question_vector, dtype=np.float16) for row in members]
+                ).astype(np.float32)
+            )
             similarities = vectors @ vectors.T
             for index, row in enumerate(members):
                 flag = bool((similarities[index, index + 1 :] >= similarity).any())

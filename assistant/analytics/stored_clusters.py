@@ -33,6 +33,7 @@ from assistant.database.analytics_models import QuestionClusteringRow, TurnInsig
 from assistant.database.engine import Database
 from assistant.database.models import TurnRow
 from assistant.database.rollup_models import invalidate_assistant, invalidate_hours
+from assistant.knowledge.vectors import unit_rows
 
 __all__ = ["RECLUSTER_SHARE", "ClusteringUpdate", "update_clusters"]
 
@@ -58,14 +59,8 @@ class ClusteringUpdate:
     seconds: float
 
 
-def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
-
-
 def _vectors(rows: Iterable[bytes]) -> NDArray[np.float32]:
-    return _unit(
+    return unit_rows(
         np.stack([np.frombuffer(data, dtype=np.float16) for data in rows]).astype(np.float32)
     )
 
@@ -132,7 +127,7 @@ def _full(
     clusters = int(labels.max()) + 1
     centroids = np.zeros((clusters, vectors.shape[1]), dtype=np.float32)
     np.add.at(centroids, labels, vectors)
-    centroids = _unit(centroids)
+    centroids = unit_rows(centroids)
     names = _labels(database, turn_ids, labels)
     _store_assignments(database, turn_ids, labels, version)
     now = datetime.now(UTC)

@@ -30,6 +30,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from assistant.errors import ConfigError, EncoderError
 from assistant.knowledge.onnx_runtime import OnnxForward, default_export_dir
+from assistant.knowledge.vectors import unit_rows
 
 __all__ = [
     "PACKAGED_MODEL_NAMES",
@@ -428,7 +429,7 @@ class TransformerEncoder:
         present = attention_mask.cpu().numpy().astype(bool)  # (B, L)
         # Punctuation rows are left out of the token matrices (the dense mean keeps them).
         keep = present & ~np.isin(inputs["input_ids"].cpu().numpy(), self._skipped_array)
-        tokens = _unit_rows(states)
+        tokens = unit_rows(states)
         # Copies (a boolean index always copies), so no row keeps the padded batch alive;
         # cloned outside inference mode, the dense rows are ordinary tensors callers may modify.
         return [
@@ -437,13 +438,6 @@ class TransformerEncoder:
             )
             for row in range(len(texts))
         ]
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """``vectors`` scaled to unit norm along the last axis (as ``torch.nn.functional.normalize``)."""
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
-    return unit
 
 
 def punctuation_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
