@@ -10,13 +10,18 @@ Only words written as names count, so a visitor's ordinary words the pages happe
 ("maths", "clickable") never do:
 
 - a capital after the first letter: ``PyO3``, ``GraphQL``, ``PYTHONFASTMODE``, ``commit.autoPush``;
-- a capital first letter anywhere but the start of a sentence: ``Poetry``, ``Heroku``.
+- a capital first letter anywhere but the start of a sentence: ``Poetry``, ``Heroku``;
+- a command-line option written with its dashes: ``--turbo``, ``--enable-experimental-jit``.
+  An option names the software's own interface; it is known when each of its words is in
+  some chunk. A one-letter flag (``-Z``) names too little to count.
 
 Numbers, lowercase identifiers (``do_stuff``, likely the visitor's own code) and messages
 written mostly in capitals (shouting, Title Case) never count.
 
 >>> name_candidates("How do I write an extension module in Rust with PyO3?")
 ['Rust', 'PyO3']
+>>> name_candidates("What does the --turbo option of git clone do?")
+['--turbo']
 >>> name_candidates("my do_stuff() call returns 19.99 in maths")
 []
 """
@@ -32,6 +37,9 @@ __all__ = ["name_candidates", "unknown_names"]
 _WORD = re.compile(r"[^\W_](?:[\w'’]*[^\W_])?")
 # What ends the gap before the first word of a sentence or of a quotation.
 _SENTENCE_START = re.compile(r"(?:[.!?:;]\s+|[\"“”'‘(]\s*)$")
+# A command-line option: one or two dashes right after a blank, quote or bracket (not inside a
+# word such as "sign-on"), then a word that starts with a letter.
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*\w")
 # "I", "I'm", "I’d": a capital that is never a name.
 _FIRST_PERSON = re.compile(r"^I(?:['’]\w+)?$")
 # Above this share of capitalised words (shouting, Title Case), capitals say nothing.
@@ -47,8 +55,11 @@ def _is_name(word: str, starts_sentence: bool) -> bool:
 
 
 def name_candidates(text: str) -> list[str]:
-    """The words of ``text`` written as names, in order, each once."""
+    """The words of ``text`` written as names, and its command-line options, in order, each
+    once."""
+    options = [(match.start(), match.end(), match.group()) for match in _OPTION.finditer(text)]
     words: list[tuple[str, bool]] = []
+    found: list[tuple[int, str]] = []
     previous_end = 0
     for match in _WORD.finditer(text):
         # Only the gap since the previous word is read, so a long message costs one pass.
@@ -56,10 +67,14 @@ def name_candidates(text: str) -> list[str]:
         starts_sentence = (not words and not gap.strip()) or bool(_SENTENCE_START.search(gap))
         words.append((match.group(), starts_sentence))
         previous_end = match.end()
-    names = [word for word, starts_sentence in words if _is_name(word, starts_sentence)]
-    if not words or len(names) / len(words) > _CAPITALISED_SHARE:
+        # A word of an option is read as part of the option, never as a name of its own.
+        inside_option = any(start <= match.start() < end for start, end, _ in options)
+        if not inside_option and _is_name(match.group(), starts_sentence):
+            found.append((match.start(), match.group()))
+    if not words or len(found) / len(words) > _CAPITALISED_SHARE:
         return []
-    return list(dict.fromkeys(names))
+    found.extend((start, option) for start, _, option in options)
+    return list(dict.fromkeys(name for _, name in sorted(found)))
 
 
 def unknown_names(text: str, known: Callable[[Sequence[str]], list[bool]]) -> tuple[str, ...]:

@@ -16,6 +16,11 @@ from assistant.knowledge.unknown_names import name_candidates, unknown_names
         ("How do I cancel the tasks of an asyncio.TaskGroup?", ["TaskGroup"]),
         ("What does the commit.autoPush setting do?", ["autoPush"]),
         ("Can I deploy to Heroku? Heroku says no.", ["Heroku"]),  # each once
+        # Command-line options count with their dashes, in order with the other names.
+        ("Does git clone --turbo work with --depth in Git?", ["--turbo", "--depth", "Git"]),
+        ("What does --enable-experimental-jit do?", ["--enable-experimental-jit"]),
+        # Dashes inside or between words, a bullet and one-letter flags are no options.
+        ("single sign-on, e-mail - and python -Z or -X dev", []),
         # A capital that starts a sentence or a quotation is not a name.
         ('I\'m on it. Python says "Permission denied" when I run it', []),
         # Ordinary words, numbers and lowercase identifiers never count.
@@ -40,6 +45,13 @@ def test_a_name_is_unknown_when_no_chunk_holds_it() -> None:
         "Zendesk",
     )
     assert unknown_names("Do modules work with okta?", index.known) == ()
+
+
+def test_an_option_is_unknown_when_one_of_its_words_is_in_no_chunk() -> None:
+    index = LexicalIndex.build([("c1", "git clone --depth 1 makes a shallow clone.")])
+
+    assert unknown_names("How does --depth work, and what is --turbo?", index.known) == ("--turbo",)
+    assert unknown_names("Does --shallow-clone exist?", index.known) == ()  # both words known
 
 
 def test_an_empty_index_knows_nothing_but_words_without_terms() -> None:
