@@ -226,7 +226,7 @@ class Assistant:
         knowledge_base = self._kb(kb, create=True)
         report = knowledge_base.ingestor.ingest(connectors, progress)
         changed = any(o.status in ("added", "updated", "removed") for o in report.outcomes)
-        if changed or not knowledge_base.has_lexical_index:
+        if changed or not knowledge_base.lexical_is_current:
             knowledge_base.rebuild_lexical()
         return report
 

@@ -23,13 +23,20 @@ import torch
 from assistant.errors import ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.colbert import ColBERTEncoder
-from assistant.knowledge.encoder import Encoder, TokenEncoder, TransformerEncoder
+from assistant.knowledge.encoder import (
+    Encoder,
+    TokenEncoder,
+    TokenIds,
+    TransformerEncoder,
+    shared_pass,
+)
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import Retriever
+from assistant.knowledge.term_weights import TermWeights, count_term_weights
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
     SQLiteTokenCache,
@@ -199,6 +206,13 @@ class KnowledgeBase:
             self.late_encoder.head_version if self.late_encoder else BASE_HEAD_VERSION
         )
         token_encoder = self.late_encoder or late_encoder
+        # Token rarity weighs MaxSim only where the token rows come from the dense encoder's
+        # own pass (its tokenizer's ids); a ColBERT model learned its own weighting.
+        self._counts_terms: TokenIds | None = (
+            encoder
+            if isinstance(encoder, TokenIds) and shared_pass(token_encoder, encoder) is not None
+            else None
+        )
         self.retriever = Retriever(
             self.store,
             encoder,
@@ -225,9 +239,17 @@ class KnowledgeBase:
         self._lexical_loaded = lexical is not None
 
     @property
-    def has_lexical_index(self) -> bool:
-        """Whether a lexical index was ever saved for this knowledge base (even an empty one)."""
-        return self._lexical_loaded
+    def lexical_is_current(self) -> bool:
+        """Whether the saved lexical index is there and holds the token counts this encoder
+        weighs MaxSim with; an index saved before they were counted is rebuilt at the next
+        ingestion, even one that changes nothing."""
+        if not self._lexical_loaded:
+            return False
+        lexical = self.retriever.lexical
+        if self._counts_terms is None or lexical is None:
+            return True  # no counts to keep, or no chunk to count
+        counts = lexical.term_weights
+        return counts is not None and counts.space == self._counts_terms.model_id
 
     def sources(self) -> list[SourceSummary]:
         """What has been ingested, grouped by the source it was ingested from."""
@@ -306,14 +328,18 @@ class KnowledgeBase:
         return DEFAULT_WEIGHTS
 
     def rebuild_lexical(self) -> None:
-        """Re-index every chunk for BM25 after the knowledge base changed."""
-        index = LexicalIndex.build(
-            (chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()
-        )
+        """Re-index every chunk for BM25 after the knowledge base changed, and count the token
+        document frequencies that weigh MaxSim (``TermWeights``) over the same chunks."""
+        pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()]
+        index = LexicalIndex.build(pairs, term_weights=self._term_weights([t for _, t in pairs]))
         index.save(self.lexical_dir)
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True
         self.retriever.reload_lexical(index)
+
+    def _term_weights(self, texts: list[str]) -> TermWeights | None:
+        encoder = self._counts_terms
+        return count_term_weights(encoder, texts) if encoder is not None else None
 
     def reload_lexical_if_changed(self) -> None:
         """Pick up an index another process (an ingestion worker) saved since it was loaded."""

@@ -84,13 +84,13 @@ def read_questions(path: Path) -> dict[str, list[str]]:
 
 
 def best_scores(assistant: Assistant, kb: str, questions: Sequence[str]) -> list[float | None]:
-    """The best late-interaction score of each question's hits, as the orchestrator takes it."""
+    """The best plain MaxSim of each question's hits (``best_match``), as the orchestrator
+    takes it."""
     scores: list[float | None] = []
     with progress_bar(console) as progress:
         task = progress.add_task(f"scoring ({kb})", total=len(questions))
         for question in questions:
-            hits = assistant.search(question, kb=kb, k=CANDIDATES).hits
-            scores.append(max((hit.late_interaction_score for hit in hits), default=None))
+            scores.append(assistant.search(question, kb=kb, k=CANDIDATES).best_match)
             progress.advance(task)
     return scores
 

@@ -6,8 +6,8 @@ a token budget, an ``Answerer`` with its provider chain, and a ``ConversationSto
 ``sources`` first, then text deltas, ``citations`` and ``done`` (usage, cost, time per stage)
 or ``error``; after the stream it stores the turn with its retrieval trace.
 
-When the best late-interaction score of the recalled passages is under the no-answer
-threshold, no provider is called: the brand's no-answer text is streamed and the turn is stored
+When the best plain MaxSim of the recalled passages (``SearchResult.best_match``) is under the
+no-answer threshold, no provider is called: the brand's no-answer text is streamed and the turn is stored
 as a content gap.
 """
 
@@ -250,7 +250,7 @@ class ChatOrchestrator:
         )
         timings.update(result.trace.timings_ms)
         stage = time.perf_counter()
-        top_score = max((hit.late_interaction_score for hit in result.hits), default=None)
+        top_score = result.best_match
         answerable = top_score is not None and top_score >= self.no_answer_threshold
         if answerable and self.decline_unknown_names and result.unknown_names:
             # The question names something no page mentions ("PyO3" on a site without it):

@@ -1,7 +1,7 @@
 """Declining what the site does not answer: unanswerable and answerable questions through ``ask``.
 
 The product declines a turn (a content gap: no provider call, the brand's no-answer text) when
-the best MaxSim score of its hits is under the assistant's ``retrieval.no_answer_threshold``
+the best plain MaxSim score of its hits (``SearchResult.best_match``) is under the assistant's ``retrieval.no_answer_threshold``
 (else ``ASSISTANT_NO_ANSWER_THRESHOLD``, 0.5 by default; see ``ChatOrchestrator.prepare``), or
 when the question names something no chunk contains (``ASSISTANT_DECLINE_UNKNOWN_NAMES``; see
 ``assistant.knowledge.unknown_names``). The sweep reads the scores alone.
@@ -115,8 +115,7 @@ class NoAnswerReport:
 
 
 def _top_score(answer: Answer) -> float | None:
-    hits = answer.retrieval.hits if answer.retrieval is not None else []
-    return max((hit.late_interaction_score for hit in hits), default=None)
+    return answer.retrieval.best_match if answer.retrieval is not None else None
 
 
 def evaluate_no_answer(

@@ -37,6 +37,7 @@ __all__ = [
     "EncodedText",
     "Encoder",
     "TokenEncoder",
+    "TokenIds",
     "TokenOffsets",
     "TransformerEncoder",
     "punctuation_ids",
@@ -115,6 +116,20 @@ class TokenOffsets(Protocol):
     def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
         """One ``(start, end)`` character span of ``text`` per row of
         ``encode_query_tokens(text)``; ``(0, 0)`` for rows that read no character."""
+        ...
+
+
+@runtime_checkable
+class TokenIds(Protocol):
+    """A token encoder that can say which vocabulary token each of its token rows is, so a
+    question's rows can be weighted by how rare their tokens are (``TermWeights``)."""
+
+    model_id: str
+    vocabulary_size: int
+
+    def document_token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """For each text, the vocabulary id of every row of ``encode_document_tokens(texts)``'s
+        matrix (a query's rows are a passage's: ``encode_query_tokens``), in order."""
         ...
 
 
@@ -381,6 +396,26 @@ class TransformerEncoder:
             ]
             for ids, row in zip(batch["input_ids"], batch["offset_mapping"], strict=True)
         ]
+
+    @property
+    def vocabulary_size(self) -> int:
+        """How many token ids the tokenizer has (every id it gives is below it)."""
+        return len(self.tokenizer)
+
+    def document_token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The vocabulary id of every token row ``encode_document_tokens`` gives each text
+        (tokenizing only, with the same truncation and the same rows left out)."""
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=self.max_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+        rows = [np.asarray(ids, dtype=np.int64) for ids in batch["input_ids"]]
+        return [ids[~np.isin(ids, self._skipped_array)] for ids in rows]
 
     def query_token_offsets(self, text: str) -> list[tuple[int, int]]:
         """The character span of every token row of ``encode_query_tokens(text)`` (a query is

@@ -4,7 +4,9 @@ One index per knowledge base, built with ``bm25s`` over every chunk's embedding 
 headings and body) and persisted beside the other stores. Tokens are lowercase words of two or
 more characters minus English stopwords; BM25 with k1 = 1.5, b = 0.75. The index is rebuilt
 whole after an ingestion changes the knowledge base (seconds for 100k chunks) and swapped in
-atomically, so readers never see a half-written index.
+atomically, so readers never see a half-written index. The token document frequencies that
+weigh a question's tokens in MaxSim (``TermWeights``) are counted over the same chunks and saved
+in the same directory, so they change with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+
+from assistant.knowledge.term_weights import TermWeights
 
 __all__ = ["LexicalIndex", "LexicalScores"]
 
@@ -62,19 +66,31 @@ class LexicalIndex:
     'c2'
     """
 
-    def __init__(self, model: bm25s.BM25, chunk_ids: list[str]) -> None:
+    def __init__(
+        self,
+        model: bm25s.BM25,
+        chunk_ids: list[str],
+        *,
+        term_weights: TermWeights | None = None,
+    ) -> None:
         self._model = model
         self.chunk_ids = chunk_ids
         self._positions = {cid: i for i, cid in enumerate(chunk_ids)}
+        self.term_weights = term_weights
+        """The encoder's token document frequencies over the same chunks (``None``: not
+        counted)."""
 
     @classmethod
-    def build(cls, chunks: Iterable[tuple[str, str]]) -> LexicalIndex:
-        """Index ``(chunk_id, text)`` pairs."""
+    def build(
+        cls, chunks: Iterable[tuple[str, str]], *, term_weights: TermWeights | None = None
+    ) -> LexicalIndex:
+        """Index ``(chunk_id, text)`` pairs; ``term_weights`` counted over the same chunks are
+        kept and saved with the index."""
         pairs = list(chunks)
         model = bm25s.BM25(k1=1.5, b=0.75)
         if pairs:
             model.index(_tokenize([text for _, text in pairs]), show_progress=False)
-        return cls(model, [cid for cid, _ in pairs])
+        return cls(model, [cid for cid, _ in pairs], term_weights=term_weights)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -111,6 +127,8 @@ class LexicalIndex:
         try:
             if self.chunk_ids:
                 self._model.save(str(staging), show_progress=False)
+            if self.term_weights is not None:
+                self.term_weights.save(staging)
             (staging / _IDS_FILE).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
             retired = directory.with_name(directory.name + ".old")
             if directory.exists():
@@ -138,7 +156,8 @@ class LexicalIndex:
         if not ids_file.exists():
             return None
         chunk_ids = list(json.loads(ids_file.read_text(encoding="utf-8")))
+        term_weights = TermWeights.load(directory)
         if not chunk_ids:
-            return cls(bm25s.BM25(k1=1.5, b=0.75), [])
+            return cls(bm25s.BM25(k1=1.5, b=0.75), [], term_weights=term_weights)
         model = bm25s.BM25.load(str(directory), show_progress=False)
-        return cls(model, chunk_ids)
+        return cls(model, chunk_ids, term_weights=term_weights)

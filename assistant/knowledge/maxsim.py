@@ -22,6 +22,8 @@ __all__ = [
     "maxsim_span_scores",
     "pack_token_matrices",
     "pad_token_matrices",
+    "token_maxima",
+    "weighted_mean",
 ]
 
 
@@ -254,14 +256,16 @@ def pack_token_matrices(matrices: Sequence[torch.Tensor], dimension: int) -> Pac
     return PackedTokens(values, lengths)
 
 
-def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
+def maxsim_scores_packed(
+    query_embeddings: torch.Tensor,
+    packed: PackedTokens,
+    token_weights: np.ndarray | None = None,
+) -> torch.Tensor:
     """MaxSim of one query against every document of ``packed``.
 
-    One (T, d) x (d, Lq) product gives every similarity; the maximum over each document's
-    rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is done per
-    document. Quantised rows are converted to float32 a block at a time, each block multiplied
-    while it is still in the CPU's cache: converting all of them first would write and read
-    back four times their size, which costs more than the product itself.
+    Each query token's best match in a document (``token_maxima``), averaged over the query's
+    tokens; with ``token_weights`` (one non-negative weight per query row, not all 0) a weighted
+    mean instead (``TermWeights``).
 
     Returns:
         (N,) float32 scores; a document with no rows scores 0.0, and every document scores 0.0
@@ -271,6 +275,39 @@ def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -
     >>> packed = pack_token_matrices([torch.tensor([[1.0, 0.0], [0.6, 0.8]]), torch.zeros(0, 2)], 2)
     >>> [round(score, 6) for score in maxsim_scores_packed(query, packed).tolist()]
     [0.9, 0.0]
+    >>> [round(s, 6) for s in maxsim_scores_packed(query, packed, np.array([3.0, 1.0])).tolist()]
+    [0.95, 0.0]
+    """
+    return torch.from_numpy(weighted_mean(token_maxima(query_embeddings, packed), token_weights))
+
+
+def weighted_mean(maxima: np.ndarray, token_weights: np.ndarray | None = None) -> np.ndarray:
+    """(N,) float32: the rows of ``maxima`` (N, Lq) averaged, weighted by ``token_weights``
+    (Lq,) when given; 0.0 for every row when there is no column."""
+    if maxima.shape[1] == 0:
+        return np.zeros(maxima.shape[0], dtype=np.float32)
+    if token_weights is None:
+        mean: np.ndarray = maxima.mean(axis=1, dtype=np.float32)
+        return mean
+    weights = np.asarray(token_weights, dtype=np.float32)
+    if weights.shape != (maxima.shape[1],):
+        raise ValueError(f"token_weights must be ({maxima.shape[1]},), got {weights.shape}")
+    total = float(weights.sum())
+    if total <= 0.0:
+        raise ValueError("token_weights must not all be 0")
+    weighted: np.ndarray = (maxima @ (weights / total)).astype(np.float32, copy=False)
+    return weighted
+
+
+def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.ndarray:
+    """Each query token's best similarity in every document of ``packed``: (N, Lq) float32.
+
+    One (T, d) x (d, Lq) product gives every similarity; the maximum over each document's
+    rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is done per
+    document. Quantised rows are converted to float32 a block at a time, each block multiplied
+    while it is still in the CPU's cache: converting all of them first would write and read
+    back four times their size, which costs more than the product itself. A document with no
+    rows gets 0.0 for every query token.
     """
     query = query_embeddings.to(torch.float32)
     if query.dim() != 2:
@@ -279,19 +316,18 @@ def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -
         raise ValueError(
             f"packed token values must be (T, {query.shape[1]}), got {tuple(packed.values.shape)}"
         )
-    scores = torch.zeros(len(packed.lengths), dtype=torch.float32)
+    maxima = np.zeros((len(packed.lengths), query.shape[0]), dtype=np.float32)
     lengths = np.asarray(packed.lengths, dtype=np.int64)
     present = np.flatnonzero(lengths)
     if query.shape[0] == 0 or present.size == 0:
-        return scores
+        return maxima
     values = packed.values.detach().cpu().numpy()
     products = _row_products(values, query.detach().cpu().numpy().T)  # (T, Lq)
     if packed.scales is not None:
         products *= packed.scales.detach().to(torch.float32).cpu().numpy()[:, None]
     starts = (np.cumsum(lengths) - lengths)[present]
-    best = np.maximum.reduceat(products, starts, axis=0)  # (documents with rows, Lq)
-    scores[torch.from_numpy(present)] = torch.from_numpy(best.mean(axis=1, dtype=np.float32))
-    return scores
+    maxima[present] = np.maximum.reduceat(products, starts, axis=0)
+    return maxima
 
 
 _BLOCK_ROWS = 2048

@@ -70,3 +70,9 @@ class SearchResult:
     unknown_names: tuple[str, ...] = ()
     """Names the query asks about that no chunk of the knowledge base contains ("PyO3" on a
     site that never mentions it; see ``unknown_names``). In-process only (empty over HTTP)."""
+    best_match: float | None = None
+    """The best plain MaxSim among ``hits``: each of the query's tokens' best similarity in the
+    passage, averaged with every token counting the same, common words included. The hits'
+    ``late_interaction_score`` weighs rare tokens more, to rank; this one says how closely the
+    question as written is matched, which the no-answer threshold reads. ``None`` without hits.
+    In-process only (``None`` over HTTP)."""

@@ -3,7 +3,9 @@
 The query is encoded once (dense vector and token vectors from one pass). Candidates come from
 Chroma's ANN search and, when the knowledge base has a lexical index, from BM25 as well. Their
 token embeddings come from the cache; misses are recomputed from the stored text and written
-back. The final score fuses the standardised dense, MaxSim and lexical scores.
+back. The final score fuses the standardised dense, MaxSim and lexical scores. MaxSim weighs
+the question's tokens by their rarity in the knowledge base where its lexical index counted
+them (``TermWeights``); the plain mean is kept as the result's ``best_match``.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 import torch
 
 from assistant.errors import CacheError
-from assistant.knowledge.encoder import Encoder, TokenEncoder, shared_pass
+from assistant.knowledge.encoder import Encoder, TokenEncoder, TokenIds, shared_pass
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
     DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
     FusionWeights,
 )
 from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.maxsim import PackedTokens, maxsim_scores_packed, pack_token_matrices
+from assistant.knowledge.maxsim import (
+    PackedTokens,
+    pack_token_matrices,
+    token_maxima,
+    weighted_mean,
+)
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
+from assistant.knowledge.term_weights import query_token_weights
 from assistant.knowledge.token_cache import (
     TokenCache,
     cache_key,
@@ -75,6 +84,8 @@ class Retriever:
         # Without a separate late-interaction model, token vectors come from the dense pass.
         self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
+        # Checked once: a protocol check with data members costs microseconds per search.
+        self._token_ids: TokenIds | None = encoder if isinstance(encoder, TokenIds) else None
         self._lexical = lexical if lexical is not None and len(lexical) else None
         self._recall_k = recall_k
         self._head_version = head_version
@@ -107,6 +118,8 @@ class Retriever:
         """The ``k`` best passages for ``query`` after late-interaction reranking."""
         trace = SearchTrace(weights=(weights or self.weights).as_dict())
         clock = _Clock(trace)
+        # Read once: ``reload_lexical`` may swap the index while this search runs.
+        lexical_index = self._lexical
         encoded = self._encoder.encode_query(query)
         from_pass = shared_pass(self._late_encoder, self._encoder)
         query_tokens = (
@@ -114,34 +127,59 @@ class Retriever:
             if from_pass is not None
             else self._late_encoder.encode_query_tokens(query)
         )
+        token_weights = (
+            self._token_weights(query, query_tokens.shape[0], lexical_index)
+            if from_pass is not None
+            else None
+        )
         clock.lap("encode")
-        candidates, unknown = self._recall(query, encoded.dense, trace)
+        candidates, unknown = self._recall(query, encoded.dense, trace, lexical_index)
         clock.lap("recall")
         if not candidates:
             return SearchResult(query, [], trace, query_tokens, unknown_names=unknown)
         packed = self._packed_tokens([c.chunk for c in candidates], trace)
         clock.lap("cache")
-        late = maxsim_scores_packed(query_tokens, packed)
+        maxima = token_maxima(query_tokens, packed)
+        plain = weighted_mean(maxima)
+        late = plain if token_weights is None else weighted_mean(maxima, token_weights)
         clock.lap("maxsim")
-        ranked = self._rank(candidates, late, weights or self.weights)
+        ranked = self._rank(candidates, torch.from_numpy(late), weights or self.weights)
         clock.lap("fuse")
+        match = {c.chunk.chunk_id: float(score) for c, score in zip(candidates, plain, strict=True)}
         # The offline answerer scores sentences from the vectors of the few passages it reads.
         matrices = packed.by_key([c.chunk.chunk_id for c in candidates])
         return SearchResult(
-            query, ranked[:k], trace, query_tokens, ranked, matrices, unknown_names=unknown
+            query,
+            ranked[:k],
+            trace,
+            query_tokens,
+            ranked,
+            matrices,
+            unknown_names=unknown,
+            best_match=max((match[hit.chunk_id] for hit in ranked[:k]), default=None),
         )
+
+    def _token_weights(
+        self, query: str, rows: int, lexical_index: LexicalIndex | None
+    ) -> np.ndarray | None:
+        """The weight of each of the query's token rows, from the token document frequencies
+        counted with ``lexical_index`` (``None``: plain MaxSim)."""
+        counts = lexical_index.term_weights if lexical_index is not None else None
+        return query_token_weights(counts, self._token_ids, query, rows)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""
         return self._packed_tokens(chunks, SearchTrace()).split()
 
     def _recall(
-        self, query: str, query_dense: torch.Tensor, trace: SearchTrace
+        self,
+        query: str,
+        query_dense: torch.Tensor,
+        trace: SearchTrace,
+        lexical_index: LexicalIndex | None,
     ) -> tuple[list[Candidate], tuple[str, ...]]:
         """The candidate pool, and the names ``query`` asks about that no chunk contains
         (empty without a lexical index: its vocabulary is what says so)."""
-        # Read once: ``reload_lexical`` may swap the index while this search runs.
-        lexical_index = self._lexical
         unknown: tuple[str, ...] = ()
         dense = self._store.query(query_dense, self._recall_k)
         candidates = {chunk.chunk_id: Candidate(chunk, score) for chunk, score in dense}

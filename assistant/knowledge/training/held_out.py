@@ -1,7 +1,8 @@
 """The held-out check of tuning: the shipped ranking, run on a copy of the index.
 
 Each held-out pseudo-query is searched as ``Retriever.search`` would search it — dense top-k ∪
-BM25 top-k (``recall_union``), MaxSim, then ``rank_candidates`` with the knowledge base's
+BM25 top-k (``recall_union``), MaxSim with the query's tokens weighted by their rarity in the
+copy (``TermWeights``), then ``rank_candidates`` with the knowledge base's
 weights — on a copy of the index from which the query's own text is taken out (see
 ``pseudo_pairs.held_out_index_texts``). Several stages (the current token vectors and a
 candidate head's projection of them) are judged on the same pools, so only the late-interaction
@@ -14,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from assistant.knowledge.encoder import TokenIds, shared_pass
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.lexical import LexicalIndex
-from assistant.knowledge.maxsim import maxsim_scores_ragged
+from assistant.knowledge.maxsim import pack_token_matrices, token_maxima, weighted_mean
 from assistant.knowledge.ranking import rank_candidates, recall_union
 from assistant.knowledge.ranking_metrics import mrr_at_k
+from assistant.knowledge.term_weights import count_term_weights, query_token_weights
 from assistant.knowledge.training.encoding import (
     REBUILD_BATCH,
     BaseTokens,
@@ -59,6 +63,8 @@ class HeldOutIndex:
     query_tokens: list[torch.Tensor]
     base: BaseTokens
     rows: dict[str, int]
+    query_weights: list[np.ndarray | None]
+    """Each query's token weights, as the retriever weighs them (``None``: plain MaxSim)."""
 
     @classmethod
     def build(
@@ -88,10 +94,20 @@ class HeldOutIndex:
         query_dense, query_tokens = encode_texts(
             base, list(queries), queries=True, max_tokens=None, notify=notify
         )
+        texts = [
+            replaced_texts.get(index, chunk.chunk.embedding_text)
+            for index, chunk in enumerate(chunks)
+        ]
+        # The shipped index counts token rarity with its lexical index, where its encoder says
+        # its token ids and the token rows come from the dense pass (``KnowledgeBase``).
+        encoder = base.encoder if isinstance(base.encoder, TokenIds) else None
+        if encoder is not None and shared_pass(base.late, base.encoder) is None:
+            encoder = None
+        counts = count_term_weights(encoder, texts) if use_lexical and encoder else None
         lexical = (
             LexicalIndex.build(
-                (chunk.chunk_id, replaced_texts.get(index, chunk.chunk.embedding_text))
-                for index, chunk in enumerate(chunks)
+                ((chunk.chunk_id, text) for chunk, text in zip(chunks, texts, strict=True)),
+                term_weights=counts,
             )
             if use_lexical
             else None
@@ -106,6 +122,10 @@ class HeldOutIndex:
             query_tokens=[tokens.to(torch.float32) for tokens in query_tokens],
             base=base,
             rows={chunk.chunk_id: row for row, chunk in enumerate(chunks)},
+            query_weights=[
+                query_token_weights(counts, encoder, query, int(tokens.shape[0]))
+                for query, tokens in zip(queries, query_tokens, strict=True)
+            ],
         )
 
     def recall(self, number: int, recall_k: int) -> _Pool:
@@ -166,10 +186,12 @@ class HeldOutIndex:
                     base_matrices if project is None else _project_all(project, base_matrices)
                 )
                 for row, matrix in zip(batch, matrices, strict=True):
+                    packed = pack_token_matrices([matrix], int(matrix.shape[1]))
                     for number, position in needs[row]:
-                        late[stage][number][position] = maxsim_scores_ragged(
-                            queries[stage][number], [matrix]
-                        )[0]
+                        maxima = token_maxima(queries[stage][number], packed)
+                        late[stage][number][position] = float(
+                            weighted_mean(maxima, self.query_weights[number])[0]
+                        )
             notify(TuneStep("evaluation", len(batch)))
         return [
             [
