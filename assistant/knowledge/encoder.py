@@ -73,11 +73,13 @@ class EncodedText:
     """The two outputs of one forward pass over a text.
 
     ``dense``: (dimension,) float32, unit norm. ``tokens``: (n_tokens, token_dimension) float32,
-    every row unit norm, special tokens included, no padding.
+    every row unit norm, special tokens included, no padding. ``token_ids``: the vocabulary id
+    of each row of ``tokens`` where the encoder says them (``None`` otherwise).
     """
 
     dense: torch.Tensor
     tokens: torch.Tensor
+    token_ids: np.ndarray | None = None
 
 
 class TokenEncoder(Protocol):
@@ -462,14 +464,17 @@ class TransformerEncoder:
         # which on a busy 2-core machine cost a query 3 ms, a third of its forward pass, and
         # slowed the rest of the search (bench/search_real.py).
         present = attention_mask.cpu().numpy().astype(bool)  # (B, L)
+        ids = inputs["input_ids"].cpu().numpy()
         # Punctuation rows are left out of the token matrices (the dense mean keeps them).
-        keep = present & ~np.isin(inputs["input_ids"].cpu().numpy(), self._skipped_array)
+        keep = present & ~np.isin(ids, self._skipped_array)
         tokens = unit_rows(states)
         # Copies (a boolean index always copies), so no row keeps the padded batch alive;
         # cloned outside inference mode, the dense rows are ordinary tensors callers may modify.
         return [
             EncodedText(
-                dense=dense_rows[row].clone(), tokens=torch.from_numpy(tokens[row][keep[row]])
+                dense=dense_rows[row].clone(),
+                tokens=torch.from_numpy(tokens[row][keep[row]]),
+                token_ids=ids[row][keep[row]].astype(np.int64),
             )
             for row in range(len(texts))
         ]

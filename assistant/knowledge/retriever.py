@@ -128,7 +128,7 @@ class Retriever:
             else self._late_encoder.encode_query_tokens(query)
         )
         token_weights = (
-            self._token_weights(query, query_tokens.shape[0], lexical_index)
+            self._token_weights(query, query_tokens.shape[0], lexical_index, encoded.token_ids)
             if from_pass is not None
             else None
         )
@@ -160,12 +160,16 @@ class Retriever:
         )
 
     def _token_weights(
-        self, query: str, rows: int, lexical_index: LexicalIndex | None
+        self,
+        query: str,
+        rows: int,
+        lexical_index: LexicalIndex | None,
+        token_ids: np.ndarray | None,
     ) -> np.ndarray | None:
         """The weight of each of the query's token rows, from the token document frequencies
         counted with ``lexical_index`` (``None``: plain MaxSim)."""
         counts = lexical_index.term_weights if lexical_index is not None else None
-        return query_token_weights(counts, self._token_ids, query, rows)
+        return query_token_weights(counts, self._token_ids, query, rows, token_ids)
 
     def token_matrices(self, chunks: list[StoredChunk]) -> list[torch.Tensor]:
         """Token embeddings of ``chunks`` (each (n_tokens, token_dimension)), cache first."""

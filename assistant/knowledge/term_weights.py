@@ -123,14 +123,19 @@ def count_term_weights(encoder: TokenIds, texts: Sequence[str]) -> TermWeights:
 
 
 def query_token_weights(
-    counts: TermWeights | None, encoder: TokenIds | None, query: str, rows: int
+    counts: TermWeights | None,
+    encoder: TokenIds | None,
+    query: str,
+    rows: int,
+    token_ids: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The weight of each of the ``rows`` token rows ``encoder`` gives ``query``; ``None``
     (plain MaxSim) without counts or an encoder that says its ids, for counts of another
-    tokenizer, or when the ids are not one per row."""
+    tokenizer, or when the ids are not one per row. ``token_ids`` are the rows' ids where the
+    encoding pass gave them (saves tokenizing ``query`` again)."""
     if counts is None or encoder is None or counts.space != encoder.model_id or rows == 0:
         return None
-    ids = encoder.document_token_ids([query])[0]
+    ids = token_ids if token_ids is not None else encoder.document_token_ids([query])[0]
     if ids.shape[0] != rows:
         return None  # not the rows this encoder's pass gave: never weigh the wrong ones
     return counts.of(ids)

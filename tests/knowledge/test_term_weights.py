@@ -86,6 +86,8 @@ def test_search_ranks_with_weighted_maxsim_and_keeps_the_plain_one_for_the_thres
 
     encoder = assistant.encoder
     ids = encoder.document_token_ids([query])[0]
+    # The query's own encoding pass gives the same ids, one per token row.
+    assert np.array_equal(encoder.encode_query(query).token_ids, ids)
     assert result.query_tokens is not None and result.query_tokens.shape[0] == ids.shape[0]
     weights = lexical.term_weights.of(ids)
     chunks = kb.store.get([hit.chunk_id for hit in result.candidates])
