@@ -26,7 +26,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
 
 from assistant.errors import ConfigError, EncoderError
 from assistant.knowledge.onnx_runtime import OnnxForward, default_export_dir
@@ -381,15 +381,7 @@ class TransformerEncoder:
         ``i`` of a text's token matrix read ``text[start:end]`` of its ``i``-th span; special
         tokens read nothing, ``(0, 0)``.
         """
-        with self._tokenizer_lock:
-            batch = self.tokenizer(
-                list(texts),
-                truncation=True,
-                max_length=self.max_length,
-                return_offsets_mapping=True,
-                return_attention_mask=False,
-                verbose=False,
-            )
+        batch = self._tokenize_unpadded(texts, return_offsets_mapping=True)
         return [
             [
                 (int(start), int(end))
@@ -407,15 +399,7 @@ class TransformerEncoder:
     def document_token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """The vocabulary id of every token row ``encode_document_tokens`` gives each text
         (tokenizing only, with the same truncation and the same rows left out)."""
-        with self._tokenizer_lock:
-            batch = self.tokenizer(
-                list(texts),
-                truncation=True,
-                max_length=self.max_length,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )
+        batch = self._tokenize_unpadded(texts, return_token_type_ids=False)
         rows = [np.asarray(ids, dtype=np.int64) for ids in batch["input_ids"]]
         return [ids[~np.isin(ids, self._skipped_array)] for ids in rows]
 
@@ -431,6 +415,20 @@ class TransformerEncoder:
                 text, add_special_tokens=False, truncation=False, verbose=False
             )
         return len(token_ids["input_ids"])
+
+    def _tokenize_unpadded(self, texts: Sequence[str], **options: bool) -> BatchEncoding:
+        """Token ids of each text as the encoding reads them (same truncation), without
+        padding or tensors: for saying what the rows are, not for a forward pass."""
+        with self._tokenizer_lock:
+            batch: BatchEncoding = self.tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=self.max_length,
+                return_attention_mask=False,
+                verbose=False,
+                **options,
+            )
+        return batch
 
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         with self._tokenizer_lock:

@@ -19,6 +19,7 @@ from assistant.chat.orchestrator import passage_tokens
 from assistant.core import Assistant
 from assistant.knowledge.encoder import EncodedText, TransformerEncoder
 from assistant.settings import Settings
+from tests.support.docs import write_docs
 
 DOCS = {
     "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase. "
@@ -72,10 +73,7 @@ class CountingEncoder:
 def test_a_turn_encodes_the_question_once_and_nothing_else(
     encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
+    folder = write_docs(tmp_path, DOCS)
     counting = CountingEncoder(encoder)
     settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
     with Assistant(settings, encoder=counting) as assistant:
@@ -97,12 +95,8 @@ def test_a_turn_encodes_the_question_once_and_nothing_else(
 def test_reused_token_vectors_choose_the_same_sentences(
     make_assistant: Callable[..., Assistant], encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
     assistant = make_assistant()
-    assistant.ingest([str(folder)])
+    assistant.ingest([str(write_docs(tmp_path, DOCS))])
     answer = assistant.ask("how long do I have to get a refund on an annual plan?")
     assert answer.retrieval is not None and answer.retrieval.query_tokens is not None
     provider = ExtractiveProvider(encoder)
@@ -123,10 +117,7 @@ def test_reused_token_vectors_choose_the_same_sentences(
 def test_without_cached_vectors_the_sentences_are_encoded(
     encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
+    folder = write_docs(tmp_path, DOCS)
     settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
     with Assistant(settings, encoder=encoder) as assistant:
         assistant.ingest([str(folder)])

@@ -14,6 +14,7 @@ from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.training.encoding import BaseTokens, load_chunks
 from assistant.knowledge.training.held_out import HeldOutIndex
+from tests.support.docs import write_docs
 
 DOCS = {
     "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase. "
@@ -68,12 +69,8 @@ def test_recall_union_and_signal_ranks() -> None:
 def test_search_eval_and_tuning_rank_a_pool_alike(
     make_assistant: Callable[..., Assistant], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
     assistant = make_assistant()
-    assistant.ingest([str(folder)])
+    assistant.ingest([str(write_docs(tmp_path, DOCS))])
     knowledge_base = assistant._kb("default")
     weights = knowledge_base.retriever.weights
     results = [assistant.search(query, k=50) for query in QUERIES]

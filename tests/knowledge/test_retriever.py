@@ -18,6 +18,7 @@ from assistant.knowledge.fusion import DEFAULT_WEIGHTS
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.token_cache import TieredTokenCache, cache_key, token_space
 from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
+from tests.support.docs import write_docs
 from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
 
 DOCS = {
@@ -28,11 +29,7 @@ DOCS = {
 
 
 def _folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
+    return write_docs(tmp_path, DOCS)
 
 
 @pytest.fixture

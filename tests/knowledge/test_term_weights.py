@@ -13,6 +13,8 @@ from assistant.core import Assistant
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import pack_token_matrices, token_maxima, weighted_mean
 from assistant.knowledge.term_weights import TermWeights
+from assistant.wiring import KnowledgeBase
+from tests.support.docs import write_docs
 
 DOCS = {
     "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase.\n",
@@ -20,6 +22,23 @@ DOCS = {
     "export.md": "# Export\n\nExport a workspace as Markdown or PDF from Settings > Export.\n",
     "plans.md": "# Plans\n\nThe Team plan includes shared workspaces and priority support.\n",
 }
+
+
+def _ingested(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> tuple[Assistant, KnowledgeBase, LexicalIndex]:
+    """An assistant whose default knowledge base holds ``DOCS``, and that base's parts."""
+    assistant = make_assistant()
+    assistant.ingest([str(write_docs(tmp_path, DOCS))])
+    kb = assistant._kb("default")
+    lexical = kb.retriever.lexical
+    assert lexical is not None
+    return assistant, kb, lexical
+
+
+def _without_counts(lexical: LexicalIndex) -> LexicalIndex:
+    """The same BM25 index as one saved before token counts existed."""
+    return LexicalIndex(lexical._model, lexical.chunk_ids)
 
 
 def test_rare_tokens_weigh_more_and_tokens_in_every_chunk_almost_nothing() -> None:
@@ -70,15 +89,8 @@ def test_a_weighted_mean_counts_each_query_token_by_its_weight() -> None:
 def test_search_ranks_with_weighted_maxsim_and_keeps_the_plain_one_for_the_threshold(
     make_assistant: Callable[..., Assistant], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    assistant = make_assistant()
-    assistant.ingest([str(folder)])
-    kb = assistant._kb("default")
-    lexical = kb.retriever.lexical
-    assert lexical is not None and lexical.term_weights is not None
+    assistant, kb, lexical = _ingested(make_assistant, tmp_path)
+    assert lexical.term_weights is not None
     assert lexical.term_weights.documents == len(lexical)
     query = "Does single sign-on work with Okta?"
 
@@ -114,17 +126,9 @@ def test_search_ranks_with_weighted_maxsim_and_keeps_the_plain_one_for_the_thres
 def test_without_counts_maxsim_is_the_plain_mean(
     make_assistant: Callable[..., Assistant], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    assistant = make_assistant()
-    assistant.ingest([str(folder)])
-    kb = assistant._kb("default")
-    lexical = kb.retriever.lexical
-    assert lexical is not None
+    assistant, kb, lexical = _ingested(make_assistant, tmp_path)
     # An index saved before the counts existed: the search falls back to plain MaxSim.
-    kb.retriever.reload_lexical(LexicalIndex(lexical._model, lexical.chunk_ids))
+    kb.retriever.reload_lexical(_without_counts(lexical))
 
     result = assistant.search("Does single sign-on work with Okta?", k=3)
 
@@ -134,22 +138,14 @@ def test_without_counts_maxsim_is_the_plain_mean(
 def test_an_index_saved_without_counts_gets_them_at_the_next_ingestion(
     make_assistant: Callable[..., Assistant], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    first = make_assistant()
-    first.ingest([str(folder)])
-    kb = first._kb("default")
-    lexical = kb.retriever.lexical
-    assert lexical is not None
-    LexicalIndex(lexical._model, lexical.chunk_ids).save(kb.lexical_dir)  # as an older version
+    first, kb, lexical = _ingested(make_assistant, tmp_path)
+    _without_counts(lexical).save(kb.lexical_dir)  # as an older version saved it
     first.close()
 
     reopened = make_assistant()
     before = reopened._kb("default").retriever.lexical
     assert before is not None and before.term_weights is None
-    report = reopened.ingest([str(folder)])  # nothing changed
+    report = reopened.ingest([str(tmp_path / "docs")])  # nothing changed
 
     assert {outcome.status for outcome in report.outcomes} == {"unchanged"}
     after = reopened._kb("default").retriever.lexical
