@@ -28,7 +28,7 @@ from assistant.knowledge.encoder import (
     TokenEncoder,
     TokenIds,
     TransformerEncoder,
-    shared_pass,
+    row_token_ids,
 )
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
@@ -36,7 +36,7 @@ from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import Retriever
-from assistant.knowledge.term_weights import TermWeights, count_term_weights
+from assistant.knowledge.term_weights import count_term_weights
 from assistant.knowledge.token_cache import (
     InProcessTokenCache,
     SQLiteTokenCache,
@@ -206,13 +206,8 @@ class KnowledgeBase:
             self.late_encoder.head_version if self.late_encoder else BASE_HEAD_VERSION
         )
         token_encoder = self.late_encoder or late_encoder
-        # Token rarity weighs MaxSim only where the token rows come from the dense encoder's
-        # own pass (its tokenizer's ids); a ColBERT model learned its own weighting.
-        self._counts_terms: TokenIds | None = (
-            encoder
-            if isinstance(encoder, TokenIds) and shared_pass(token_encoder, encoder) is not None
-            else None
-        )
+        # Token rarity weighs MaxSim only where an encoder says the ids of the token rows.
+        self._counts_terms: TokenIds | None = row_token_ids(token_encoder, encoder)
         self.retriever = Retriever(
             self.store,
             encoder,
@@ -331,15 +326,13 @@ class KnowledgeBase:
         """Re-index every chunk for BM25 after the knowledge base changed, and count the token
         document frequencies that weigh MaxSim (``TermWeights``) over the same chunks."""
         pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()]
-        index = LexicalIndex.build(pairs, term_weights=self._term_weights([t for _, t in pairs]))
+        counter = self._counts_terms
+        counts = count_term_weights(counter, [t for _, t in pairs]) if counter else None
+        index = LexicalIndex.build(pairs, term_weights=counts)
         index.save(self.lexical_dir)
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True
         self.retriever.reload_lexical(index)
-
-    def _term_weights(self, texts: list[str]) -> TermWeights | None:
-        encoder = self._counts_terms
-        return count_term_weights(encoder, texts) if encoder is not None else None
 
     def reload_lexical_if_changed(self) -> None:
         """Pick up an index another process (an ingestion worker) saved since it was loaded."""

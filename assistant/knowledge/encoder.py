@@ -42,6 +42,7 @@ __all__ = [
     "TransformerEncoder",
     "punctuation_ids",
     "resolve_model_path",
+    "row_token_ids",
     "shared_pass",
 ]
 
@@ -175,6 +176,15 @@ def shared_pass(
     project = getattr(late, "project", None)
     if getattr(late, "base", None) is dense and callable(project):
         return project  # type: ignore[no-any-return]
+    return None
+
+
+def row_token_ids(late: TokenEncoder, dense: Encoder) -> TokenIds | None:
+    """The encoder that can say the vocabulary id of each of ``late``'s token rows: ``dense``
+    where it says its ids and ``late``'s rows come from its own pass (``shared_pass``);
+    ``None`` otherwise (a ColBERT model, which learned its own weighting of its tokens)."""
+    if isinstance(dense, TokenIds) and shared_pass(late, dense) is not None:
+        return dense
     return None
 
 

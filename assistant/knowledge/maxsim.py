@@ -256,16 +256,9 @@ def pack_token_matrices(matrices: Sequence[torch.Tensor], dimension: int) -> Pac
     return PackedTokens(values, lengths)
 
 
-def maxsim_scores_packed(
-    query_embeddings: torch.Tensor,
-    packed: PackedTokens,
-    token_weights: np.ndarray | None = None,
-) -> torch.Tensor:
-    """MaxSim of one query against every document of ``packed``.
-
-    Each query token's best match in a document (``token_maxima``), averaged over the query's
-    tokens; with ``token_weights`` (one non-negative weight per query row, not all 0) a weighted
-    mean instead (``TermWeights``).
+def maxsim_scores_packed(query_embeddings: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
+    """MaxSim of one query against every document of ``packed``: each query token's best match
+    in a document (``token_maxima``), averaged over the query's tokens.
 
     Returns:
         (N,) float32 scores; a document with no rows scores 0.0, and every document scores 0.0
@@ -275,10 +268,8 @@ def maxsim_scores_packed(
     >>> packed = pack_token_matrices([torch.tensor([[1.0, 0.0], [0.6, 0.8]]), torch.zeros(0, 2)], 2)
     >>> [round(score, 6) for score in maxsim_scores_packed(query, packed).tolist()]
     [0.9, 0.0]
-    >>> [round(s, 6) for s in maxsim_scores_packed(query, packed, np.array([3.0, 1.0])).tolist()]
-    [0.95, 0.0]
     """
-    return torch.from_numpy(weighted_mean(token_maxima(query_embeddings, packed), token_weights))
+    return torch.from_numpy(weighted_mean(token_maxima(query_embeddings, packed)))
 
 
 def weighted_mean(maxima: np.ndarray, token_weights: np.ndarray | None = None) -> np.ndarray:

@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from assistant.errors import CacheError
-from assistant.knowledge.encoder import Encoder, TokenEncoder, TokenIds, shared_pass
+from assistant.knowledge.encoder import (
+    Encoder,
+    TokenEncoder,
+    TokenIds,
+    row_token_ids,
+    shared_pass,
+)
 from assistant.knowledge.fusion import (
     DEFAULT_WEIGHTS,
     DEFAULT_WEIGHTS_WITHOUT_LEXICAL,
@@ -84,8 +90,8 @@ class Retriever:
         # Without a separate late-interaction model, token vectors come from the dense pass.
         self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
-        # Checked once: a protocol check with data members costs microseconds per search.
-        self._token_ids: TokenIds | None = encoder if isinstance(encoder, TokenIds) else None
+        # Decided once: a protocol check with data members costs microseconds per search.
+        self._token_ids: TokenIds | None = row_token_ids(self._late_encoder, encoder)
         self._lexical = lexical if lexical is not None and len(lexical) else None
         self._recall_k = recall_k
         self._head_version = head_version
@@ -127,10 +133,8 @@ class Retriever:
             if from_pass is not None
             else self._late_encoder.encode_query_tokens(query)
         )
-        token_weights = (
-            self._token_weights(query, query_tokens.shape[0], lexical_index, encoded.token_ids)
-            if from_pass is not None
-            else None
+        token_weights = self._token_weights(
+            query, query_tokens.shape[0], lexical_index, encoded.token_ids
         )
         clock.lap("encode")
         candidates, unknown = self._recall(query, encoded.dense, trace, lexical_index)

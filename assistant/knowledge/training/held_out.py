@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from assistant.knowledge.encoder import TokenIds, shared_pass
+from assistant.knowledge.encoder import row_token_ids
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import pack_token_matrices, token_maxima, weighted_mean
@@ -98,11 +98,8 @@ class HeldOutIndex:
             replaced_texts.get(index, chunk.chunk.embedding_text)
             for index, chunk in enumerate(chunks)
         ]
-        # The shipped index counts token rarity with its lexical index, where its encoder says
-        # its token ids and the token rows come from the dense pass (``KnowledgeBase``).
-        encoder = base.encoder if isinstance(base.encoder, TokenIds) else None
-        if encoder is not None and shared_pass(base.late, base.encoder) is None:
-            encoder = None
+        # The shipped index counts token rarity with its lexical index (``KnowledgeBase``).
+        encoder = row_token_ids(base.late, base.encoder)
         counts = count_term_weights(encoder, texts) if use_lexical and encoder else None
         lexical = (
             LexicalIndex.build(
