@@ -180,12 +180,8 @@ def shared_pass(
 
 
 def row_token_ids(late: TokenEncoder, dense: Encoder) -> TokenIds | None:
-    """The encoder that can say the vocabulary id of each of ``late``'s token rows: ``dense``
-    where it says its ids and ``late``'s rows come from its own pass (``shared_pass``);
-    ``None`` otherwise (a ColBERT model, which learned its own weighting of its tokens)."""
-    if isinstance(dense, TokenIds) and shared_pass(late, dense) is not None:
-        return dense
-    return None
+    """``dense`` where it says its token ids and ``late``'s rows come from its pass; else None."""
+    return dense if isinstance(dense, TokenIds) and shared_pass(late, dense) else None
 
 
 def _identity(tokens: torch.Tensor) -> torch.Tensor:
