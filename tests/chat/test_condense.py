@@ -147,12 +147,61 @@ def test_a_leading_connective_is_dropped_when_the_rest_names_its_own_topic() -> 
             "Can I use pytest instead?",
             "Can I use pytest instead (run tests parallel)?",
         ),
+        (  # the end of the previous activity, and a closing "before"
+            "How do I start a bisect session to find a bad commit?",
+            "When I'm done, how do I get back to where I was before?",
+            "When I'm done, how do I get back to where I was before"
+            " (start bisect session find bad commit)?",
+        ),
+        (
+            "How do I use the Paginator class?",
+            "what happens if someone asks for page 500?",
+            "What happens if someone asks for page 500 (use Paginator class)?",
+        ),
     ],
 )
 def test_continuations_keep_the_previous_subject(
     previous: str, message: str, expected: str
 ) -> None:
     assert rewrite_follow_up(message, previous) == expected
+
+
+@pytest.mark.parametrize(
+    ("previous", "message", "expected"),
+    [
+        (
+            "How do I set up PostgreSQL as my project's database?",
+            "and MySQL?",
+            "How do I set up MySQL as my project's database?",
+        ),
+        (
+            "How do I deploy Django with Gunicorn?",
+            "What about uWSGI instead?",
+            "How do I deploy Django with uWSGI?",
+        ),
+        (  # a name of several words takes the place of the whole name
+            "Does Harbor sync with Google Drive?",
+            "and Microsoft OneDrive?",
+            "Does Harbor sync with Microsoft OneDrive?",
+        ),
+        ("Does Harbor support SSO?", "and SAML?", "Does Harbor support SAML?"),
+    ],
+)
+def test_a_name_alone_asks_the_previous_question_about_it(
+    previous: str, message: str, expected: str
+) -> None:
+    assert rewrite_follow_up(message, previous) == expected
+
+
+def test_a_name_replaces_no_ignored_term_and_needs_a_name_to_replace() -> None:
+    # The product name is not what the visitor swaps out ...
+    assert rewrite_follow_up("and Dropbox?", "Does Harbor sync?", {"Harbor"}) == (
+        "Dropbox Harbor sync?"
+    )
+    # ... and a message that is not only names keeps the noun-phrase rule.
+    assert rewrite_follow_up("what about the Pro plan?", "How much does the Team plan cost?") == (
+        "How much does the Pro plan cost?"
+    )
 
 
 def test_a_demonstrative_before_a_noun_refers_back_but_a_relative_that_does_not() -> None:
