@@ -51,6 +51,7 @@ from assistant.knowledge.training.head import (
 from assistant.knowledge.vector_store import ChromaStore, DocumentState, chroma_client
 from assistant.settings import Settings
 from connectors.base import Connector, Validators
+from connectors.document import EXTRACTION_VERSION
 from connectors.sources import open_source, source_key
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def open_sources(
     failed outcome for each spec that cannot be opened at all.
 
     What ``store`` knows of each page (ETag, Last-Modified) goes with its connector, so an
-    unchanged page is not fetched again. ``max_pages`` bounds a crawl (default 200) or a
+    unchanged page is not fetched again, unless an earlier ``EXTRACTION_VERSION`` read it. ``max_pages`` bounds a crawl (default 200) or a
     sitemap (default 10,000).
     """
     connectors: list[Connector] = []
@@ -146,7 +147,8 @@ def open_sources(
         known = {
             state.url: Validators(state.etag, state.last_modified)
             for state in store.documents(key)
-            if state.etag or state.last_modified
+            if (state.etag or state.last_modified)
+            and state.extraction_version == EXTRACTION_VERSION
         }
         try:
             connectors.append(

@@ -6,7 +6,21 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["Document", "LoadResult", "Section", "SourceFailure", "Unchanged", "content_hash"]
+__all__ = [
+    "EXTRACTION_VERSION",
+    "Document",
+    "LoadResult",
+    "Section",
+    "SourceFailure",
+    "Unchanged",
+    "content_hash",
+]
+
+# Raised whenever extraction reads the same bytes differently (2: pages without a main landmark
+# keep their headings). Stores remember the version each document was read with and fetch the
+# pages read by an earlier one again, without the validators that would let the server answer
+# "not modified", so an improvement reaches knowledge bases built before it.
+EXTRACTION_VERSION = 2
 
 
 def content_hash(*parts: str) -> str:

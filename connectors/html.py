@@ -66,6 +66,8 @@ _LANDMARK_FURNITURE = (
     " or @role='banner' or @role='contentinfo']"
 )
 _CONTAINERS = frozenset({"html", "body", "main", "article"})
+# The share of a page's paragraph text the element taken for its main content holds.
+_MAIN_CONTENT_SHARE = 0.95
 # Letters, digits and the underscore: a link whose text has none of them reads as a symbol.
 _WORD_CHARACTER = re.compile(r"\w")
 
@@ -162,6 +164,7 @@ def _parse_document(text: str, source: str) -> lxml.html.HtmlElement:
         raise ParseError(source, f"the HTML could not be parsed: {exc}") from exc
     _drop_landmark_furniture(tree)
     _drop_symbol_anchors(tree)
+    _mark_main_content(tree)
     return tree
 
 
@@ -179,6 +182,37 @@ def _drop_landmark_furniture(tree: lxml.html.HtmlElement) -> None:
             continue
         if element.getparent() is not None:
             element.drop_tree()
+
+
+def _mark_main_content(tree: lxml.html.HtmlElement) -> None:
+    """Mark the element that holds the page's prose as its main landmark, if none is marked.
+
+    Trafilatura finds the main content by ``<main>``, ``<article>``, ``role="main"`` and common
+    class names. On a page with none of them (older themes, such as the YUI grid of Django's
+    documentation) it gathers the loose paragraphs instead and drops every heading, so chunks
+    lose their section titles and the page's headings become unsearchable. The content is the
+    smallest element that holds nearly all the paragraph text: navigation, headers and
+    sidebars hold links and lists, not paragraphs.
+    """
+    if tree.xpath("//main | //article | //*[@role='main']"):
+        return
+    held: dict[etree._Element, int] = {}
+    for block in tree.xpath("//p | //pre"):
+        length = len(block.text_content().strip())
+        for ancestor in block.iterancestors():
+            held[ancestor] = held.get(ancestor, 0) + length
+    bodies = tree.xpath("//body")
+    total = held.get(bodies[0], 0) if bodies else 0
+    if not total:
+        return
+    element = bodies[0]
+    while True:
+        child = next((c for c in element if held.get(c, 0) >= _MAIN_CONTENT_SHARE * total), None)
+        if child is None:
+            break
+        element = child
+    if element is not bodies[0] and str(element.tag) in {"div", "section"}:
+        element.set("role", "main")
 
 
 def _drop_symbol_anchors(tree: lxml.html.HtmlElement) -> None:

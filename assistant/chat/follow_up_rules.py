@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
+from assistant.knowledge.unknown_names import is_name
+
 __all__ = ["rewrite_follow_up"]
 
 
@@ -146,16 +148,6 @@ def _content_words(text: str, exclude: Collection[str]) -> list[str]:
     return kept
 
 
-def _is_name(word: _Word, *, sentence_start: bool) -> bool:
-    """Whether ``word`` looks like a name: capitals inside it (PostgreSQL, uWSGI, iOS), or a
-    capital first letter where no sentence starts (Gunicorn, Slack), except "I"."""
-    if word.lower == "i" or word.lower.startswith(("i'", "i’")):
-        return False
-    return any(c.isupper() for c in word.text[1:]) or (
-        word.text[:1].isupper() and not sentence_start
-    )
-
-
 def _swap_name(
     rest: str, previous: str, ignored: Collection[str], *, connected: bool
 ) -> str | None:
@@ -167,14 +159,14 @@ def _swap_name(
     words = _words(_POINTS_BACK.sub("", _bare(rest)))
     if not words or len(words) > _SHORT_MESSAGE_WORDS:
         return None
-    if not all(_is_name(w, sentence_start=i == 0 and not connected) for i, w in enumerate(words)):
+    if not all(is_name(w.text, i == 0 and not connected) for i, w in enumerate(words)):
         return None
     name = rest[words[0].start : words[-1].end]
     # Runs of adjacent names ("Google Drive"), as (first, last) word indices.
     runs: list[tuple[int, int]] = []
     previous_words = _words(previous)
     for index, word in enumerate(previous_words):
-        if not _is_name(word, sentence_start=index == 0) or word.lower in ignored:
+        if not is_name(word.text, index == 0) or word.lower in ignored:
             continue
         if runs and runs[-1][1] == index - 1:
             runs[-1] = (runs[-1][0], index)

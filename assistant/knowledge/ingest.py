@@ -29,7 +29,7 @@ from assistant.knowledge.reports import (
 from assistant.knowledge.token_cache import TokenCache, cache_key, token_space
 from assistant.knowledge.vector_store import ChunkRecord, VectorStore
 from connectors.base import Connector
-from connectors.document import Document, SourceFailure, Unchanged
+from connectors.document import EXTRACTION_VERSION, Document, SourceFailure, Unchanged
 from connectors.limits import DEFAULT_LIMITS
 
 __all__ = [
@@ -57,6 +57,8 @@ class _Pending:
     source: str
     chunks: list[Chunk]
     previous_ids: tuple[str, ...]
+    same_text: bool = False
+    """Stored already with this text, read by an earlier extraction: only its records change."""
     fresh: list[Chunk] = field(init=False)
     kept: list[Chunk] = field(init=False)
 
@@ -155,7 +157,8 @@ class Ingestor:
 
     def _prepare(self, document: Document, source: str, report: IngestReport) -> _Pending | None:
         state = self._store.document_state(document.source)
-        if state is not None and state.document_hash == document.content_hash:
+        same_text = state is not None and state.document_hash == document.content_hash
+        if same_text and state is not None and state.extraction_version == EXTRACTION_VERSION:
             report.outcomes.append(DocumentOutcome(document.source, "unchanged"))
             return None
         chunks = self._chunker.split(document)
@@ -168,7 +171,7 @@ class Ingestor:
                 limit="ASSISTANT_MAX_DOCUMENT_CHUNKS",
             )
         previous = state.chunk_ids if state is not None else ()
-        return _Pending(document, source, chunks, previous)
+        return _Pending(document, source, chunks, previous, same_text)
 
     def _write(
         self, pending: list[_Pending], report: IngestReport, notify: ProgressCallback
@@ -208,7 +211,13 @@ class Ingestor:
             self._store.update_records(self._records(item, item.kept))
             new_ids = {chunk.chunk_id for chunk in item.chunks}
             self._store.delete([cid for cid in item.previous_ids if cid not in new_ids])
-            status: Status = "updated" if item.previous_ids else "added"
+            status: Status = (
+                "unchanged"
+                if item.same_text and not item.fresh
+                else "updated"
+                if item.previous_ids
+                else "added"
+            )
             report.outcomes.append(DocumentOutcome(item.document.source, status, len(item.chunks)))
             report.chunks_embedded += len(item.fresh)
             notify(ProgressEvent("embedded", len(item.fresh), item.document.source))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-__all__ = ["name_candidates", "unknown_names"]
+__all__ = ["is_name", "name_candidates", "unknown_names"]
 
 # A word; dotted names are read part by part ("commit.autoPush": "commit", "autoPush").
 _WORD = re.compile(r"[^\W_](?:[\w'’]*[^\W_])?")
@@ -46,7 +46,9 @@ _FIRST_PERSON = re.compile(r"^I(?:['’]\w+)?$")
 _CAPITALISED_SHARE = 0.5
 
 
-def _is_name(word: str, starts_sentence: bool) -> bool:
+def is_name(word: str, starts_sentence: bool) -> bool:
+    """Whether ``word`` is written as a name: a capital after its first letter, or a capital
+    first letter where no sentence starts ("I" and "I'm" never are)."""
     if len(word) < 2 or not any(char.isalpha() for char in word) or _FIRST_PERSON.match(word):
         return False
     if any(char.isupper() for char in word[1:]):
@@ -69,7 +71,7 @@ def name_candidates(text: str) -> list[str]:
         previous_end = match.end()
         # A word of an option is read as part of the option, never as a name of its own.
         inside_option = any(start <= match.start() < end for start, end, _ in options)
-        if not inside_option and _is_name(match.group(), starts_sentence):
+        if not inside_option and is_name(match.group(), starts_sentence):
             found.append((match.start(), match.group()))
     if not words or len(found) / len(words) > _CAPITALISED_SHARE:
         return []

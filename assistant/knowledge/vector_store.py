@@ -22,6 +22,7 @@ from assistant.errors import ConfigError, NotFoundError
 from assistant.knowledge.chroma_client import chroma_client, chroma_errors, close_chroma_client
 from assistant.knowledge.chunk_memo import ChunkMemo
 from assistant.knowledge.chunking import Chunk
+from connectors.document import EXTRACTION_VERSION
 
 __all__ = [
     "ChromaStore",
@@ -66,6 +67,7 @@ class ChunkRecord:
     fetched_at: str
     etag: str | None = None
     last_modified: str | None = None
+    extraction_version: int = EXTRACTION_VERSION
 
     def metadata(self) -> dict[str, str | int]:
         """Flat Chroma metadata: no lists, no ``None``."""
@@ -79,6 +81,7 @@ class ChunkRecord:
             "document_hash": self.document_hash,
             "content_type": self.content_type,
             "fetched_at": self.fetched_at,
+            "extraction_version": self.extraction_version,
         }
         if self.etag:
             values["etag"] = self.etag
@@ -136,6 +139,8 @@ class DocumentState:
     fetched_at: str
     etag: str | None = None
     last_modified: str | None = None
+    extraction_version: int = 0
+    """The ``EXTRACTION_VERSION`` the document was read with (0: before versions were kept)."""
 
 
 class VectorSearch(Protocol):
@@ -491,6 +496,7 @@ class ChromaStore:
                     fetched_at=str(first.get("fetched_at", "")),
                     etag=first.get("etag"),
                     last_modified=first.get("last_modified"),
+                    extraction_version=int(first.get("extraction_version", 0)),
                 )
             )
         states.sort(key=lambda state: (state.source, state.url))

@@ -31,6 +31,7 @@ import torch
 
 from assistant.knowledge.chunking import Chunk
 from assistant.knowledge.vector_store import ChunkRecord, StoredChunk, VectorStore
+from connectors.document import EXTRACTION_VERSION
 
 __all__ = ["DIMENSION", "StoreOpener", "VectorStoreContract", "record", "unit"]
 
@@ -198,6 +199,7 @@ class VectorStoreContract:
         assert (state.document_hash, state.content_type) == ("hash-a", "text/markdown")
         assert state.fetched_at == "2025-01-01T00:00:00+00:00"
         assert (state.etag, state.last_modified) == ('"v1"', "Wed, 01 Jan")
+        assert state.extraction_version == EXTRACTION_VERSION
         assert store.document_state("never-stored") is None
 
     def test_none_fields_are_left_out_and_read_back_as_none(self, store: VectorStore) -> None:

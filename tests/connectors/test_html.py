@@ -370,3 +370,50 @@ def test_a_sphinx_index_page_reads_as_its_list_of_pages_without_the_sidebars() -
     assert page.sections[0].heading_path == ("Python Frequently Asked Questions",)
     assert "Programming FAQ" in text
     assert "Previous topic" not in text and "Show Source" not in text
+
+
+def _paragraph(topic: str) -> str:
+    return f"<p>{f'This paragraph explains {topic} in enough words to read as prose. ' * 5}</p>"
+
+
+# An older theme's grid with no <main>, <article> or role: the site's header with its own <h1>,
+# the content in plain divs, a sidebar of links, and a footer.
+GRID_LAYOUT_PAGE = f"""<html><head><title>Caching - Docs</title></head><body>
+<div class="document"><div id="custom-doc" class="yui-t6">
+  <div id="hd"><h1><a href="/">Example 3.2 documentation</a></h1>
+    <div id="global-nav"><a href="/">Home</a> | <a href="/toc">Table of contents</a> NAV-LEAK</div>
+  </div>
+  <div id="bd"><div id="yui-main"><div class="yui-b"><div class="yui-g">
+    <div class="section"><h1>Caching</h1>{_paragraph("why caching helps")}
+      <div class="section"><h2>Setting up the cache</h2>{_paragraph("the cache settings")}
+        <div class="section"><h3>Memcached</h3>{_paragraph("Memcached")}</div>
+      </div>
+      <div class="section"><h2>Cache a template fragment</h2>{_paragraph("fragments")}</div>
+    </div>
+  </div></div></div>
+  <div class="yui-b" id="sidebar"><h3>Browse</h3><ul><li><a href="/a">Prev SIDEBAR-LEAK</a></li>
+    <li><a href="/b">Next</a></li></ul><h3>Last update:</h3>Nov 11, 2026</div>
+  </div>
+  <div id="ft"><a href="/">Home</a> | FOOTER-LEAK</div>
+</div></div></body></html>"""
+
+
+def test_a_page_without_a_main_landmark_keeps_its_headings() -> None:
+    """Main-content extraction finds no container on such a page and would gather loose
+    paragraphs without a single heading; the element holding the prose is marked as main."""
+    page = extract_html(GRID_LAYOUT_PAGE, "https://docs.example.com/topics/cache.html")
+
+    assert [section.heading_path for section in page.sections] == [
+        ("Caching",),
+        ("Caching", "Setting up the cache"),
+        ("Caching", "Setting up the cache", "Memcached"),
+        ("Caching", "Cache a template fragment"),
+    ]
+    text = " ".join(section.text for section in page.sections)
+    assert "LEAK" not in text and "Example 3.2 documentation" not in text
+    assert "explains fragments" in text
+
+
+def test_the_marked_container_reads_as_if_the_page_had_marked_it_itself() -> None:
+    marked = GRID_LAYOUT_PAGE.replace('<div class="yui-g">', '<div class="yui-g" role="main">')
+    assert extract_html(marked).sections == extract_html(GRID_LAYOUT_PAGE).sections

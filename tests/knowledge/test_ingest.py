@@ -14,6 +14,9 @@ import pytest
 from assistant.core import Assistant
 from assistant.knowledge.encoder import EncodedText, TransformerEncoder
 from assistant.knowledge.token_cache import cache_key, token_space
+from assistant.knowledge.vector_store import ChunkRecord
+from connectors.document import EXTRACTION_VERSION
+from tests.connectors.site import LocalSite, site_fixture  # noqa: F401 - pytest fixture
 
 PAGES = {
     "billing.md": "# Billing\n\n## Refunds\n\nAnnual plans are refunded in full within 14 days.\n\n"
@@ -140,6 +143,48 @@ def test_a_page_written_part_way_is_not_taken_as_unchanged(
     state = store.document_state(str(guide))
     assert state is not None and state.document_hash not in ("", "from-an-older-page")
     assert assistant.ingest([str(guide)]).count("unchanged") == 1
+
+
+def test_pages_read_by_an_earlier_extraction_are_fetched_again_in_full(
+    make_assistant: Callable[..., Assistant], site: LocalSite
+) -> None:
+    """A page stored by an earlier ``EXTRACTION_VERSION`` is fetched without its validators,
+    so the server cannot answer "not modified" and the page is read again. Read the same, it
+    keeps its vectors and takes the current version; the next sync is conditional again."""
+    assistant = make_assistant(fetch_allow_hosts=("127.0.0.1",))
+    url = site.url("/etag")
+    assert assistant.ingest([url]).count("added") == 1
+    store = assistant._kb("default").store
+    state = store.document_state(url)
+    assert state is not None and state.extraction_version == EXTRACTION_VERSION
+    # Mark the page as read by the previous version, as a knowledge base built before it is.
+    stored = store.get(list(state.chunk_ids))
+    store.update_records(
+        [
+            ChunkRecord(
+                chunk=chunk.chunk,
+                source=state.source,
+                document_hash=state.document_hash,
+                content_type=state.content_type,
+                fetched_at=state.fetched_at,
+                etag=state.etag,
+                last_modified=state.last_modified,
+                extraction_version=EXTRACTION_VERSION - 1,
+            )
+            for chunk in stored
+        ]
+    )
+
+    report = assistant.ingest([url])
+    assert report.count("unchanged") == 1 and report.chunks_embedded == 0
+    assert "if-none-match" not in site.requested("/etag")[-1].headers
+    assert "if-modified-since" not in site.requested("/etag")[-1].headers
+    state = store.document_state(url)
+    assert state is not None and state.extraction_version == EXTRACTION_VERSION
+    assert state.chunk_ids == tuple(chunk.chunk_id for chunk in stored)
+
+    assert assistant.ingest([url]).count("unchanged") == 1
+    assert site.requested("/etag")[-1].headers.get("if-none-match") == '"v1"'
 
 
 def test_a_deleted_file_is_removed_and_forget_removes_a_source(
