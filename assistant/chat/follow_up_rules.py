@@ -57,6 +57,13 @@ _PERSONAL_PRONOUNS = frozenset({"it", "they", "them"})
 _POSSESSIVE_PRONOUNS = frozenset({"its", "their"})
 _DEMONSTRATIVES = frozenset({"this", "that", "these", "those"})
 _BE_VERBS = frozenset({"is", "are", "was", "were"})
+# Prepositions that start an adjunct of the question rather than its topic ("of" does not: "the
+# price of the Team plan" is about the plan).
+_ADJUNCT_PREPOSITIONS = _word_set(
+    "about after as at before by during for from in inside into on onto over through to"
+    " under via with within without"
+)
+_SUBJECTS = frozenset({"i", "we", "you"})
 _PREPOSITIONS = frozenset({"on", "in", "for", "with", "without", "at", "from", "by", "via", "to"})
 
 # A leading connective marks a follow-up; "what about X" / "how about X" ask the previous
@@ -111,14 +118,21 @@ def _noun_phrase(question: str, ignored: Collection[str]) -> str | None:
     """The main noun phrase of ``question``: its longest run of topic words (first on a tie).
 
     The run keeps a determiner just before it ("the Team plan"). Runs made only of ``ignored``
-    terms (the product name, present in most questions) are used only when nothing else is.
+    terms (the product name, present in most questions) are used only when nothing else is, and
+    a run after a preposition such as "from" or "as" (an adjunct: "send an email from a Django
+    view") only when no run outside one is left.
     """
     words = _words(question)
     runs: list[tuple[int, int]] = []
     start: int | None = None
     for index, word in enumerate([*words, None]):
+        # The word after "I", "we" or "you" is the question's verb ("how do I send ...").
+        verb = index > 0 and words[index - 1].lower in _SUBJECTS
         inside = (
-            word is not None and word.lower not in _STOPWORDS and word.lower not in _ACTION_WORDS
+            word is not None
+            and not verb
+            and word.lower not in _STOPWORDS
+            and word.lower not in _ACTION_WORDS
         )
         if inside and start is None:
             start = index
@@ -128,9 +142,13 @@ def _noun_phrase(question: str, ignored: Collection[str]) -> str | None:
     if not runs:
         return None
 
-    def weight(run: tuple[int, int]) -> tuple[bool, int, int]:
+    def weight(run: tuple[int, int]) -> tuple[bool, bool, int, int]:
         has_topic = any(_is_topic_word(word, ignored) for word in words[run[0] : run[1]])
-        return (has_topic, run[1] - run[0], -run[0])
+        before = run[0] - 1
+        if before >= 0 and words[before].lower in _DETERMINERS:
+            before -= 1
+        adjunct = before >= 0 and words[before].lower in _ADJUNCT_PREPOSITIONS
+        return (has_topic, not adjunct, run[1] - run[0], -run[0])
 
     first, end = max(runs, key=weight)
     if first > 0 and words[first - 1].lower in _DETERMINERS:

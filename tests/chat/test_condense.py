@@ -93,6 +93,21 @@ SLACK_TURN = HistoryTurn(
         ("What plans are there?", "which one is cheaper?", "Which one is cheaper plans?"),
         ("How do I export my data?", "why?", "Why export data?"),
         ("How do I export my data?", "and the formats?", "The formats export data?"),
+        (  # the verb's object is the topic, not the phrase after "from" ...
+            "How do I send an email from a Django view?",
+            "what about attaching a PDF to it?",
+            "Attaching a PDF to the email (send Django view)?",
+        ),
+        (  # ... or "as", and the word after "I" is the verb, even one the rules do not list
+            "How do I set up PostgreSQL as my project's database?",
+            "is it fast?",
+            "Is PostgreSQL fast (set project's database)?",
+        ),
+        (
+            "How can I write a view for my blog?",
+            "how do I test it?",
+            "How do I test the view (write blog)?",
+        ),
     ],
 )
 def test_follow_ups_are_rewritten_with_the_previous_topic(
