@@ -68,6 +68,7 @@ _LANDMARK_FURNITURE = (
 _CONTAINERS = frozenset({"html", "body", "main", "article"})
 # The share of a page's paragraph text the element taken for its main content holds.
 _MAIN_CONTENT_SHARE = 0.95
+_HEADINGS = ".//h1 | .//h2 | .//h3 | .//h4 | .//h5 | .//h6"
 # Letters, digits and the underscore: a link whose text has none of them reads as a symbol.
 _WORD_CHARACTER = re.compile(r"\w")
 
@@ -119,12 +120,20 @@ def extract_html(
     canonical_url = _canonical_url(tree, base_url)
     noindex = _has_noindex(tree)
 
+    marked = _mark_main_content(tree)
+    headings = len(marked.xpath(_HEADINGS)) if marked is not None else 0
     sections = _main_content_sections(tree, source)
+    if len({section.heading_path for section in sections if section.heading_path}) < headings / 2:
+        # Trafilatura dropped the headings of this markup (its heuristics read some themes'
+        # titles as furniture): read the container with the structure it has instead.
+        sections = _fallback_sections(tree)
     if _character_count(sections) < _MIN_MAIN_CONTENT_CHARACTERS:
         # On short pages trafilatura falls back to flattening the whole body, navigation and
         # headings included; the structured fallback does better there. It starts again from
         # the markup because trafilatura may have trimmed the tree.
-        sections = _fallback_sections(_parse_document(text, source)) or sections
+        fallback_tree = _parse_document(text, source)
+        _mark_main_content(fallback_tree)
+        sections = _fallback_sections(fallback_tree) or sections
     if not sections:
         raise ParseError(source, "no readable text in the page")
     return ExtractedPage(
@@ -164,7 +173,6 @@ def _parse_document(text: str, source: str) -> lxml.html.HtmlElement:
         raise ParseError(source, f"the HTML could not be parsed: {exc}") from exc
     _drop_landmark_furniture(tree)
     _drop_symbol_anchors(tree)
-    _mark_main_content(tree)
     return tree
 
 
@@ -184,18 +192,19 @@ def _drop_landmark_furniture(tree: lxml.html.HtmlElement) -> None:
             element.drop_tree()
 
 
-def _mark_main_content(tree: lxml.html.HtmlElement) -> None:
-    """Mark the element that holds the page's prose as its main landmark, if none is marked.
+def _mark_main_content(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """Mark the element that holds the page's prose as its main landmark, if none is marked,
+    and return it.
 
     Trafilatura finds the main content by ``<main>``, ``<article>``, ``role="main"`` and common
     class names. On a page with none of them (older themes, such as the YUI grid of Django's
-    documentation) it gathers the loose paragraphs instead and drops every heading, so chunks
-    lose their section titles and the page's headings become unsearchable. The content is the
-    smallest element that holds nearly all the paragraph text: navigation, headers and
-    sidebars hold links and lists, not paragraphs.
+    documentation or DocBook's books) it gathers the loose paragraphs instead and drops every
+    heading, so chunks lose their section titles and the page's headings become unsearchable.
+    The content is the smallest element that holds nearly all the paragraph text: navigation,
+    headers and sidebars hold links and lists, not paragraphs.
     """
     if tree.xpath("//main | //article | //*[@role='main']"):
-        return
+        return None
     held: dict[etree._Element, int] = {}
     for block in tree.xpath("//p | //pre"):
         length = len(block.text_content().strip())
@@ -203,16 +212,18 @@ def _mark_main_content(tree: lxml.html.HtmlElement) -> None:
             held[ancestor] = held.get(ancestor, 0) + length
     bodies = tree.xpath("//body")
     total = held.get(bodies[0], 0) if bodies else 0
-    if not total:
-        return
+    if total < _MIN_MAIN_CONTENT_CHARACTERS:
+        return None  # a page of lists and links (an index): nothing to tell prose apart by
     element = bodies[0]
     while True:
         child = next((c for c in element if held.get(c, 0) >= _MAIN_CONTENT_SHARE * total), None)
         if child is None:
             break
         element = child
-    if element is not bodies[0] and str(element.tag) in {"div", "section"}:
-        element.set("role", "main")
+    if element is bodies[0] or str(element.tag) not in {"div", "section"}:
+        return None
+    element.set("role", "main")
+    return element  # type: ignore[no-any-return]
 
 
 def _drop_symbol_anchors(tree: lxml.html.HtmlElement) -> None:
