@@ -417,3 +417,56 @@ def test_a_page_without_a_main_landmark_keeps_its_headings() -> None:
 def test_the_marked_container_reads_as_if_the_page_had_marked_it_itself() -> None:
     marked = GRID_LAYOUT_PAGE.replace('<div class="yui-g">', '<div class="yui-g" role="main">')
     assert extract_html(marked).sections == extract_html(GRID_LAYOUT_PAGE).sections
+
+
+def _chapter(number: int, title: str, sections: tuple[str, ...]) -> str:
+    """A DocBook chapter: every title in a ``titlepage`` of nested divs, as DocBook writes it."""
+    inner = "".join(
+        f'<div class="section"><div class="titlepage"><div><div><h3 class="title">'
+        f'<a name="s{number}-{index}"></a>{name}</h3></div></div></div>{_paragraph(name)}</div>'
+        for index, name in enumerate(sections)
+    )
+    return (
+        f'<div class="chapter"><div class="titlepage"><div><div><h2 class="title">'
+        f'<a name="c{number}"></a>Chapter {number}. {title}</h2></div></div></div>'
+        f"{_paragraph(title)}{inner}</div>"
+    )
+
+
+DOCBOOK_PAGE = (
+    '<html><head><title>User Manual</title></head><body><div class="book"><div class="titlepage">'
+    '<div><div><h1 class="title">User Manual</h1></div></div></div>'
+    f"{_chapter(1, 'Repositories', ('Cloning', 'Branches'))}"
+    f"{_chapter(2, 'History', ('Commits', 'Tags'))}</div></body></html>"
+)
+
+
+def test_a_container_whose_headings_extraction_drops_is_read_with_its_own_structure() -> None:
+    """Main-content extraction keeps one heading of a DocBook book, whose titles sit in
+    ``titlepage`` divs; the container is then read as it is built, every title in place."""
+    page = extract_html(DOCBOOK_PAGE, "https://docs.example.com/user-manual.html")
+
+    assert [section.heading_path for section in page.sections] == [
+        ("User Manual", "Chapter 1. Repositories"),
+        ("User Manual", "Chapter 1. Repositories", "Cloning"),
+        ("User Manual", "Chapter 1. Repositories", "Branches"),
+        ("User Manual", "Chapter 2. History"),
+        ("User Manual", "Chapter 2. History", "Commits"),
+        ("User Manual", "Chapter 2. History", "Tags"),
+    ]
+    assert "explains Tags" in page.sections[-1].text
+
+
+def test_a_page_of_links_is_not_read_from_the_one_paragraph_of_its_sidebar() -> None:
+    """An index page has lists, not prose: the sidebar's one short paragraph must not be taken
+    for the page's content."""
+    links = "".join(
+        f'<li><a href="/p{i}">Question number {i} about the product?</a></li>' for i in range(30)
+    )
+    page = extract_html(
+        f"<html><head><title>FAQ</title></head><body><div id='bd'><div class='yui-g'><h1>FAQ</h1>"
+        f"<ul>{links}</ul></div><div id='sidebar'><h3>Last update:</h3><p>Nov 11, 2026</p>"
+        "</div></div></body></html>"
+    )
+    text = " ".join(section.text for section in page.sections)
+    assert "Question number 29 about the product?" in text
