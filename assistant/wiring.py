@@ -137,8 +137,8 @@ def open_sources(
     failed outcome for each spec that cannot be opened at all.
 
     What ``store`` knows of each page (ETag, Last-Modified) goes with its connector, so an
-    unchanged page is not fetched again, unless an earlier ``EXTRACTION_VERSION`` read it. ``max_pages`` bounds a crawl (default 200) or a
-    sitemap (default 10,000).
+    unchanged page is not fetched again, unless an earlier ``EXTRACTION_VERSION`` read it.
+    ``max_pages`` bounds a crawl (default 200) or a sitemap (default 10,000).
     """
     connectors: list[Connector] = []
     unreadable: list[DocumentOutcome] = []

@@ -3,8 +3,9 @@
 Trafilatura finds the main content and drops navigation, headers, footers, cookie banners and
 sidebars. Its XML output keeps headings, lists, tables and code apart, so we build sections
 from that tree rather than from its Markdown output, which escapes characters such as ``*``
-and ``<`` in the text. Very short pages, where trafilatura finds nothing, go through a plain
-lxml extraction of ``<main>``/``<article>``/``<body>`` with the page furniture removed.
+and ``<`` in the text. Very short pages, where trafilatura finds nothing, and pages whose
+headings it drops go through a plain lxml extraction of ``<main>``/``<article>``/``<body>``
+(or of the container found to hold the prose) with the page furniture removed.
 
 Only text ever leaves this module: markup, scripts and styles are never copied out.
 
@@ -123,14 +124,12 @@ def extract_html(
     marked = _mark_main_content(tree)
     headings = len(marked.xpath(_HEADINGS)) if marked is not None else 0
     sections = _main_content_sections(tree, source)
-    if len({section.heading_path for section in sections if section.heading_path}) < headings / 2:
-        # Trafilatura dropped the headings of this markup (its heuristics read some themes'
-        # titles as furniture): read the container with the structure it has instead.
-        sections = _fallback_sections(tree)
-    if _character_count(sections) < _MIN_MAIN_CONTENT_CHARACTERS:
-        # On short pages trafilatura falls back to flattening the whole body, navigation and
-        # headings included; the structured fallback does better there. It starts again from
-        # the markup because trafilatura may have trimmed the tree.
+    kept_headings = len({section.heading_path for section in sections if section.heading_path})
+    if kept_headings < headings / 2 or _character_count(sections) < _MIN_MAIN_CONTENT_CHARACTERS:
+        # Trafilatura dropped most headings of the container (its heuristics read some themes'
+        # titles as furniture), or the page is short, where it flattens the whole body,
+        # navigation and headings included: the structured fallback does better in both. It
+        # starts again from the markup because trafilatura may have trimmed the tree.
         fallback_tree = _parse_document(text, source)
         _mark_main_content(fallback_tree)
         sections = _fallback_sections(fallback_tree) or sections
