@@ -33,6 +33,7 @@ from assistant.knowledge.encoder import (
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
 from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import Retriever
@@ -237,14 +238,18 @@ class KnowledgeBase:
 
     @property
     def lexical_is_current(self) -> bool:
-        """Whether the saved lexical index is there and holds the token counts this encoder
-        weighs MaxSim with; an index saved before they were counted is rebuilt at the next
-        ingestion, even one that changes nothing."""
+        """Whether the saved lexical index is there and holds the pages' lengths and the token
+        counts this encoder weighs MaxSim with; an index saved before they were counted is
+        rebuilt at the next ingestion, even one that changes nothing."""
         if not self._lexical_loaded:
             return False
         lexical = self.retriever.lexical
-        if self._counts_terms is None or lexical is None:
-            return True  # no counts to keep, or no chunk to count
+        if lexical is None:
+            return True  # no chunk to count
+        if lexical.page_sizes is None:
+            return False
+        if self._counts_terms is None:
+            return True  # no token counts to keep
         counts = lexical.term_weights
         return counts is not None and counts.space == self._counts_terms.model_id
 
@@ -325,12 +330,15 @@ class KnowledgeBase:
         return DEFAULT_WEIGHTS
 
     def rebuild_lexical(self) -> None:
-        """Re-index every chunk for BM25 after the knowledge base changed, and count the token
-        document frequencies that weigh MaxSim (``TermWeights``) over the same chunks."""
-        pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in self.store.iter_chunks()]
+        """Re-index every chunk for BM25 after the knowledge base changed, and count over the
+        same chunks the token document frequencies that weigh MaxSim (``TermWeights``) and the
+        pages' lengths (``PageSizes``)."""
+        chunks = list(self.store.iter_chunks())
+        pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in chunks]
         counter = self._counts_terms
         counts = count_term_weights(counter, [t for _, t in pairs]) if counter else None
-        index = LexicalIndex.build(pairs, term_weights=counts)
+        sizes = PageSizes.count(chunk.url for chunk in chunks)
+        index = LexicalIndex.build(pairs, term_weights=counts, page_sizes=sizes)
         index.save(self.lexical_dir)
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True

@@ -313,6 +313,7 @@ def test_eval_command_writes_the_site_json(
         "maxsim",
         "bm25",
         "ranks",
+        "breadth",
     }
     assert payload["follow_ups"] is None and payload["no_answer"] is None
 

@@ -59,6 +59,7 @@ class Candidate:
     maxsim_rank: int
     lexical_rank: int | None
     fused_rank: int
+    page_breadth: float = 0.0
 
     @classmethod
     def of(cls, hit: SearchHit) -> Candidate:
@@ -73,6 +74,7 @@ class Candidate:
             maxsim_rank=hit.late_interaction_rank,
             lexical_rank=hit.lexical_rank,
             fused_rank=hit.rank,
+            page_breadth=hit.page_breadth,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -84,6 +86,7 @@ class Candidate:
             "maxsim": self.maxsim_score,
             "bm25": self.lexical_score,
             "ranks": [self.dense_rank, self.maxsim_rank, self.lexical_rank, self.fused_rank],
+            "breadth": self.page_breadth,
         }
 
     @classmethod
@@ -103,6 +106,8 @@ class Candidate:
             maxsim_rank=int(ranks[1]),
             lexical_rank=None if ranks[2] is None else int(ranks[2]),
             fused_rank=int(ranks[3]),
+            # Pools saved before pages' breadth counted rank as they did then.
+            page_breadth=float(data.get("breadth", 0.0)),  # type: ignore[arg-type]
         )
 
 
@@ -152,6 +157,7 @@ def fused_order(pool: Pool, weights: FusionWeights) -> list[Candidate]:
         torch.tensor([candidate.maxsim_score for candidate in candidates]),
         weights,
         lexical,
+        torch.tensor([candidate.page_breadth for candidate in candidates]),
     )
     return [candidates[index] for index in ranked.order]
 

@@ -187,6 +187,7 @@ def rerank(hits: Sequence[SearchHit], weights: FusionWeights) -> list[SearchHit]
         torch.tensor([hit.late_interaction_score for hit in pool]),
         weights,
         lexical,
+        torch.tensor([hit.page_breadth for hit in pool]),
     )
     return [pool[index] for index in ranked.order]
 

@@ -6,7 +6,8 @@ more characters minus English stopwords; BM25 with k1 = 1.5, b = 0.75. The index
 whole after an ingestion changes the knowledge base (seconds for 100k chunks) and swapped in
 atomically, so readers never see a half-written index. The token document frequencies that
 weigh a question's tokens in MaxSim (``TermWeights``) are counted over the same chunks and saved
-in the same directory, so they change with it.
+in the same directory, so they change with it, as are the pages' lengths in chunks
+(``PageSizes``), which keep long pages from winning on breadth.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.term_weights import TermWeights
 
 __all__ = ["LexicalIndex", "LexicalScores"]
@@ -72,6 +74,7 @@ class LexicalIndex:
         chunk_ids: list[str],
         *,
         term_weights: TermWeights | None = None,
+        page_sizes: PageSizes | None = None,
     ) -> None:
         self._model = model
         self.chunk_ids = chunk_ids
@@ -79,18 +82,26 @@ class LexicalIndex:
         self.term_weights = term_weights
         """The encoder's token document frequencies over the same chunks (``None``: not
         counted)."""
+        self.page_sizes = page_sizes
+        """The number of chunks of every page over the same chunks (``None``: not counted)."""
 
     @classmethod
     def build(
-        cls, chunks: Iterable[tuple[str, str]], *, term_weights: TermWeights | None = None
+        cls,
+        chunks: Iterable[tuple[str, str]],
+        *,
+        term_weights: TermWeights | None = None,
+        page_sizes: PageSizes | None = None,
     ) -> LexicalIndex:
-        """Index ``(chunk_id, text)`` pairs; ``term_weights`` counted over the same chunks are
-        kept and saved with the index."""
+        """Index ``(chunk_id, text)`` pairs; ``term_weights`` and ``page_sizes`` counted over
+        the same chunks are kept and saved with the index."""
         pairs = list(chunks)
         model = bm25s.BM25(k1=1.5, b=0.75)
         if pairs:
             model.index(_tokenize([text for _, text in pairs]), show_progress=False)
-        return cls(model, [cid for cid, _ in pairs], term_weights=term_weights)
+        return cls(
+            model, [cid for cid, _ in pairs], term_weights=term_weights, page_sizes=page_sizes
+        )
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -129,6 +140,8 @@ class LexicalIndex:
                 self._model.save(str(staging), show_progress=False)
             if self.term_weights is not None:
                 self.term_weights.save(staging)
+            if self.page_sizes is not None:
+                self.page_sizes.save(staging)
             (staging / _IDS_FILE).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
             retired = directory.with_name(directory.name + ".old")
             if directory.exists():
@@ -157,7 +170,9 @@ class LexicalIndex:
             return None
         chunk_ids = list(json.loads(ids_file.read_text(encoding="utf-8")))
         term_weights = TermWeights.load(directory)
+        page_sizes = PageSizes.load(directory)
         if not chunk_ids:
-            return cls(bm25s.BM25(k1=1.5, b=0.75), [], term_weights=term_weights)
-        model = bm25s.BM25.load(str(directory), show_progress=False)
-        return cls(model, chunk_ids, term_weights=term_weights)
+            model = bm25s.BM25(k1=1.5, b=0.75)
+        else:
+            model = bm25s.BM25.load(str(directory), show_progress=False)
+        return cls(model, chunk_ids, term_weights=term_weights, page_sizes=page_sizes)

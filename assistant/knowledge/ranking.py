@@ -2,7 +2,8 @@
 
 A pool is the union of dense recall and lexical (BM25) recall (``recall_union``); each candidate
 carries a dense score, a MaxSim score and, with a lexical index, a BM25 score.
-``rank_candidates`` fuses the standardised signals with the knowledge base's weights and orders
+``rank_candidates`` fuses the standardised signals with the knowledge base's weights, lowers the
+chunks of pages much longer than the knowledge base's usual page (``page_breadth``) and orders
 the pool. The retriever ranks every search with it, ``assistant.evaluation`` re-ranks a pool
 with other weights through it, and tuning judges a head by it, so what is measured is exactly
 what ships.
@@ -23,6 +24,7 @@ from typing import TypeVar
 import torch
 
 from assistant.knowledge.fusion import FusionWeights, fuse
+from assistant.knowledge.page_breadth import LONG_PAGE_PENALTY
 
 __all__ = ["RankedPool", "rank_candidates", "recall_union", "signal_ranks"]
 
@@ -55,6 +57,7 @@ def rank_candidates(
     late_interaction_scores: torch.Tensor,
     weights: FusionWeights,
     lexical_scores: torch.Tensor | None = None,
+    breadth: torch.Tensor | None = None,
 ) -> RankedPool:
     """Fuse the signals of a candidate pool and order it; deterministic for equal inputs.
 
@@ -64,6 +67,9 @@ def rank_candidates(
             candidate's.
         weights: the weight of each standardised signal (see ``fusion.fuse``).
         lexical_scores: (N,) BM25 score of each candidate, or ``None`` without a lexical index.
+        breadth: (N,) how much longer than usual each candidate's page is
+            (``PageSizes.breadth``); the fused score falls by ``LONG_PAGE_PENALTY`` standard
+            deviations of the pool's fused scores per unit. ``None``: no page is long.
 
     Returns:
         The order of the N positions: highest fused score first; equal fused scores by higher
@@ -89,8 +95,11 @@ def rank_candidates(
     }
     if lexical_scores is not None:
         signals["lexical"] = lexical_scores[positions]
+    fused = fuse(signals, weights)
+    if breadth is not None and len(dense) > 1 and bool(breadth.any()):
+        fused = fused - LONG_PAGE_PENALTY * fused.std() * breadth[positions].to(torch.float32)
     final = [0.0] * len(dense)
-    for index, score in zip(canonical, fuse(signals, weights).tolist(), strict=True):
+    for index, score in zip(canonical, fused.tolist(), strict=True):
         final[index] = score
     order = sorted(range(len(final)), key=lambda i: (-final[i], -dense[i], i))
     return RankedPool(order, final)

@@ -35,6 +35,9 @@ class SearchHit:
     score: float
     position: int = -1
     """The chunk's place in its document (0 = first); -1 where unknown."""
+    page_breadth: float = 0.0
+    """How much longer than the knowledge base's usual page the chunk's page is
+    (``PageSizes.breadth``; 0 for most pages), which lowered its ``score``."""
 
 
 @dataclass(slots=True)

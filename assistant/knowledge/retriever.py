@@ -38,6 +38,7 @@ from assistant.knowledge.maxsim import (
     token_maxima,
     weighted_mean,
 )
+from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 from assistant.knowledge.term_weights import query_token_weights
@@ -147,7 +148,8 @@ class Retriever:
         plain = weighted_mean(maxima)
         late = plain if token_weights is None else weighted_mean(maxima, token_weights)
         clock.lap("maxsim")
-        ranked = self._rank(candidates, torch.from_numpy(late), weights or self.weights)
+        page_sizes = lexical_index.page_sizes if lexical_index is not None else None
+        ranked = self._rank(candidates, torch.from_numpy(late), weights or self.weights, page_sizes)
         clock.lap("fuse")
         match = {c.chunk.chunk_id: float(score) for c, score in zip(candidates, plain, strict=True)}
         # The offline answerer scores sentences from the vectors of the few passages it reads.
@@ -245,13 +247,19 @@ class Retriever:
 
     @staticmethod
     def _rank(
-        candidates: list[Candidate], late: torch.Tensor, weights: FusionWeights
+        candidates: list[Candidate],
+        late: torch.Tensor,
+        weights: FusionWeights,
+        page_sizes: PageSizes | None,
     ) -> list[SearchHit]:
         dense = torch.tensor([c.dense_score for c in candidates])
         lexical: torch.Tensor | None = None
         if all(c.lexical_score is not None for c in candidates):
             lexical = torch.tensor([float(c.lexical_score or 0.0) for c in candidates])
-        ranked = rank_candidates(dense, late, weights, lexical)
+        breadths = [
+            page_sizes.breadth(c.chunk.url) if page_sizes is not None else 0.0 for c in candidates
+        ]
+        ranked = rank_candidates(dense, late, weights, lexical, torch.tensor(breadths))
         dense_scores = dense.tolist()
         late_scores = late.tolist()
         lexical_scores = lexical.tolist() if lexical is not None else None
@@ -277,6 +285,7 @@ class Retriever:
                     rank=rank,
                     score=ranked.scores[index],
                     position=chunk.position,
+                    page_breadth=breadths[index],
                 )
             )
         return hits
