@@ -17,6 +17,7 @@ from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.page_breadth import (
     LONG_PAGE_FLOOR,
+    LONG_PAGE_MAX_BREADTH,
     LONG_PAGE_MEDIAN_FACTOR,
     LONG_PAGE_PENALTY,
     PageSizes,
@@ -31,6 +32,9 @@ def test_a_page_is_long_from_twice_the_median_page_and_never_below_the_floor() -
     assert sizes.breadth("a") == sizes.breadth("c") == 0.0
     assert sizes.breadth("d") == pytest.approx(math.log(100 / 50))
     assert sizes.breadth("not counted") == 0.0
+    # The breadth stops growing: the longest reference pages are often the answer.
+    longest = PageSizes.count(["a"] * 20 + ["b"] * 20 + ["e"] * 5000)
+    assert longest.breadth("e") == LONG_PAGE_MAX_BREADTH < math.log(5000 / 40)
     # Short pages everywhere (abstracts): nothing is long however the lengths vary.
     abstracts = PageSizes.count(["x"] * 1 + ["y"] * 2 + ["z"] * LONG_PAGE_FLOOR)
     assert abstracts.long_from == LONG_PAGE_FLOOR
