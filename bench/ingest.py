@@ -29,8 +29,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from assistant.core import Assistant  # noqa: E402
-from assistant.knowledge.encoder import TransformerEncoder  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.wiring import build_encoder  # noqa: E402
 from tests.support.servers import StaticSite  # noqa: E402
 from tests.test_docs_site import DOCS, ROBOTS  # noqa: E402
 
@@ -50,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results to this file")
     args = parser.parse_args()
-    encoder = TransformerEncoder()
+    # The encoder as the CLI and the server build it (ONNX Runtime unless configured otherwise).
+    encoder = build_encoder(Settings(_env_file=None))  # type: ignore[call-arg]
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "sample"
