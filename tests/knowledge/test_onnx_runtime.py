@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,43 @@ def test_passages_run_in_onnx_runtime_too_and_torch_weights_are_released(
         assert torch.allclose(mine.dense, reference.dense, atol=1e-5)
     with pytest.raises(EncoderError, match="released"):
         onnx_encoder._torch_forward(onnx_encoder._tokenize(["a"]))
+
+
+def test_passages_run_in_parallel_lanes_and_keep_their_order(
+    onnx_encoder: TransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-thread passes, one per lane at once, give what one lane gives, in the texts' order."""
+    texts = [
+        f"passage {index}: " + "words about iterators " * (index % 7 + 1) for index in range(23)
+    ]
+    monkeypatch.setattr(onnx_encoder, "passage_lanes", 1)
+    one_lane = onnx_encoder.encode_documents(texts)
+    threads: set[str] = set()
+    forward = onnx_encoder._forward
+    # Each lane's first pass waits for the other's: both are in flight at once, or this breaks.
+    both_in_flight = threading.Barrier(2, timeout=30)
+
+    def recorded(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        name = threading.current_thread().name
+        if name not in threads:
+            threads.add(name)
+            both_in_flight.wait()
+        return forward(batch)
+
+    monkeypatch.setattr(onnx_encoder, "_forward", recorded)
+    monkeypatch.setattr(onnx_encoder, "passage_lanes", 2)
+    two_lanes = onnx_encoder.encode_documents(texts)
+    assert len(threads) == 2 and all(name.startswith("encode") for name in threads)
+    assert len(two_lanes) == len(texts)
+    for mine, reference in zip(two_lanes, one_lane, strict=True):
+        assert torch.equal(mine.tokens, reference.tokens)
+        assert torch.equal(mine.dense, reference.dense)
+        assert (mine.token_ids == reference.token_ids).all()
+
+
+def test_torch_runs_one_pass_at_a_time(encoder: TransformerEncoder) -> None:
+    """torch spreads a pass over its own threads; lanes would only compete with them."""
+    assert encoder.passage_lanes == 1
 
 
 def test_the_export_is_made_once_and_shared(
