@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
+from assistant.knowledge.int8_matmul import int8_products
+
 __all__ = [
     "PackedTokens",
     "maxsim_scores",
@@ -217,7 +219,11 @@ class PackedTokens:
         values = self.values[start:end]
         if self.scales is None:
             return values
-        return values.to(torch.float32) * self.scales[start:end].unsqueeze(1)
+        # In numpy: torch would spread a document's ~40,000 values over its thread pool, whose
+        # threads then spin on, and this runs on the server's event loop for each cited passage.
+        scales = self.scales[start:end].detach().cpu().numpy().astype(np.float32, copy=False)
+        rows = values.detach().cpu().numpy().astype(np.float32)
+        return torch.from_numpy(rows * scales[:, None])
 
 
 class _PackedMatrices(Mapping[str, torch.Tensor]):
@@ -295,10 +301,12 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
 
     One (T, d) x (d, Lq) product gives every similarity; the maximum over each document's
     rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is done per
-    document. Quantised rows are converted to float32 a block at a time, each block multiplied
-    while it is still in the CPU's cache: converting all of them first would write and read
-    back four times their size, which costs more than the product itself. A document with no
-    rows gets 0.0 for every query token.
+    document. Quantised (int8) rows are multiplied in integer products with the query split
+    into int8 parts (``int8_matmul``), within about 1e-5 of the float product. Where those are
+    not available they are converted to float32 a block at a time, each block multiplied while
+    it is still in the CPU's cache: converting all of them first would write and read back four
+    times their size, which costs more than the product itself. A document with no rows gets
+    0.0 for every query token.
     """
     query = query_embeddings.to(torch.float32)
     if query.dim() != 2:
@@ -332,6 +340,10 @@ def _row_products(values: np.ndarray, query_t: np.ndarray) -> np.ndarray:
     measured (about 40% off the late-interaction stage of bench/search_real.py).
     """
     query_t = np.ascontiguousarray(query_t, dtype=np.float32)
+    # int8 rows (the token cache's) are multiplied in integers, without a float copy of them.
+    integer = int8_products(values, query_t)
+    if integer is not None:
+        return integer
     # One BLAS thread: a second saves about a millisecond here, then spins on after the
     # product, taking the CPU the rest of the turn (and other visitors' turns) needs; the
     # offline answer cost 60% more CPU time with it (bench/answerer.py). The limit is

@@ -1,0 +1,84 @@
+"""int8 rows times a float query in integer products: within the split's error bound of the
+exact product, and the float path kept where integer products are not available."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from assistant.knowledge import int8_matmul
+from assistant.knowledge.int8_matmul import int8_products
+
+
+def exact_and_bound(rows: np.ndarray, query_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 product, and the largest error two int8 parts of the query may leave:
+    each query value is off by at most max|column| / (2 * 127 * 254), times sum |row|."""
+    exact = rows.astype(np.float64) @ query_t.astype(np.float64)
+    step = np.abs(query_t).max(axis=0) / (2 * 127 * 254)
+    bound = np.abs(rows).astype(np.float64).sum(axis=1)[:, None] * step[None, :]
+    return exact, bound
+
+
+@pytest.mark.parametrize(("n_rows", "n_columns"), [(1, 1), (37, 3), (2049, 14), (300, 33)])
+def test_products_are_within_the_split_bound(n_rows: int, n_columns: int) -> None:
+    generator = np.random.default_rng(n_rows)
+    rows = generator.integers(-127, 128, size=(n_rows, 64), dtype=np.int8)
+    query = generator.standard_normal((n_columns, 64)).astype(np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    got = int8_products(rows, query.T)
+    assert got is not None and got.dtype == np.float32 and got.shape == (n_rows, n_columns)
+    exact, bound = exact_and_bound(rows, query.T)
+    error = np.abs(got - exact)
+    # float32 rounding of the sums adds a little on top of the split's own bound.
+    assert (error <= bound + 1e-4 * np.abs(exact) + 1e-6).all()
+    # And it is far closer than a single int8 part (one 254th of a value) would be.
+    assert error.max() < 0.02 * (np.abs(rows).sum(axis=1).max() / (2 * 127))
+
+
+def test_a_zero_query_column_and_zero_rows_give_zero() -> None:
+    rows = np.zeros((5, 8), dtype=np.int8)
+    rows[1] = 3
+    query_t = np.zeros((8, 2), dtype=np.float32)
+    query_t[:, 1] = 0.25
+    got = int8_products(rows, query_t)
+    assert got is not None
+    np.testing.assert_array_equal(got[:, 0], 0.0)
+    np.testing.assert_allclose(got[:, 1], [0, 6.0, 0, 0, 0], atol=1e-6)
+
+
+def test_float_rows_are_left_to_the_float_path() -> None:
+    assert int8_products(np.ones((3, 4), dtype=np.float32), np.ones((4, 2), np.float32)) is None
+
+
+def test_without_integer_products_the_float_path_is_kept(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unavailable(*args: object) -> torch.Tensor:
+        raise RuntimeError("_int_mm is not implemented for this CPU")
+
+    int8_matmul._int_mm_works.cache_clear()
+    monkeypatch.setattr(torch, "_int_mm", unavailable)
+    try:
+        with caplog.at_level(logging.INFO, logger="assistant.knowledge.int8_matmul"):
+            rows = np.ones((3, 4), dtype=np.int8)
+            assert int8_products(rows, np.ones((4, 2), np.float32)) is None
+        assert "float32" in caplog.text
+    finally:
+        int8_matmul._int_mm_works.cache_clear()
+
+
+def test_a_wrong_integer_product_is_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = torch._int_mm
+
+    def off_by_one(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return real(a, b) + 1
+
+    int8_matmul._int_mm_works.cache_clear()
+    monkeypatch.setattr(torch, "_int_mm", off_by_one)
+    try:
+        assert int8_products(np.ones((3, 4), np.int8), np.ones((4, 2), np.float32)) is None
+    finally:
+        int8_matmul._int_mm_works.cache_clear()
