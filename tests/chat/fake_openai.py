@@ -146,6 +146,9 @@ def _delta(model: str, delta: dict[str, Any], finish_reason: str | None = None) 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each streamed chunk leaves at once, as from a real API server: with Nagle's algorithm a
+    # chunk could wait for the client's delayed ACK (40 ms on Linux) and time the fake, not us.
+    disable_nagle_algorithm = True
     state: _State  # set on the subclass each server makes
 
     def do_POST(self) -> None:
