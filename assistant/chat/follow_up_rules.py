@@ -52,6 +52,17 @@ _ACTION_WORDS = _word_set(
 # Verbs whose object is the previous action rather than its topic ("how do I undo it?").
 _ACTION_REFERENCES = _word_set("undo undone revert reverse cancel redo repeat retry stop recover")
 
+# Verbs of an event, in the forms that follow a subject "it" ("before it actually happens",
+# "it stopped halfway"): that "it" is the previous question's activity (the deletion, the
+# rebase), not its object, so naming the object in its place would change the question.
+_EVENT_VERBS = _word_set(
+    """
+    happens happened occurs occurred stops stopped fails failed finishes finished ends ended
+    breaks broke crashes crashed hangs hung freezes froze aborts aborted completes completed
+    succeeds succeeded goes went gets got
+    """
+)
+
 _DETERMINERS = frozenset({"the", "a", "an", "my", "our", "your"})
 _PERSONAL_PRONOUNS = frozenset({"it", "they", "them"})
 _POSSESSIVE_PRONOUNS = frozenset({"its", "their"})
@@ -218,7 +229,8 @@ def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
         if word.lower in _PERSONAL_PRONOUNS or word.lower in _POSSESSIVE_PRONOUNS:
             # "is it possible to ...", "how long does it take to ...": a placeholder "it".
             placeholder = index + 2 < len(words) and words[index + 2].lower == "to"
-            found = not (word.lower == "it" and placeholder)
+            found = not (word.lower == "it" and (placeholder or _names_event(words, index)))
+            dangling |= not found and word.lower == "it" and not placeholder
         elif word.lower in _DEMONSTRATIVES:
             # "a plan that includes SSO" is a relative clause; "use that file" is not.
             relative = (
@@ -240,6 +252,15 @@ def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
             if replaceable is None:
                 replaceable = index
     return replaceable, dangling
+
+
+def _names_event(words: Sequence[_Word], index: int) -> bool:
+    """Whether the "it" at ``index`` is the subject of an event verb, one adverb allowed
+    between ("it stopped", "it actually happens")."""
+    following = [word.lower for word in words[index + 1 : index + 3]]
+    if following and following[0].endswith("ly") and len(following) > 1:
+        following = following[1:]
+    return bool(following) and following[0] in _EVENT_VERBS
 
 
 def _bare(text: str) -> str:

@@ -219,6 +219,38 @@ def test_a_name_replaces_no_ignored_term_and_needs_a_name_to_replace() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("message", "previous", "expected"),
+    [
+        (
+            "Can I see what would be deleted before it actually happens?",
+            "How do I delete untracked files from my working tree?",
+            "Can I see what would be deleted before it actually happens delete untracked files"
+            " working tree?",
+        ),
+        (
+            "It stopped halfway with conflicts; how do I give up?",
+            "How do I rebase my feature branch onto the latest main?",
+            "It stopped halfway with conflicts; how do I give up rebase feature branch latest"
+            " main?",
+        ),
+    ],
+)
+def test_it_before_an_event_verb_is_the_previous_activity_not_its_object(
+    message: str, previous: str, expected: str
+) -> None:
+    """ "It" happening or stopping is the deletion or the rebase: naming the files or the branch
+    there would ask another question, so the previous question's words are added instead."""
+    assert rewrite_follow_up(message, previous) == expected
+
+
+def test_it_before_other_verbs_still_names_the_previous_object() -> None:
+    previous = "How do I install the desktop app?"
+    assert rewrite_follow_up("does it work with Zapier?", previous) == (
+        "Does the desktop app work with Zapier?"
+    )
+
+
 def test_a_demonstrative_before_a_noun_refers_back_but_a_relative_that_does_not() -> None:
     previous = "How do I map several author names to one person?"
 
