@@ -82,3 +82,13 @@ def test_a_wrong_integer_product_is_not_trusted(monkeypatch: pytest.MonkeyPatch)
         assert int8_products(np.ones((3, 4), np.int8), np.ones((4, 2), np.float32)) is None
     finally:
         int8_matmul._int_mm_works.cache_clear()
+
+
+def test_a_shape_the_kernel_refuses_falls_back_to_float(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert int8_matmul._int_mm_works()  # the probe passed with the real kernel
+
+    def refused(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("_int_mm: self.size(0) needs to be greater than 16")
+
+    monkeypatch.setattr(torch, "_int_mm", refused)
+    assert int8_products(np.ones((3, 4), np.int8), np.ones((4, 2), np.float32)) is None
