@@ -69,7 +69,8 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> np.ndarray | None:
             return None
     products = exact[:, :columns].astype(np.float32) * scales[0]
     for index in range(1, _QUERY_PARTS):
-        products += exact[:, index * columns : (index + 1) * columns] * scales[index]
+        part_products = exact[:, index * columns : (index + 1) * columns].astype(np.float32)
+        products += part_products * scales[index]
     return products
 
 
