@@ -61,8 +61,9 @@ keep the largest batch's buffers for good): 4 was as fast as torch's 8, larger b
 _ONNX_SESSION_THREADS = 1
 """Intra-op threads of the ONNX Runtime session. Passages are encoded in parallel lanes instead,
 one forward pass per core at once: on 2 cores, two one-thread passes encoded real doc-site
-chunks about 25% faster than one two-thread pass at a time (a transformer layer's small
-products leave a second thread idle much of the time), and a query takes about the same."""
+chunks about 20% faster than one two-thread pass at a time (a transformer layer's small
+products leave a second thread idle much of the time). A query takes about 1 ms longer on an
+idle machine, and no longer under a server's load (bench/serve_load.py)."""
 
 _ACCELERATOR_BATCH = 32
 """Passages per forward pass on a GPU, where larger batches keep the device busy."""
