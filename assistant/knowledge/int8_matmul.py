@@ -22,7 +22,8 @@ import logging
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
+
+from assistant.knowledge.thread_pools import thread_pools
 
 __all__ = ["int8_products"]
 
@@ -61,7 +62,7 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> np.ndarray | None:
     stacked = torch.from_numpy(np.ascontiguousarray(np.concatenate(parts, axis=1)))
     # One OpenMP thread, as MaxSim's BLAS gets one: a second halves this product's time, then
     # spins on after it, taking the CPU the rest of the search and other turns need.
-    with _threads().limit(limits=1, user_api="openmp"):
+    with thread_pools().limit(limits=1, user_api="openmp"):
         try:
             exact = torch._int_mm(matrix, stacked).numpy()
         except RuntimeError as exc:  # a shape this build's kernel refuses
@@ -72,11 +73,6 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> np.ndarray | None:
         part_products = exact[:, index * columns : (index + 1) * columns].astype(np.float32)
         products += part_products * scales[index]
     return products
-
-
-@functools.cache
-def _threads() -> ThreadpoolController:
-    return ThreadpoolController()
 
 
 @functools.cache

@@ -6,15 +6,14 @@ product is a cosine similarity.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 
 from assistant.knowledge.int8_matmul import int8_products
+from assistant.knowledge.thread_pools import thread_pools
 
 __all__ = [
     "PackedTokens",
@@ -348,7 +347,7 @@ def _row_products(values: np.ndarray, query_t: np.ndarray) -> np.ndarray:
     # product, taking the CPU the rest of the turn (and other visitors' turns) needs; the
     # offline answer cost 60% more CPU time with it (bench/answerer.py). The limit is
     # process-wide while it lasts, so concurrent searches may leave it at one thread.
-    with _blas().limit(limits=1, user_api="blas"):
+    with thread_pools().limit(limits=1, user_api="blas"):
         if values.dtype == np.float32:
             product: np.ndarray = np.matmul(values, query_t)
             return product
@@ -361,12 +360,6 @@ def _row_products(values: np.ndarray, query_t: np.ndarray) -> np.ndarray:
             rows[...] = values[start:end]
             np.matmul(rows, query_t, out=products[start:end])
         return products
-
-
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The process's thread pools (found once: it inspects the loaded libraries)."""
-    return ThreadpoolController()
 
 
 def maxsim_span_scores(
