@@ -229,8 +229,11 @@ def _anaphora(words: Sequence[_Word]) -> tuple[int | None, bool]:
         if word.lower in _PERSONAL_PRONOUNS or word.lower in _POSSESSIVE_PRONOUNS:
             # "is it possible to ...", "how long does it take to ...": a placeholder "it".
             placeholder = index + 2 < len(words) and words[index + 2].lower == "to"
-            found = not (word.lower == "it" and (placeholder or _names_event(words, index)))
-            dangling |= not found and word.lower == "it" and not placeholder
+            # "before it actually happens": the previous activity, which refers back without a
+            # noun to put in its place.
+            event = word.lower == "it" and not placeholder and _names_event(words, index)
+            found = not (word.lower == "it" and placeholder) and not event
+            dangling |= event
         elif word.lower in _DEMONSTRATIVES:
             # "a plan that includes SSO" is a relative clause; "use that file" is not.
             relative = (
