@@ -28,8 +28,11 @@ def test_products_are_within_the_split_bound(n_rows: int, n_columns: int) -> Non
     rows = generator.integers(-127, 128, size=(n_rows, 64), dtype=np.int8)
     query = generator.standard_normal((n_columns, 64)).astype(np.float32)
     query /= np.linalg.norm(query, axis=1, keepdims=True)
-    got = int8_products(rows, query.T)
-    assert got is not None and got.dtype == np.float32 and got.shape == (n_rows, n_columns)
+    products = int8_products(rows, query.T)
+    assert products is not None and products.values.dtype == np.int32
+    assert (products.column_scales > 0).all()
+    got = products.to_float()
+    assert got.dtype == np.float32 and got.shape == (n_rows, n_columns)
     exact, bound = exact_and_bound(rows, query.T)
     error = np.abs(got - exact)
     # float32 rounding of the sums adds a little on top of the split's own bound.
@@ -43,8 +46,9 @@ def test_a_zero_query_column_and_zero_rows_give_zero() -> None:
     rows[1] = 3
     query_t = np.zeros((8, 2), dtype=np.float32)
     query_t[:, 1] = 0.25
-    got = int8_products(rows, query_t)
-    assert got is not None
+    products = int8_products(rows, query_t)
+    assert products is not None
+    got = products.to_float()
     np.testing.assert_array_equal(got[:, 0], 0.0)
     np.testing.assert_allclose(got[:, 1], [0, 6.0, 0, 0, 0], atol=1e-6)
 
@@ -92,3 +96,23 @@ def test_a_shape_the_kernel_refuses_falls_back_to_float(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(torch, "_int_mm", refused)
     assert int8_products(np.ones((3, 4), np.int8), np.ones((4, 2), np.float32)) is None
+
+
+def test_wide_vectors_take_fewer_fraction_steps_so_int32_holds_the_sum() -> None:
+    assert int8_matmul._fraction_steps(384) == 254
+    steps = int8_matmul._fraction_steps(1024)
+    assert steps is not None and 16 <= steps < 254
+    assert (steps + 1) * 127 * 127 * 1024 <= 2**31 - 1
+    assert int8_matmul._fraction_steps(20_000) is None
+
+
+def test_the_largest_products_of_wide_vectors_do_not_wrap() -> None:
+    """Every row and query value at its peak: the joined integer is the largest it can be."""
+    dimension = 1024
+    rows = np.full((17, dimension), 127, dtype=np.int8)
+    query_t = np.full((dimension, 2), 1.0 / np.sqrt(dimension), dtype=np.float32)
+    query_t[0, 1] = -query_t[0, 1] * 0.999  # a fraction left over in one column
+    products = int8_products(rows, query_t)
+    assert products is not None
+    exact = rows.astype(np.float64) @ query_t.astype(np.float64)
+    np.testing.assert_allclose(products.to_float(), exact, rtol=1e-4)
