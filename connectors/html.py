@@ -69,6 +69,8 @@ _LANDMARK_FURNITURE = (
 _CONTAINERS = frozenset({"html", "body", "main", "article"})
 # The share of a page's paragraph text the element taken for its main content holds.
 _MAIN_CONTENT_SHARE = 0.95
+# A page's title block longer than this is not a title and a summary.
+_MAX_LEAD_CHARACTERS = 600
 _HEADINGS = ".//h1 | .//h2 | .//h3 | .//h4 | .//h5 | .//h6"
 # Letters, digits and the underscore: a link whose text has none of them reads as a symbol.
 _WORD_CHARACTER = re.compile(r"\w")
@@ -222,7 +224,45 @@ def _mark_main_content(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | N
     if element is bodies[0] or str(element.tag) not in {"div", "section"}:
         return None
     element.set("role", "main")
+    _adopt_page_lead(element)
     return element  # type: ignore[no-any-return]
+
+
+def _adopt_page_lead(content: lxml.html.HtmlElement) -> None:
+    """Move the page's title block into ``content`` when it sits just outside it.
+
+    Generated manuals put the page's ``<h1>`` and its one-line summary in a header block
+    before the content (AsciiDoc's man pages: "git-clean - Remove untracked files from the
+    working tree"). That sentence says best what the page is for, and is lost with the
+    header. A block is taken when it holds the page's first ``<h1>``, comes before
+    ``content`` under the same parent and reads as prose: short, and mostly not link text,
+    unlike a site banner's logo and menu.
+    """
+    parent = content.getparent()
+    first = (
+        next(iter(parent.xpath("ancestor-or-self::body//h1")), None) if parent is not None else None
+    )
+    if parent is None or first is None or content in first.iterancestors():
+        return
+    lead = next((a for a in first.iterancestors() if a.getparent() is parent), None)
+    if lead is None or parent.index(lead) > parent.index(content):
+        return
+    text = lead.text_content().strip()
+    linked = sum(len(a.text_content().strip()) for a in lead.iter("a"))
+    if not text or len(text) > _MAX_LEAD_CHARACTERS or linked * 2 > len(text):
+        return
+    # A plain block, so no id or class of the header (``header``, ``banner``) marks it as
+    # furniture inside the content.
+    block = lxml.html.Element("div")
+    block.text = lead.text
+    for child in list(lead):
+        block.append(child)
+    parent.remove(lead)
+    if first.getparent() is block and parent.xpath("normalize-space(//title)"):
+        # The heading repeats the page's title, which every chunk carries already; as the
+        # top of every section's heading path it would only lengthen them.
+        first.drop_tree()
+    content.insert(0, block)
 
 
 def _drop_symbol_anchors(tree: lxml.html.HtmlElement) -> None:

@@ -470,3 +470,62 @@ def test_a_page_of_links_is_not_read_from_the_one_paragraph_of_its_sidebar() -> 
     )
     text = " ".join(section.text for section in page.sections)
     assert "Question number 29 about the product?" in text
+
+
+def _man_page(header: str, title: str = "<title>git-clean(1)</title>") -> str:
+    """An AsciiDoc man page: the title and the NAME line in a header block before the content."""
+    return (
+        f'<html><head>{title}</head><body class="manpage"><div id="header">{header}</div>'
+        '<div id="content"><div class="sect1"><h2>SYNOPSIS</h2><div class="sectionbody">'
+        "<pre>git clean [-d] [-f] [-n]</pre></div></div>"
+        f'<div class="sect1"><h2>DESCRIPTION</h2><div class="sectionbody">'
+        f"{_paragraph('cleaning the working tree')}</div></div>"
+        f'<div class="sect1"><h2>OPTIONS</h2><div class="sectionbody">{_paragraph("-d")}'
+        f"{_paragraph('-n')}{_paragraph('-x')}</div></div></div>"
+        '<div id="footer">Last updated 2026-11-02</div></body></html>'
+    )
+
+
+MAN_PAGE_HEADER = (
+    "<h1>git-clean(1) Manual Page</h1><h2>NAME</h2><div class='sectionbody'>"
+    "<p>git-clean - Remove untracked files from the working tree</p></div>"
+)
+
+
+def test_a_man_page_keeps_the_summary_line_of_its_title_block() -> None:
+    """The one line that says what the page is for sits in the header, outside the content."""
+    page = extract_html(_man_page(MAN_PAGE_HEADER), "http://127.0.0.1/git-clean.html")
+
+    assert [section.heading_path for section in page.sections] == [
+        ("NAME",),
+        ("SYNOPSIS",),
+        ("DESCRIPTION",),
+        ("OPTIONS",),
+    ]
+    assert page.sections[0].text == "git-clean - Remove untracked files from the working tree"
+    # The heading repeats the page's title, which every chunk carries anyway.
+    assert page.title == "git-clean(1)"
+    assert "Last updated" not in " ".join(section.text for section in page.sections)
+
+
+def test_without_a_page_title_the_title_block_keeps_its_heading() -> None:
+    page = extract_html(_man_page(MAN_PAGE_HEADER, title=""), "http://127.0.0.1/git-clean.html")
+    assert page.title == "git-clean(1) Manual Page"
+    assert page.sections[0].heading_path == ("git-clean(1) Manual Page", "NAME")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        # A site banner: its heading is the logo's link, the rest a menu.
+        '<h1><a href="/">Example Docs</a></h1><a href="/guides">Guides</a> '
+        '<a href="/api">API reference</a> <a href="/blog">Blog</a>',
+        # Far longer than a title and a summary.
+        "<h1>Release notes</h1>" + "<p>" + "Announcement text of the release. " * 30 + "</p>",
+    ],
+)
+def test_a_banner_or_a_long_block_before_the_content_is_not_adopted(header: str) -> None:
+    page = extract_html(_man_page(header), "http://127.0.0.1/git-clean.html")
+    text = " ".join(section.text for section in page.sections)
+    assert page.sections[0].heading_path == ("SYNOPSIS",)
+    assert "Guides" not in text and "Announcement" not in text
