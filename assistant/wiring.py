@@ -22,6 +22,7 @@ import torch
 
 from assistant.errors import ConnectorError, NotFoundError
 from assistant.knowledge.chunking import Chunker
+from assistant.knowledge.code_names import CodeNames
 from assistant.knowledge.colbert import ColBERTEncoder
 from assistant.knowledge.encoder import (
     Encoder,
@@ -238,15 +239,15 @@ class KnowledgeBase:
 
     @property
     def lexical_is_current(self) -> bool:
-        """Whether the saved lexical index is there and holds the pages' lengths and the token
-        counts this encoder weighs MaxSim with; an index saved before they were counted is
-        rebuilt at the next ingestion, even one that changes nothing."""
+        """Whether the saved lexical index is there and holds the pages' lengths, the code
+        names and the token counts this encoder weighs MaxSim with; an index saved before they
+        were counted is rebuilt at the next ingestion, even one that changes nothing."""
         if not self._lexical_loaded:
             return False
         lexical = self.retriever.lexical
         if lexical is None:
             return True  # no chunk to count
-        if lexical.page_sizes is None:
+        if lexical.page_sizes is None or lexical.code_names is None:
             return False
         if self._counts_terms is None:
             return True  # no token counts to keep
@@ -331,14 +332,16 @@ class KnowledgeBase:
 
     def rebuild_lexical(self) -> None:
         """Re-index every chunk for BM25 after the knowledge base changed, and count over the
-        same chunks the token document frequencies that weigh MaxSim (``TermWeights``) and the
-        pages' lengths (``PageSizes``)."""
+        same chunks the token document frequencies that weigh MaxSim (``TermWeights``), the
+        pages' lengths (``PageSizes``) and the dotted names and options they write
+        (``CodeNames``)."""
         chunks = list(self.store.iter_chunks())
         pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in chunks]
         counter = self._counts_terms
         counts = count_term_weights(counter, [t for _, t in pairs]) if counter else None
         sizes = PageSizes.count(chunk.url for chunk in chunks)
-        index = LexicalIndex.build(pairs, term_weights=counts, page_sizes=sizes)
+        names = CodeNames.count(text for _, text in pairs)
+        index = LexicalIndex.build(pairs, term_weights=counts, page_sizes=sizes, code_names=names)
         index.save(self.lexical_dir)
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True

@@ -7,7 +7,9 @@ whole after an ingestion changes the knowledge base (seconds for 100k chunks) an
 atomically, so readers never see a half-written index. The token document frequencies that
 weigh a question's tokens in MaxSim (``TermWeights``) are counted over the same chunks and saved
 in the same directory, so they change with it, as are the pages' lengths in chunks
-(``PageSizes``), which keep long pages from winning on breadth.
+(``PageSizes``), which keep long pages from winning on breadth, and the dotted names and
+one-letter options the chunks write (``CodeNames``), which tell a question about an interface
+the documentation does not have.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from assistant.knowledge.code_names import CodeNames
 from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.term_weights import TermWeights
 
@@ -75,6 +78,7 @@ class LexicalIndex:
         *,
         term_weights: TermWeights | None = None,
         page_sizes: PageSizes | None = None,
+        code_names: CodeNames | None = None,
     ) -> None:
         self._model = model
         self.chunk_ids = chunk_ids
@@ -84,6 +88,9 @@ class LexicalIndex:
         counted)."""
         self.page_sizes = page_sizes
         """The number of chunks of every page over the same chunks (``None``: not counted)."""
+        self.code_names = code_names
+        """The dotted names and one-letter options the same chunks write (``None``: not
+        read)."""
 
     @classmethod
     def build(
@@ -92,15 +99,20 @@ class LexicalIndex:
         *,
         term_weights: TermWeights | None = None,
         page_sizes: PageSizes | None = None,
+        code_names: CodeNames | None = None,
     ) -> LexicalIndex:
-        """Index ``(chunk_id, text)`` pairs; ``term_weights`` and ``page_sizes`` counted over
-        the same chunks are kept and saved with the index."""
+        """Index ``(chunk_id, text)`` pairs; ``term_weights``, ``page_sizes`` and
+        ``code_names`` counted over the same chunks are kept and saved with the index."""
         pairs = list(chunks)
         model = bm25s.BM25(k1=1.5, b=0.75)
         if pairs:
             model.index(_tokenize([text for _, text in pairs]), show_progress=False)
         return cls(
-            model, [cid for cid, _ in pairs], term_weights=term_weights, page_sizes=page_sizes
+            model,
+            [cid for cid, _ in pairs],
+            term_weights=term_weights,
+            page_sizes=page_sizes,
+            code_names=code_names,
         )
 
     def __len__(self) -> int:
@@ -142,6 +154,8 @@ class LexicalIndex:
                 self.term_weights.save(staging)
             if self.page_sizes is not None:
                 self.page_sizes.save(staging)
+            if self.code_names is not None:
+                self.code_names.save(staging)
             (staging / _IDS_FILE).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
             retired = directory.with_name(directory.name + ".old")
             if directory.exists():
@@ -171,8 +185,15 @@ class LexicalIndex:
         chunk_ids = list(json.loads(ids_file.read_text(encoding="utf-8")))
         term_weights = TermWeights.load(directory)
         page_sizes = PageSizes.load(directory)
+        code_names = CodeNames.load(directory)
         if not chunk_ids:
             model = bm25s.BM25(k1=1.5, b=0.75)
         else:
             model = bm25s.BM25.load(str(directory), show_progress=False)
-        return cls(model, chunk_ids, term_weights=term_weights, page_sizes=page_sizes)
+        return cls(
+            model,
+            chunk_ids,
+            term_weights=term_weights,
+            page_sizes=page_sizes,
+            code_names=code_names,
+        )

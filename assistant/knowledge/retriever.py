@@ -197,6 +197,9 @@ class Retriever:
         if lexical_index is not None:
             lexical = lexical_index.query(query)
             unknown = unknown_names(query, lexical_index.known)
+            if lexical_index.code_names is not None:
+                # "typing.override", "-Z": names whose words are all known, but not as written.
+                unknown = (*unknown, *lexical_index.code_names.unknown(query))
             top = [chunk_id for chunk_id, _ in lexical.top(self._recall_k)]
             trace.lexical_candidates = len(top)
             missing = recall_union(list(candidates), top)[len(candidates) :]

@@ -13,7 +13,8 @@ Only words written as names count, so a visitor's ordinary words the pages happe
 - a capital first letter anywhere but the start of a sentence: ``Poetry``, ``Heroku``;
 - a command-line option written with its dashes: ``--turbo``, ``--enable-experimental-jit``.
   An option names the software's own interface; it is known when each of its words is in
-  some chunk. A one-letter flag (``-Z``) names too little to count.
+  some chunk. A one-letter flag (``-Z``) names too little to count here; ``code_names`` checks
+  it, and dotted names (``typing.override``), as written.
 
 Numbers, lowercase identifiers (``do_stuff``, likely the visitor's own code) and messages
 written mostly in capitals (shouting, Title Case) never count.

@@ -184,6 +184,29 @@ def test_a_question_naming_what_no_page_mentions_is_declined_whatever_its_score(
     assert lenient.chat("Does the Slack integration also post to Zendesk?").outcome == "no_answer"
 
 
+def test_a_dotted_name_or_option_no_page_writes_is_declined(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    """Every word of "ticket.deleted" and "-z" is on the pages, just not the name as written."""
+    page = tmp_path / "api.md"
+    page.write_text(
+        "# API\n\n## Events\n\nSubscribe to the ticket.created and ticket.closed events with "
+        "a webhook. A deleted ticket sends nothing.\n\n## Command line\n\nRun harbor export "
+        "-v to see each ticket exported; z is the last letter of the export's name.\n",
+        encoding="utf-8",
+    )
+    bot = make_assistant()
+    bot.ingest([str(page)])
+    bot.configure(retrieval={"no_answer_threshold": -1.0})  # every score would pass
+    try:
+        for question in ("How do I subscribe to ticket.deleted events?", "What does export -z do?"):
+            assert bot.chat(question).outcome == "no_answer", question
+        for question in ("How do I subscribe to ticket.closed events?", "What does export -v do?"):
+            assert bot.chat(question).outcome == "answered", question
+    finally:
+        bot.close()
+
+
 def test_the_llm_gets_brand_history_and_delimited_sources_and_usage_is_priced(
     llm_bot: Assistant, fake: FakeOpenAIServer
 ) -> None:
