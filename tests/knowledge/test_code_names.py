@@ -15,7 +15,7 @@ from tests.support.docs import write_docs
 
 PAGES = [
     "Use typing.overload for overloads and typing.cast(T, x) for casts.",
-    "Run python -X dev or python -W error; see os.path.join and settings.py.",
+    "Run python -X dev or python -W error; see os.path.join and settings.py. New in 3.11.",
     "See https://docs.example.com/typing.html and e.g. the tutorial.",
 ]
 
@@ -36,6 +36,11 @@ PAGES = [
         ("My settings.py and config.yaml, see example.com, Python 3.11, i.e. e.g. end.", ()),
         # Options are compared as written: "-x" is not "-X".
         ("What does -x do?", ("-x",)),
+        # A release no chunk writes, after a name or "version"; written ones are known.
+        ("Is it in Python 3.14, in version 4.0 or in Python 3.11?", ("3.14", "4.0")),
+        ("Which Django 7.1.2 features? v2.0?", ("7.1.2", "2.0")),
+        # A sentence's first word names nothing, and other numbers are no releases.
+        ("Adding 0.1 and 0.2 costs 12.50 in total. Why? Release 9.9 is out.", ()),
         # Dashes in words and longer options are the words-based check's.
         ("single sign-on and e-mail with -Werror and --turbo", ()),
     ],
@@ -49,6 +54,7 @@ def test_what_the_chunks_write() -> None:
     assert {"typing.overload", "typing.cast", "os.path.join"} <= names.names
     assert not {"settings.py", "docs.example.com", "e.g"} & names.names
     assert names.options == {"-X", "-W"}
+    assert names.versions == {"3.11"}
     assert names.namespaces == {"typing", "os"}
 
 
