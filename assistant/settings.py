@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Token cache.
     token_cache_format: Literal["int8", "int4", "fp16"] = "int8"
     token_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    # The encodings of recently asked questions, per knowledge base (0: encode every time).
+    query_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     # Fetching from the web.
     fetch_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()

@@ -35,6 +35,7 @@ from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.page_breadth import PageSizes
+from assistant.knowledge.query_cache import QueryCache
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.reports import SourceSummary
 from assistant.knowledge.retriever import Retriever
@@ -221,6 +222,7 @@ class KnowledgeBase:
             recall_k=settings.recall_k,
             head_version=self.head_version,
             weights=self._fusion_weights(),
+            query_cache=QueryCache(settings.query_cache_bytes),
         )
         self.ingestor = Ingestor(
             self.store,

@@ -113,7 +113,13 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     questions = read_questions(args.questions)
-    settings = Settings(_env_file=None, data_dir=args.data_dir, fetch_allow_hosts=("127.0.0.1",))  # type: ignore[call-arg]
+    # Every timed ``ask`` encodes its question (no encoding kept from the round before).
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=args.data_dir,
+        fetch_allow_hosts=("127.0.0.1",),
+        query_cache_bytes=0,
+    )
     results: dict[str, Any] = {"machine": machine_facts(), "questions": len(questions)}
     with Assistant(settings) as assistant:
         results["knowledge_base"] = ensure_ingested(assistant)

@@ -107,8 +107,16 @@ def serve_docs(scratch: Path, data: Path) -> StaticSite:
 
 
 def settings(data: Path, **values: Any) -> Settings:
-    """Settings on ``data``, ignoring any ``.env`` and the loopback fetch refusal."""
-    return Settings(_env_file=None, data_dir=data, fetch_allow_hosts=("127.0.0.1",), **values)  # type: ignore[call-arg]
+    """Settings on ``data``, ignoring any ``.env`` and the loopback fetch refusal. No question
+    encoding is kept (``query_cache_bytes=0``): every timed search encodes its question, as a
+    question not asked before does."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=data,
+        fetch_allow_hosts=("127.0.0.1",),
+        query_cache_bytes=0,
+        **values,
+    )
 
 
 def prepare(data: Path, encoder: Encoder, scifact: bool) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from assistant.knowledge.maxsim import (
     weighted_mean,
 )
 from assistant.knowledge.page_breadth import PageSizes
+from assistant.knowledge.query_cache import QueryCache
 from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 from assistant.knowledge.term_weights import query_token_weights
@@ -85,9 +86,12 @@ class Retriever:
         recall_k: int = 100,
         head_version: str = "base",
         weights: FusionWeights | None = None,
+        query_cache: QueryCache | None = None,
     ) -> None:
         self._store = store
         self._encoder = encoder
+        # A question asked again is not encoded again (``query_cache``); none: every time.
+        self._queries = query_cache if query_cache is not None else QueryCache(max_bytes=0)
         # Without a separate late-interaction model, token vectors come from the dense pass.
         self._late_encoder: TokenEncoder = late_encoder or encoder
         self._cache = token_cache
@@ -127,7 +131,7 @@ class Retriever:
         clock = _Clock(trace)
         # Read once: ``reload_lexical`` may swap the index while this search runs.
         lexical_index = self._lexical
-        encoded = self._encoder.encode_query(query)
+        encoded = self._queries.encode(query, self._encoder.encode_query)
         from_pass = shared_pass(self._late_encoder, self._encoder)
         query_tokens = (
             from_pass(encoded.tokens)
