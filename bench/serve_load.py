@@ -17,7 +17,16 @@ first ``text`` event and the whole turn. After an untimed warm-up, each level of
 ``--concurrency`` runs ``--turns`` turns with that many clients at once. The goal is
 **>= 50 turns/s and TTFT p99 <= 250 ms at 10 concurrent clients**.
 
+On real pages: ``--real DIR`` serves the data dir ``bench/search_real.py`` keeps (Python's docs,
+knowledge base ``pydocs``) instead of building a synthetic one, and asks its questions
+(``bench/data/pydocs_questions.tsv``); the conversations are stored in that data dir.
+``--answerer offline`` answers with the default offline answerer instead of the provider (what
+ships without an API key; on synthetic chunks it would re-encode every sentence, since their
+random token matrices match no text, so it needs ``--real``).
+
     python bench/serve_load.py --chunks 100000 --concurrency 1 10 50 --turns 200 --json serve.json
+    python bench/serve_load.py --real ~/.cache/assistant-bench/real --answerer offline \
+        --concurrency 1 10 --turns 200 --warmup 30
 """
 
 from __future__ import annotations
@@ -74,10 +83,13 @@ from bench.retrieval import (
     load_questions,
     write_candidate_matrices,
 )
+from bench.search_real import load_questions as load_site_questions
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
 from tests.support.servers import free_loopback_port, stop
 
 KB_NAME = "bench"  # the collection bench/retrieval.py builds
+REAL_KB_NAME = "pydocs"  # the knowledge base bench/search_real.py ingests
+REAL_QUESTIONS = Path(__file__).resolve().parent / "data" / "pydocs_questions.tsv"
 MODEL = "gpt-4o-mini"
 ANSWER = ("Answer ", "text [1].")
 GOAL_CONCURRENCY = 10
@@ -188,19 +200,19 @@ def running_server(
         stop(process)
 
 
-def configure(url: str, admin_key: str) -> str:
-    """Point assistant ``bench`` at the fake provider, answering every turn; a secret key."""
-    settings = {
-        "answering": {"provider": "openai", "model": MODEL},
-        # Scores are in -1..1, so every turn with a hit is answered by the provider.
+def configure(url: str, admin_key: str, kb: str = KB_NAME, answerer: str = "provider") -> str:
+    """Point assistant ``kb`` at the fake provider (``answerer="offline"``: keep the default
+    offline answerer), answering every turn; a secret key."""
+    settings: dict[str, Any] = {
+        # Scores are in -1..1, so every turn with a hit is answered.
         "retrieval": {"no_answer_threshold": -1.0, "decline_unknown_names": False},
         "limits": {"requests_per_minute": 100_000},
     }
+    if answerer == "provider":
+        settings["answering"] = {"provider": "openai", "model": MODEL}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:
-        client.patch(f"/api/assistants/{KB_NAME}", json=settings, timeout=60).raise_for_status()
-        created = client.post(
-            f"/api/assistants/{KB_NAME}/keys", json={"kind": "secret"}, timeout=60
-        )
+        client.patch(f"/api/assistants/{kb}", json=settings, timeout=60).raise_for_status()
+        created = client.post(f"/api/assistants/{kb}/keys", json={"kind": "secret"}, timeout=60)
         created.raise_for_status()
         return str(created.json()["key"])
 
@@ -216,7 +228,7 @@ class TurnResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-async def run_turn(client: httpx.AsyncClient, question: str) -> TurnResult:
+async def run_turn(client: httpx.AsyncClient, question: str, kb: str = KB_NAME) -> TurnResult:
     """One streamed turn, timed from sending the request to the first text and to the end."""
     started = time.perf_counter()
     first_text: float | None = None
@@ -224,7 +236,7 @@ async def run_turn(client: httpx.AsyncClient, question: str) -> TurnResult:
     error: str | None = None
     try:
         async with client.stream(
-            "POST", f"/api/assistants/{KB_NAME}/chat", json={"message": question, "stream": True}
+            "POST", f"/api/assistants/{kb}/chat", json={"message": question, "stream": True}
         ) as response:
             if response.status_code != 200:
                 await response.aread()
@@ -255,7 +267,13 @@ async def run_turn(client: httpx.AsyncClient, question: str) -> TurnResult:
 
 
 async def run_level(
-    url: str, key: str, questions: Sequence[str], concurrency: int, turns: int, timeout: float
+    url: str,
+    key: str,
+    questions: Sequence[str],
+    concurrency: int,
+    turns: int,
+    timeout: float,
+    kb: str = KB_NAME,
 ) -> tuple[list[TurnResult], float]:
     """``turns`` turns by ``concurrency`` clients at once; the results and the wall seconds."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -268,7 +286,7 @@ async def run_level(
 
         async def client_loop() -> None:
             while (number := next(numbers)) < turns:
-                results.append(await run_turn(client, questions[number % len(questions)]))
+                results.append(await run_turn(client, questions[number % len(questions)], kb))
 
         started = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
@@ -308,7 +326,7 @@ def summarise(
     return summary
 
 
-def print_tables(levels: Sequence[dict[str, Any]]) -> None:
+def print_tables(levels: Sequence[dict[str, Any]], answerer: str = "provider") -> None:
     """Throughput and latency per level, the server's own stage p50s, and the goal line."""
     rows, stage_rows = [], []
     for level in levels:
@@ -335,7 +353,9 @@ def print_tables(levels: Sequence[dict[str, Any]]) -> None:
         )
     console.print(
         table(
-            "chat turns over HTTP (streamed; instant fake provider), ms",
+            "chat turns over HTTP (streamed; "
+            + ("instant fake provider" if answerer == "provider" else "offline answerer")
+            + "), ms",
             [
                 *("clients", "turns", "errors", "seconds", "turns/s"),
                 f">= {GOAL_TURNS_PER_SECOND:.0f}",
@@ -381,14 +401,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="an environment variable for the server (repeat), e.g. ASSISTANT_SEARCH_WORKERS=2",
     )
+    parser.add_argument(
+        "--real",
+        type=Path,
+        metavar="DIR",
+        help="serve the data dir of bench/search_real.py (Python's docs) instead of a synthetic one",
+    )
+    parser.add_argument(
+        "--answerer",
+        choices=["provider", "offline"],
+        default="provider",
+        help="answer with the instant fake provider, or with the default offline answerer",
+    )
     add_run_arguments(parser, DEFAULT_QUESTIONS)
     args = parser.parse_args(argv)
     if args.chunks < RECALL_K or args.turns < 1 or min(args.concurrency) < 1 or args.warmup < 0:
         parser.error(f"--chunks must be at least {RECALL_K}; --turns and --concurrency at least 1")
+    if args.answerer == "offline" and args.real is None:
+        parser.error("--answerer offline needs --real: synthetic token matrices match no text")
+    if args.real is not None and not (args.real / "lexical" / REAL_KB_NAME).is_dir():
+        parser.error(f"{args.real} holds no {REAL_KB_NAME}: run bench/search_real.py --data first")
     started = time.perf_counter()
-    questions = load_questions(args.questions, args.distinct_questions)
+    kb = REAL_KB_NAME if args.real is not None else KB_NAME
+    questions = (
+        [question for question, _ in load_site_questions(REAL_QUESTIONS)]
+        if args.real is not None
+        else load_questions(args.questions, args.distinct_questions)
+    )
     results = new_results(
         args,
+        real=str(args.real) if args.real is not None else None,
         model=MODEL,
         goal={
             "concurrency": GOAL_CONCURRENCY,
@@ -398,21 +440,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     results["levels"] = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
-        data_dir = Path(scratch) / "data"
-        console.log(f"building {args.chunks:,} chunks, load average {load_average()}")
-        results["build_seconds"] = build_in_child(
-            data_dir, args.chunks, args.seed, args.fill, questions
-        )
+        if args.real is not None:
+            data_dir = args.real.resolve()
+            results["build_seconds"] = 0.0
+        else:
+            data_dir = Path(scratch) / "data"
+            console.log(f"building {args.chunks:,} chunks, load average {load_average()}")
+            results["build_seconds"] = build_in_child(
+                data_dir, args.chunks, args.seed, args.fill, questions
+            )
         admin_key = secrets.token_urlsafe(24)
         log_path = Path(scratch) / "server.log"
         with FakeOpenAIServer() as provider:
             provider.script(Stream(ANSWER, prompt_tokens=1000, completion_tokens=4))
             extra = dict(assignment.split("=", 1) for assignment in args.server_env)
             with running_server(data_dir, provider.url, admin_key, log_path, extra) as (url, pid):
-                key = configure(url, admin_key)
+                key = configure(url, admin_key, kb, args.answerer)
                 if args.warmup:
                     warmed, _ = asyncio.run(
-                        run_level(url, key, questions, 1, args.warmup, args.timeout)
+                        run_level(url, key, questions, 1, args.warmup, args.timeout, kb)
                     )
                     failed = [r.error for r in warmed if r.error is not None]
                     if failed:
@@ -423,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     load = load_average()
                     console.log(f"{concurrency} clients, {args.turns} turns, load average {load}")
                     turns, seconds = asyncio.run(
-                        run_level(url, key, questions, concurrency, args.turns, args.timeout)
+                        run_level(url, key, questions, concurrency, args.turns, args.timeout, kb)
                     )
                     level = summarise(concurrency, turns, seconds, load)
                     # The API process's resident memory right after the load (token-cache
@@ -437,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         write_json(args.json, results)
             results["provider_requests"] = len(provider.requests)
     finish_results(results, started, args.json)
-    print_tables(results["levels"])
+    print_tables(results["levels"], args.answerer)
     console.print(f"total {results['total_seconds']:.0f} s, load average {load_average()}")
 
 
