@@ -208,8 +208,12 @@ def configure(url: str, admin_key: str, kb: str = KB_NAME, answerer: str = "prov
         "retrieval": {"no_answer_threshold": -1.0, "decline_unknown_names": False},
         "limits": {"requests_per_minute": 100_000},
     }
-    if answerer == "provider":
-        settings["answering"] = {"provider": "openai", "model": MODEL}
+    # Set either way: a kept data dir (``--real``) remembers the last run's choice.
+    settings["answering"] = (
+        {"provider": "openai", "model": MODEL}
+        if answerer == "provider"
+        else {"provider": "extractive", "model": None}
+    )
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:
         client.patch(f"/api/assistants/{kb}", json=settings, timeout=60).raise_for_status()
         created = client.post(f"/api/assistants/{kb}/keys", json={"kind": "secret"}, timeout=60)
