@@ -7,9 +7,9 @@ whole after an ingestion changes the knowledge base (seconds for 100k chunks) an
 atomically, so readers never see a half-written index. The token document frequencies that
 weigh a question's tokens in MaxSim (``TermWeights``) are counted over the same chunks and saved
 in the same directory, so they change with it, as are the pages' lengths in chunks
-(``PageSizes``), which keep long pages from winning on breadth, and the dotted names and
-one-letter options the chunks write (``CodeNames``), which tell a question about an interface
-the documentation does not have.
+(``PageSizes``), which keep long pages from winning on breadth, and the dotted names,
+one-letter options and version numbers the chunks write (``CodeNames``), which tell a question
+about an interface or a release the documentation does not have.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ class LexicalIndex:
         self.page_sizes = page_sizes
         """The number of chunks of every page over the same chunks (``None``: not counted)."""
         self.code_names = code_names
-        """The dotted names and one-letter options the same chunks write (``None``: not
-        read)."""
+        """The dotted names, one-letter options and version numbers the same chunks write
+        (``None``: not read)."""
 
     @classmethod
     def build(
