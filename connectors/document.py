@@ -17,9 +17,10 @@ __all__ = [
 ]
 
 # Raised whenever extraction reads the same bytes differently (2: pages without a main landmark
-# keep their headings; 3: and the title block just before their content). Stores remember the version each document was read with and fetch the
-# pages read by an earlier one again, without the validators that would let the server answer
-# "not modified", so an improvement reaches knowledge bases built before it.
+# keep their headings; 3: and the title block just before their content). Stores remember the
+# version each document was read with and fetch the pages read by an earlier one again, without
+# the validators that would let the server answer "not modified", so an improvement reaches
+# knowledge bases built before it.
 EXTRACTION_VERSION = 3
 
 

@@ -16,12 +16,12 @@ knowledge base forgets everything when another process changes it.
 from __future__ import annotations
 
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
+
+from assistant.knowledge.sized_lru import SizedLRU
 
 __all__ = ["DEFAULT_MEMO_BYTES", "ChunkMemo", "MemoChunk"]
 
@@ -59,10 +59,12 @@ class ChunkMemo(Generic[ChunkT]):
     """
 
     def __init__(self, max_bytes: int = DEFAULT_MEMO_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[ChunkT, np.ndarray, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._entries: SizedLRU[str, tuple[ChunkT, np.ndarray]] = SizedLRU(max_bytes)
+
+    @property
+    def max_bytes(self) -> int:
+        """The budget of estimated bytes."""
+        return self._entries.max_bytes
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,48 +72,21 @@ class ChunkMemo(Generic[ChunkT]):
     @property
     def size_bytes(self) -> int:
         """The estimated bytes held now."""
-        return self._bytes
+        return self._entries.size_bytes
 
     def get_many(self, chunk_ids: Sequence[str]) -> dict[str, tuple[ChunkT, np.ndarray]]:
         """The chunks and vectors held for ``chunk_ids`` (absent ids are left out)."""
-        found: dict[str, tuple[ChunkT, np.ndarray]] = {}
-        with self._lock:
-            for chunk_id in chunk_ids:
-                entry = self._entries.get(chunk_id)
-                if entry is not None:
-                    self._entries.move_to_end(chunk_id)
-                    found[chunk_id] = (entry[0], entry[1])
-        return found
+        return self._entries.get_many(chunk_ids)
 
     def put_many(self, items: Iterable[tuple[ChunkT, np.ndarray]]) -> None:
         """Hold these chunks and vectors, dropping the least recently used beyond the bound."""
-        if self.max_bytes <= 0:
-            return
-        with self._lock:
-            for chunk, vector in items:
-                size = _size(chunk, vector)
-                if size > self.max_bytes:
-                    continue
-                previous = self._entries.pop(chunk.chunk_id, None)
-                if previous is not None:
-                    self._bytes -= previous[2]
-                self._entries[chunk.chunk_id] = (chunk, vector, size)
-                self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, _, size) = self._entries.popitem(last=False)
-                self._bytes -= size
+        self._entries.put_many(
+            (chunk.chunk_id, (chunk, vector), _size(chunk, vector)) for chunk, vector in items
+        )
 
     def forget(self, chunk_ids: Iterable[str] | None = None) -> None:
         """Drop ``chunk_ids`` (``None``: everything)."""
-        with self._lock:
-            if chunk_ids is None:
-                self._entries.clear()
-                self._bytes = 0
-                return
-            for chunk_id in chunk_ids:
-                entry = self._entries.pop(chunk_id, None)
-                if entry is not None:
-                    self._bytes -= entry[2]
+        self._entries.forget(chunk_ids)
 
 
 def _size(chunk: MemoChunk, vector: np.ndarray) -> int:

@@ -85,7 +85,7 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | No
     fraction = np.rint((units - whole) * steps)
     # The parts side by side, so one product reads the rows once: reading them is most of its
     # time (two parts: 0.66 ms as one product of 28 columns, 1.15 ms as two of 14).
-    stacked = np.ascontiguousarray(np.concatenate([whole, fraction], axis=1).astype(np.int8))
+    stacked = np.concatenate([whole, fraction], axis=1).astype(np.int8)
     # One OpenMP thread, as MaxSim's BLAS gets one: a second halves this product's time, then
     # spins on after it, taking the CPU the rest of the search and other turns need.
     with thread_pools().limit(limits=1, user_api="openmp"):

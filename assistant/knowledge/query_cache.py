@@ -13,11 +13,10 @@ Callers get copies of the tensors, so nothing they do to them reaches the cache.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from assistant.knowledge.encoder import EncodedText
+from assistant.knowledge.sized_lru import SizedLRU
 
 __all__ = ["DEFAULT_QUERY_CACHE_BYTES", "QueryCache"]
 
@@ -37,37 +36,30 @@ class QueryCache:
     """
 
     def __init__(self, max_bytes: int = DEFAULT_QUERY_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[EncodedText, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._entries: SizedLRU[str, EncodedText] = SizedLRU(max_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def hits(self) -> int:
+        """Questions found since creation."""
+        return self._entries.hits
+
+    @property
+    def misses(self) -> int:
+        """Questions encoded since creation."""
+        return self._entries.misses
+
     def encode(self, text: str, encode: Callable[[str], EncodedText]) -> EncodedText:
         """``encode(text)``, or a copy of what it returned for the same text before."""
-        with self._lock:
-            entry = self._entries.get(text)
-            if entry is not None:
-                self._entries.move_to_end(text)
-                self.hits += 1
-        if entry is not None:
-            return _copy(entry[0])
-        # Encoded outside the lock: two threads with the same new text both encode it once.
+        kept = self._entries.get_many([text]).get(text)
+        if kept is not None:
+            return _copy(kept)
+        # Encoded outside any lock: two threads with the same new text each encode it.
         encoded = encode(text)
-        size = _size(text, encoded)
-        with self._lock:
-            self.misses += 1
-            if size > self.max_bytes or text in self._entries:
-                return encoded
-            self._entries[text] = (_copy(encoded), size)
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._bytes -= dropped
+        if self._entries.max_bytes > 0:  # no copy to keep when nothing is kept
+            self._entries.put_many([(text, _copy(encoded), _size(text, encoded))])
         return encoded
 
 
