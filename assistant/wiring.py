@@ -34,6 +34,7 @@ from assistant.knowledge.encoder import (
 from assistant.knowledge.fusion import DEFAULT_WEIGHTS, FusionWeights
 from assistant.knowledge.ingest import DocumentOutcome, Ingestor
 from assistant.knowledge.lexical import LexicalIndex
+from assistant.knowledge.long_lived import settle
 from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.query_cache import QueryCache
 from assistant.knowledge.redis_token_cache import RedisTokenCache
@@ -238,6 +239,7 @@ class KnowledgeBase:
             max_document_chunks=settings.max_document_chunks,
         )
         self._lexical_loaded = lexical is not None
+        settle()
 
     @property
     def lexical_is_current(self) -> bool:
@@ -348,6 +350,7 @@ class KnowledgeBase:
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True
         self.retriever.reload_lexical(index)
+        settle()
 
     def reload_lexical_if_changed(self) -> None:
         """Pick up an index another process (an ingestion worker) saved since it was loaded."""
@@ -359,3 +362,4 @@ class KnowledgeBase:
             index = LexicalIndex.load(self.lexical_dir)
             self._lexical_loaded = index is not None
             self.retriever.reload_lexical(index)
+            settle()

@@ -45,7 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench.common  # noqa: F401  # isort: skip
 
 import httpx
+import redis
 
 from assistant.knowledge.encoder import TransformerEncoder
 from assistant.knowledge.token_cache import SQLiteTokenCache
@@ -83,9 +84,10 @@ from bench.retrieval import (
     load_questions,
     write_candidate_matrices,
 )
+from bench.search_real import fill_redis
 from bench.search_real import load_questions as load_site_questions
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
-from tests.support.servers import free_loopback_port, stop
+from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
 
 KB_NAME = "bench"  # the collection bench/retrieval.py builds
 REAL_KB_NAME = "pydocs"  # the knowledge base bench/search_real.py ingests
@@ -154,9 +156,10 @@ def running_server(
     admin_key: str,
     log_path: Path,
     extra_environment: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[str, int]]:
-    """``assistant serve`` on a free loopback port over ``data_dir``; yields its base URL and
-    its process id."""
+    """``assistant serve --workers N`` on a free loopback port over ``data_dir``; yields its
+    base URL and its process id (with several workers, the supervisor's)."""
     port = free_loopback_port()
     environment = {
         name: value
@@ -173,7 +176,7 @@ def running_server(
     }
     environment |= extra_environment or {}
     command = [sys.executable, "-m", "assistant", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning"]
+    command += ["--port", str(port), "--log-level", "warning", "--workers", str(workers)]
     with log_path.open("wb") as log:
         # The data dir's parent as working directory: no .env of the checkout is read.
         process = subprocess.Popen(
@@ -198,6 +201,39 @@ def running_server(
         yield url, process.pid
     finally:
         stop(process)
+
+
+@contextmanager
+def shared_services(data_dir: Path, scratch: Path) -> Iterator[dict[str, str]]:
+    """What several API processes share, for ``--workers`` over 1: a throwaway redis-server
+    holding a copy of the data dir's token matrices, and ``chroma run`` over its Chroma
+    folder. Yields the server's environment for them."""
+    redis_port, chroma_port = free_loopback_port(), free_loopback_port()
+    redis_server = start_redis(redis_port, scratch / "redis.log")
+    try:
+        copied = fill_redis(data_dir, redis.Redis(port=redis_port))
+        console.log(f"token matrices copied into Redis: {copied['entries']:,}")
+        chroma = start_chroma(chroma_port, data_dir / "chroma", scratch / "chroma.log")
+        try:
+            yield {
+                "ASSISTANT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "ASSISTANT_CHROMA_URL": f"http://127.0.0.1:{chroma_port}",
+            }
+        finally:
+            stop(chroma)
+    finally:
+        stop(redis_server)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` and its children (the API processes under
+    uvicorn's supervisor), in bytes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        kids = [int(child) for child in children.read_text(encoding="ascii").split()]
+    except OSError:
+        kids = []
+    return process_rss(pid) + sum(tree_rss(kid) for kid in kids)
 
 
 def configure(url: str, admin_key: str, kb: str = KB_NAME, answerer: str = "provider") -> str:
@@ -417,8 +453,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="provider",
         help="answer with the instant fake provider, or with the default offline answerer",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes (assistant serve --workers); over 1 also starts redis-server, "
+        "with the token matrices copied in, and chroma run over the data dir",
+    )
     add_run_arguments(parser, DEFAULT_QUESTIONS)
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.chunks < RECALL_K or args.turns < 1 or min(args.concurrency) < 1 or args.warmup < 0:
         parser.error(f"--chunks must be at least {RECALL_K}; --turns and --concurrency at least 1")
     if args.answerer == "offline" and args.real is None:
@@ -455,10 +500,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         admin_key = secrets.token_urlsafe(24)
         log_path = Path(scratch) / "server.log"
-        with FakeOpenAIServer() as provider:
+        with FakeOpenAIServer() as provider, ExitStack() as services:
             provider.script(Stream(ANSWER, prompt_tokens=1000, completion_tokens=4))
-            extra = dict(assignment.split("=", 1) for assignment in args.server_env)
-            with running_server(data_dir, provider.url, admin_key, log_path, extra) as (url, pid):
+            extra = {}
+            if args.workers > 1:
+                extra |= services.enter_context(shared_services(data_dir, Path(scratch)))
+            extra |= dict(assignment.split("=", 1) for assignment in args.server_env)
+            serving = running_server(
+                data_dir, provider.url, admin_key, log_path, extra, args.workers
+            )
+            with serving as (url, pid):
                 key = configure(url, admin_key, kb, args.answerer)
                 if args.warmup:
                     warmed, _ = asyncio.run(
@@ -478,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     level = summarise(concurrency, turns, seconds, load)
                     # The API process's resident memory right after the load (token-cache
                     # tier, encoder, memo and buffers included).
-                    level["server_rss_bytes"] = process_rss(pid)
+                    level["server_rss_bytes"] = tree_rss(pid)
                     console.log(
                         f"server RSS after the level: {format_bytes(level['server_rss_bytes'])}"
                     )

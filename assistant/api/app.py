@@ -57,6 +57,7 @@ from assistant.api.visitors import TOKEN_HEADER, VisitorTokenMiddleware
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.jobs.queue import open_job_queue
+from assistant.knowledge.long_lived import freeze_after_loading
 from assistant.settings import Settings
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "AssistantCorsMiddleware",
     "BodyLimitMiddleware",
     "PayloadTooLargeError",
+    "app_from_environment",
     "create_app",
 ]
 
@@ -327,3 +329,11 @@ def create_app(
 
         mount_slack(app, settings)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """``create_app`` over the settings of this process's environment: the factory each of
+    ``assistant serve --workers N``'s processes imports. Such a process serves for its life, so
+    what it loads is frozen out of the collector's passes (``knowledge.long_lived``)."""
+    freeze_after_loading()
+    return create_app(Settings())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from assistant.cli.common import KbOption, app, errors, escape, open_assistant, print_report, run
 from assistant.core import Assistant
+from assistant.knowledge.long_lived import freeze_after_loading
 from assistant.settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "serve", "serve_url"]
@@ -42,6 +44,15 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug.")
     ] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes sharing the port. Over 1 needs ASSISTANT_REDIS_URL (shared rate "
+            "limits and ingestion queue, run by `assistant worker`) and ASSISTANT_CHROMA_URL.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (assistants, keys, chat, sources) and the widget's endpoints."""
     import uvicorn
@@ -59,13 +70,18 @@ def serve(
             highlight=False,
         )
         raise typer.Exit(1)
+    if workers > 1:
+        _check_shared_services(settings)
     core: Assistant | None = None
     if sources:
         assistant = open_assistant()
         core = assistant
         report = run(lambda: assistant.ingest(sources, kb=kb))
         print_report(report, kb)
-    application = create_app(settings, core=core)
+    if workers > 1 and core is not None:
+        # Each process opens its own; this one's work (the ingestion) is done.
+        core.close()
+        core = None
     mode = (
         "admin key required" if settings.admin_key else "no admin key: loopback clients are admin"
     )
@@ -78,13 +94,58 @@ def serve(
         markup=False,
     )
     try:
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            log_level=log_level,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+        if workers > 1:
+            _share_cores(settings, workers)
+            uvicorn.run(
+                "assistant.api.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level=log_level,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+        else:
+            # This process serves for its life: what it loads is frozen out of the
+            # collector's passes (knowledge.long_lived).
+            freeze_after_loading()
+            uvicorn.run(
+                create_app(settings, core=core),
+                host=host,
+                port=port,
+                log_level=log_level,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
     finally:
         if core is not None:
             core.close()
+
+
+def _check_shared_services(settings: Settings) -> None:
+    """Refuse several processes over state that only one process may hold."""
+    missing = []
+    if settings.redis_url is None:
+        missing.append(
+            "ASSISTANT_REDIS_URL (rate limits must be counted once for all processes, and "
+            "ingestion jobs queued for `assistant worker`)"
+        )
+    if settings.chroma_url is None:
+        missing.append(
+            "ASSISTANT_CHROMA_URL (embedded Chroma is opened by one process; serve the data "
+            "with `chroma run --path DIR` instead)"
+        )
+    if missing:
+        errors.print(
+            "[red]error:[/red] --workers over 1 needs " + " and ".join(missing) + ".",
+            highlight=False,
+            markup=True,
+        )
+        raise typer.Exit(1)
+
+
+def _share_cores(settings: Settings, workers: int) -> None:
+    """Give each process its share of the cores for torch, unless set explicitly: N processes
+    each spawning a thread per core would only fight over them."""
+    if settings.torch_threads == 0:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["ASSISTANT_TORCH_THREADS"] = str(share)
