@@ -14,6 +14,7 @@ the first hit that would exceed the budget or need a source beyond ``max_sources
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -218,11 +219,21 @@ def _join(better: _Passage, worse: _Passage, counter: PromptTokenCounter) -> _Pa
 
 def _contains(outer: str, inner: str) -> bool:
     """Whether ``inner``'s words run, whole, inside ``outer`` (and are not a mere phrase)."""
-    inner_words = _WORD.findall(inner)
-    outer_words = _WORD.findall(outer)
-    if len(inner_words) < MIN_OVERLAP_WORDS and inner_words != outer_words:
+    inner_count, inner_words = _spaced_words(inner)
+    outer_words = _spaced_words(outer)[1]
+    if inner_count < MIN_OVERLAP_WORDS and inner_words != outer_words:
         return False
-    return f" {' '.join(inner_words)} " in f" {' '.join(outer_words)} "
+    return inner_words in outer_words
+
+
+# Each pair of passages from one page is compared, on every turn, and the same chunks come back
+# turn after turn: their words are split once.
+@functools.lru_cache(maxsize=1024)
+def _spaced_words(text: str) -> tuple[int, str]:
+    """How many words ``text`` has, and the words joined by single spaces with one space on
+    either side (words hold no space, so two texts' words are equal when these are)."""
+    words = _WORD.findall(text)
+    return len(words), f" {' '.join(words)} "
 
 
 def _glue(left: str, right: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -95,14 +96,18 @@ class PreparedTurn:
 def passage_tokens(result: SearchResult, sources: Sequence[Source]) -> tuple[PassageTokens, ...]:
     """The chunks of ``sources`` with the token vectors ``result``'s rerank read for them."""
     hits = {hit.chunk_id: hit for hit in result.candidates or result.hits}
+    matrices = result.token_matrices
     passages: list[PassageTokens] = []
     for source in sources:
         for chunk_id in source.chunk_ids or (source.chunk_id,):
-            hit, tokens = hits.get(chunk_id), result.token_matrices.get(chunk_id)
-            if hit is not None and tokens is not None:
+            hit = hits.get(chunk_id)
+            if hit is not None and chunk_id in matrices:
                 header = embedding_text(hit.title, hit.heading_path, "")
                 encoded = embedding_text(hit.title, hit.heading_path, hit.text)
-                passages.append(PassageTokens(hit.text, encoded, len(header), tokens))
+                # Read when a provider asks (the extractive one): scaling the quantised
+                # rows costs the event loop time that a model's answer never uses.
+                rows = functools.partial(matrices.__getitem__, chunk_id)
+                passages.append(PassageTokens(hit.text, encoded, len(header), rows))
     return tuple(passages)
 
 

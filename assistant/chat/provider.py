@@ -8,8 +8,9 @@ reads ``question`` and ``sources`` directly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from assistant.chat.events import CitationsEvent, DoneEvent, Source, TextDelta
@@ -28,7 +29,7 @@ class Message:
     content: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PassageTokens:
     """One chunk of a source as the late-interaction encoder read it, with the token vectors
     that reading gave (from the search's token cache)."""
@@ -38,8 +39,14 @@ class PassageTokens:
     encoded_text: str
     """What the encoder read: title and headings, then ``text`` from ``text_start`` on."""
     text_start: int
-    tokens: torch.Tensor = field(compare=False, repr=False)
-    """(n_tokens, token_dimension), the rows of ``encoded_text`` in order."""
+    read_tokens: Callable[[], torch.Tensor] = field(compare=False, repr=False)
+    """Reads ``tokens``. Called on first use only: the rows are stored quantised, and a
+    provider that answers from the messages never needs them scaled."""
+
+    @cached_property
+    def tokens(self) -> torch.Tensor:
+        """(n_tokens, token_dimension), the rows of ``encoded_text`` in order."""
+        return self.read_tokens()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ is not overrun.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -112,21 +113,28 @@ class ApproximateCounter:
 
     def count(self, text: str) -> int:
         """Estimated tokens of ``text``, meant to be at or above what chat models count."""
-        half_tokens = 0
-        for match in _PIECES.finditer(text):
-            piece = match.group()
-            first = piece[0]
-            if piece == " ":
-                continue
-            if first.isspace():
-                half_tokens += 2 * math.ceil(len(piece) / 4)
-            elif first.isascii():
-                half_tokens += 2 * math.ceil(len(piece) / 3) if first.isalpha() else 2
-            elif _CJK.match(first):
-                half_tokens += 3
-            else:
-                half_tokens += _NON_ASCII_HALF_TOKENS[len(first.encode("utf-8"))]
-        return math.ceil(half_tokens / 2)
+        return _approximate_count(text)
+
+
+# The context's passages are counted on every turn, and the same chunks (and their titles and
+# addresses) come back in turn after turn: the estimate is a function of the text alone.
+@functools.lru_cache(maxsize=1024)
+def _approximate_count(text: str) -> int:
+    half_tokens = 0
+    for match in _PIECES.finditer(text):
+        piece = match.group()
+        first = piece[0]
+        if piece == " ":
+            continue
+        if first.isspace():
+            half_tokens += 2 * math.ceil(len(piece) / 4)
+        elif first.isascii():
+            half_tokens += 2 * math.ceil(len(piece) / 3) if first.isalpha() else 2
+        elif _CJK.match(first):
+            half_tokens += 3
+        else:
+            half_tokens += _NON_ASCII_HALF_TOKENS[len(first.encode("utf-8"))]
+    return math.ceil(half_tokens / 2)
 
 
 # Half-tokens per non-ASCII character by its UTF-8 length; halves keep the arithmetic integral.

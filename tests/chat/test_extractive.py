@@ -4,9 +4,10 @@ nothing else; what it must encode (no cached vectors given) runs in the bounded 
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,7 +107,12 @@ def test_reused_token_vectors_choose_the_same_sentences(
     reused = provider.extract(question, answer.sources, answer.retrieval.query_tokens, passages)
     # The question encoded again, the passages' token vectors recomputed: the same choice.
     recomputed = tuple(
-        replace(passage, tokens=encoder.encode_document_tokens([passage.encoded_text])[0])
+        replace(
+            passage,
+            read_tokens=functools.partial(
+                lambda text: encoder.encode_document_tokens([text])[0], passage.encoded_text
+            ),
+        )
         for passage in passages
     )
     assert reused == provider.extract(question, answer.sources, None, recomputed)
@@ -151,3 +157,40 @@ def test_sample_answers_read_as_prose_with_right_citations(
             assert citation.quote and LinkFilter(()).clean(citation.quote) in answer.answer
     refund = assistant.ask("Can I get my money back if I cancel an annual plan?")
     assert refund.answer.startswith("If you change your mind, you can cancel an annual plan")
+
+
+class CountingMatrices(Mapping[str, torch.Tensor]):
+    """A search's token matrices that count the reads of each chunk's rows."""
+
+    def __init__(self, inner: Mapping[str, torch.Tensor]) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        self.reads.append(key)
+        return self.inner[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.inner
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def test_passage_rows_are_read_only_when_a_provider_asks(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    assistant = make_assistant()
+    assistant.ingest([str(write_docs(tmp_path, DOCS))])
+    answer = assistant.ask("how long do I have to get a refund on an annual plan?")
+    assert answer.retrieval is not None
+    counting = CountingMatrices(answer.retrieval.token_matrices)
+    result = replace(answer.retrieval, token_matrices=counting)
+    passages = passage_tokens(result, answer.sources)
+    assert passages and counting.reads == []  # a model's answer never reads them
+    first = passages[0].tokens
+    assert passages[0].tokens is first and len(counting.reads) == 1
+    assert torch.equal(first, answer.retrieval.token_matrices[counting.reads[0]])
