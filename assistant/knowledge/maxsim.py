@@ -241,6 +241,10 @@ class _PackedMatrices(Mapping[str, torch.Tensor]):
     def __getitem__(self, key: str) -> torch.Tensor:
         return self._packed.rows(*self._bounds[key])
 
+    def __contains__(self, key: object) -> bool:
+        # Mapping's own would read the rows (through __getitem__) only to say they are there.
+        return key in self._bounds
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._bounds)
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -19,6 +20,7 @@ from assistant.chat.links import LinkFilter
 from assistant.chat.orchestrator import passage_tokens
 from assistant.core import Assistant
 from assistant.knowledge.encoder import EncodedText, TransformerEncoder
+from assistant.knowledge.maxsim import PackedTokens
 from assistant.settings import Settings
 from tests.support.docs import write_docs
 
@@ -159,38 +161,24 @@ def test_sample_answers_read_as_prose_with_right_citations(
     assert refund.answer.startswith("If you change your mind, you can cancel an annual plan")
 
 
-class CountingMatrices(Mapping[str, torch.Tensor]):
-    """A search's token matrices that count the reads of each chunk's rows."""
-
-    def __init__(self, inner: Mapping[str, torch.Tensor]) -> None:
-        self.inner = inner
-        self.reads: list[str] = []
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        self.reads.append(key)
-        return self.inner[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.inner
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.inner)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-
 def test_passage_rows_are_read_only_when_a_provider_asks(
-    make_assistant: Callable[..., Assistant], tmp_path: Path
+    make_assistant: Callable[..., Assistant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assistant = make_assistant()
     assistant.ingest([str(write_docs(tmp_path, DOCS))])
     answer = assistant.ask("how long do I have to get a refund on an annual plan?")
     assert answer.retrieval is not None
-    counting = CountingMatrices(answer.retrieval.token_matrices)
-    result = replace(answer.retrieval, token_matrices=counting)
-    passages = passage_tokens(result, answer.sources)
-    assert passages and counting.reads == []  # a model's answer never reads them
+    reads: list[tuple[int, int]] = []
+    rows = PackedTokens.rows
+
+    def counting_rows(self: PackedTokens, start: int, end: int) -> torch.Tensor:
+        reads.append((start, end))
+        return rows(self, start, end)
+
+    monkeypatch.setattr(PackedTokens, "rows", counting_rows)
+    passages = passage_tokens(answer.retrieval, answer.sources)
+    assert passages and reads == []  # a model's answer never reads them
     first = passages[0].tokens
-    assert passages[0].tokens is first and len(counting.reads) == 1
-    assert torch.equal(first, answer.retrieval.token_matrices[counting.reads[0]])
+    assert passages[0].tokens is first and len(reads) == 1
+    start, end = reads[0]
+    assert first.shape[0] == end - start > 0
