@@ -28,6 +28,7 @@ from assistant.chat.prompts import PromptLibrary
 from assistant.chat.provider import ChatProvider
 from assistant.chat.providers import provider_from_name
 from assistant.chat.tokens import context_window, counter_for
+from assistant.knowledge.long_lived import settle
 from assistant.knowledge.retriever import SearchResult
 from assistant.settings import Settings
 
@@ -186,6 +187,9 @@ class AnswererCache:
             answerer = answerers.get(key)
             if answerer is None:
                 answerer = answerers[key] = build()
+                # Kept while the settings stay: its provider clients, and the SDK modules they
+                # imported, are out of the collector's passes from now on.
+                settle()
             return answerer
 
     async def close(self) -> None:

@@ -13,8 +13,11 @@ a process that serves, made by its entry point (``assistant serve``, each of its
 processes), not by a library call: a test suite or an application that opens and drops many
 assistants keeps the collector as it is.
 
+``settle`` is called where such things are loaded: a knowledge base opened, its lexical index
+built or reloaded, an answerer built (its provider clients and the SDK modules they import).
+
 >>> freeze_after_loading()  # doctest: +SKIP
->>> settle()  # after a knowledge base is opened or its index reloaded  # doctest: +SKIP
+>>> settle()  # doctest: +SKIP
 """
 
 from __future__ import annotations

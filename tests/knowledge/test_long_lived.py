@@ -77,3 +77,18 @@ def test_a_reloaded_index_is_frozen_too(
     assert kb.retriever.lexical is not None
     assert len(kb.retriever.lexical.chunk_ids) == 2
     assert not _tracked(kb.retriever.lexical)
+
+
+def test_an_answerer_once_built_is_frozen_too(
+    make_assistant: Callable[..., Assistant], tmp_path: Path, restore_collector: None
+) -> None:
+    long_lived.freeze_after_loading()
+    assistant = _ingested(make_assistant, tmp_path)
+    gc.unfreeze()
+    answer = assistant.ask("how long do refunds take?", kb="docs")
+    assert answer.citations
+    # The answerer, its providers and what they imported are kept while the settings stay.
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
+    assistant.ask("when are refunds paid?", kb="docs")
+    assert gc.get_freeze_count() == 0  # built once: nothing new to keep
