@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
@@ -81,7 +82,13 @@ class Database:
                 "ASSISTANT_DATABASE_URL is not a database URL; use e.g. "
                 "postgresql://user:password@host/dbname or sqlite:///path/file.sqlite3"
             ) from exc
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # orjson for the JSON columns: a turn stores its sources and the trace of every
+        # candidate, written on every turn; non-string keys become strings as json's do.
+        options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "json_serializer": _json_text,
+            "json_deserializer": orjson.loads,
+        }
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:":
@@ -162,6 +169,10 @@ def is_duplicate_key(exc: DatabaseError) -> bool:
     (the driver's integrity error, which the session wraps): a lost race to insert, which
     callers that insert idempotently may treat as done."""
     return isinstance(exc.__cause__, IntegrityError)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
