@@ -64,8 +64,10 @@ class SearchResult:
     query: str
     hits: list[SearchHit]
     trace: SearchTrace
-    query_tokens: torch.Tensor | None = None
-    candidates: list[SearchHit] = field(default_factory=list)
+    # Out of the repr, like token_matrices: asyncio's runner formats a finished task's result
+    # (an answer holding this) on every synchronous call, and a tensor's repr costs milliseconds.
+    query_tokens: torch.Tensor | None = field(default=None, repr=False)
+    candidates: list[SearchHit] = field(default_factory=list, repr=False)
     """Every candidate of the pool, ranked (``hits`` is its head)."""
     token_matrices: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """The token vectors the rerank read, by chunk id: each (n_tokens, token_dimension), the
