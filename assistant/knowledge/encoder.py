@@ -32,6 +32,7 @@ from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedToke
 from assistant.errors import ConfigError, EncoderError
 from assistant.knowledge.model_path import PACKAGED_MODEL_NAMES, resolve_model_path
 from assistant.knowledge.onnx_runtime import OnnxForward, default_export_dir
+from assistant.knowledge.token_spans import TokenSpans
 from assistant.knowledge.vectors import unit_rows
 
 __all__ = [
@@ -274,6 +275,10 @@ class TransformerEncoder:
         self._tokenizer_lock = threading.Lock()
         self._skipped_ids = punctuation_ids(tokenizer)
         self._skipped_array = np.array(sorted(self._skipped_ids), dtype=np.int64)
+        self._spans = TokenSpans(
+            lambda texts: self._tokenize_unpadded(texts, return_offsets_mapping=True),
+            self._skipped_ids,
+        )
         self._forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] = self._torch_forward
         self.runtime = "torch"
         # torch spreads one pass over its own threads, so its passes run one at a time.
@@ -381,17 +386,10 @@ class TransformerEncoder:
 
         Tokenizing only (no forward pass), with the same truncation as the encoding, so row
         ``i`` of a text's token matrix read ``text[start:end]`` of its ``i``-th span; special
-        tokens read nothing, ``(0, 0)``.
+        tokens read nothing, ``(0, 0)``. The spans of recent texts are remembered (the
+        offline answerer asks for the same passages turn after turn).
         """
-        batch = self._tokenize_unpadded(texts, return_offsets_mapping=True)
-        return [
-            [
-                (int(start), int(end))
-                for token_id, (start, end) in zip(ids, row, strict=True)
-                if token_id not in self._skipped_ids
-            ]
-            for ids, row in zip(batch["input_ids"], batch["offset_mapping"], strict=True)
-        ]
+        return self._spans(texts)
 
     @property
     def vocabulary_size(self) -> int:
