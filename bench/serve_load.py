@@ -87,7 +87,7 @@ from bench.retrieval import (
 from bench.search_real import fill_redis
 from bench.search_real import load_questions as load_site_questions
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
-from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
+from tests.support.servers import chroma_server, free_loopback_port, start_redis, stop
 
 KB_NAME = "bench"  # the collection bench/retrieval.py builds
 REAL_KB_NAME = "pydocs"  # the knowledge base bench/search_real.py ingests
@@ -208,19 +208,16 @@ def shared_services(data_dir: Path, scratch: Path) -> Iterator[dict[str, str]]:
     """What several API processes share, for ``--workers`` over 1: a throwaway redis-server
     holding a copy of the data dir's token matrices, and ``chroma run`` over its Chroma
     folder. Yields the server's environment for them."""
-    redis_port, chroma_port = free_loopback_port(), free_loopback_port()
+    redis_port = free_loopback_port()
     redis_server = start_redis(redis_port, scratch / "redis.log")
     try:
         copied = fill_redis(data_dir, redis.Redis(port=redis_port))
         console.log(f"token matrices copied into Redis: {copied['entries']:,}")
-        chroma = start_chroma(chroma_port, data_dir / "chroma", scratch / "chroma.log")
-        try:
+        with chroma_server(data_dir / "chroma", scratch / "chroma.log") as chroma_url:
             yield {
                 "ASSISTANT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-                "ASSISTANT_CHROMA_URL": f"http://127.0.0.1:{chroma_port}",
+                "ASSISTANT_CHROMA_URL": chroma_url,
             }
-        finally:
-            stop(chroma)
     finally:
         stop(redis_server)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import free_loopback_port, start_chroma, stop
+from tests.support.servers import chroma_server, free_loopback_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "examples" / "help-centre" / "site" / "integrations.html"
@@ -53,12 +53,8 @@ def test_several_workers_need_redis_and_a_chroma_server(tmp_path: Path) -> None:
 
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
-    port = free_loopback_port()
-    process = start_chroma(port, tmp_path / "chroma", tmp_path / "chroma.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with chroma_server(tmp_path / "chroma", tmp_path / "chroma.log") as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.token_cache import TieredTokenCache, cache_key, token_space
 from tests.support.checkpoints import write_pylate_checkpoint, write_stanford_checkpoint
 from tests.support.docs import write_docs
-from tests.support.servers import free_loopback_port, start_chroma, start_redis, stop
+from tests.support.servers import chroma_server, free_loopback_port, start_redis, stop
 
 DOCS = {
     "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 14 days of purchase.\n",
@@ -80,18 +80,14 @@ def test_redis_holds_the_token_embeddings(
 def test_chroma_server_behaves_like_the_embedded_store(
     make_assistant: Callable[..., Assistant], tmp_path: Path
 ) -> None:
-    port = free_loopback_port()
-    process = start_chroma(port, tmp_path / "chroma-server", tmp_path / "chroma.log")
-    try:
-        assistant = make_assistant(chroma_url=f"http://127.0.0.1:{port}")
+    with chroma_server(tmp_path / "chroma-server", tmp_path / "chroma.log") as url:
+        assistant = make_assistant(chroma_url=url)
         folder = _folder(tmp_path)
         assert assistant.ingest([str(folder)]).count("added") == 3
         assert assistant.ingest([str(folder)]).count("unchanged") == 3
         hit = assistant.search("export as PDF", k=1).hits[0]
         assert Path(hit.url).name == "export.md"
         assert assistant.knowledge_bases() == ["default"]
-    finally:
-        stop(process)
 
 
 @pytest.mark.parametrize("layout", ["pylate", "stanford"])

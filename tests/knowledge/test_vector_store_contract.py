@@ -24,7 +24,7 @@ from assistant.testing.vector_store_contract import (
     record,
     unit,
 )
-from tests.support.servers import free_loopback_port, start_chroma, stop
+from tests.support.servers import chroma_server
 
 MODEL = "contract-model"
 
@@ -40,12 +40,8 @@ def _opener(client: Any, suffix: str = "") -> StoreOpener:
 def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ``chroma run`` server shared by this module's tests (each uses its own names)."""
     folder = tmp_path_factory.mktemp("chroma-server")
-    port = free_loopback_port()
-    process = start_chroma(port, folder / "data", folder / "chroma.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with chroma_server(folder / "data", folder / "chroma.log") as url:
+        yield url
 
 
 @pytest.fixture

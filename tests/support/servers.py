@@ -91,6 +91,18 @@ def start_chroma(port: int, path: Path, log_path: Path) -> subprocess.Popen[byte
             time.sleep(0.2)
 
 
+@contextmanager
+def chroma_server(path: Path, log_path: Path) -> Iterator[str]:
+    """``chroma run`` on a free loopback port over ``path`` while the block runs; yields its
+    URL and stops it afterwards, also when the block fails."""
+    port = free_loopback_port()
+    process = start_chroma(port, path, log_path)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
 def find_postgres_bin_dir() -> Path | None:
     """The folder holding ``initdb`` and ``postgres``, or None when PostgreSQL is not installed.
 
