@@ -42,6 +42,9 @@ def freezes_after_loading() -> bool:
 
 def settle() -> None:
     """Called after loading something kept for the process's life; freezes what is alive when
-    the process asked for it."""
+    the process asked for it. Garbage is collected first, so no cycle that is already garbage is
+    frozen for good (this pass walks only what was not frozen before: all of it once, about
+    0.2 s when the first knowledge base opens, little afterwards)."""
     if _enabled:
+        gc.collect()
         gc.freeze()

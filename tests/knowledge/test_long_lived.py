@@ -4,6 +4,7 @@ when the process asked for it."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -92,3 +93,18 @@ def test_an_answerer_once_built_is_frozen_too(
     gc.unfreeze()
     assistant.ask("when are refunds paid?", kb="docs")
     assert gc.get_freeze_count() == 0  # built once: nothing new to keep
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+def test_garbage_is_collected_not_frozen(restore_collector: None) -> None:
+    long_lived.freeze_after_loading()
+    kept, dropped = _Node(), _Node()
+    gone = weakref.ref(dropped)
+    del dropped
+    long_lived.settle()
+    assert gone() is None
+    assert not _tracked(kept)
