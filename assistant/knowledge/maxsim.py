@@ -414,14 +414,20 @@ def maxsim_span_scores(
             f"query dimension {query.shape[1]} differs from document dimension "
             f"{document_embeddings.shape[1]}"
         )
-    scores = torch.zeros(len(spans), dtype=torch.float32)
+    scores = np.zeros(len(spans), dtype=np.float32)
     if query.shape[0] == 0 or not spans:
-        return scores
-    similarities = query @ document_embeddings.to(torch.float32).T  # (Lq, Ld)
+        return torch.from_numpy(scores)
+    # One torch product (numpy's BLAS would spin a second thread after it), then each span's
+    # maximum in numpy: a torch call per span hands the GIL back and waits to take it again
+    # behind the server's event loop, and the offline answerer scores every sentence here.
+    product = query @ document_embeddings.to(torch.float32).T
+    similarities = product.detach().cpu().numpy()  # (Lq, Ld)
     if query_weights is None:
-        query_weights = torch.ones(query.shape[0], dtype=torch.float32)
-    weights = query_weights.to(torch.float32) / query_weights.sum().clamp(min=1e-6)
+        weights = np.full(query.shape[0], 1.0 / query.shape[0], dtype=np.float32)
+    else:
+        raw = query_weights.detach().cpu().numpy().astype(np.float32, copy=False)
+        weights = raw / max(float(raw.sum()), 1e-6)
     for index, span in enumerate(spans):
         if len(span):
-            scores[index] = (similarities[:, span.start : span.stop].amax(dim=1) * weights).sum()
-    return scores
+            scores[index] = similarities[:, span.start : span.stop].max(axis=1) @ weights
+    return torch.from_numpy(scores)
