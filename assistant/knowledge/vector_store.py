@@ -277,9 +277,13 @@ class ChromaStore:
         read = self._read([cid for cid in chunk_ids if cid in existing])
         if not read:
             return []
-        vectors = torch.from_numpy(np.stack([vector for _, vector in read.values()]))
-        query = torch.nn.functional.normalize(query_embedding.to(torch.float32), dim=-1)
-        similarities = (torch.nn.functional.normalize(vectors, dim=-1) @ query).tolist()
+        # numpy, without BLAS: a few dozen vectors, and each torch call would give the GIL back
+        # and wait to take it again behind a busy server's event loop.
+        vectors = np.stack([vector for _, vector in read.values()]).astype(np.float32, copy=False)
+        query = query_embedding.detach().to(torch.float32).cpu().numpy()
+        query = query / max(float(np.sqrt(np.dot(query, query))), 1e-12)
+        lengths = np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)
+        similarities = (np.einsum("ij,j->i", vectors, query) / lengths).tolist()
         return [
             (chunk, float(similarity))
             for (chunk, _), similarity in zip(read.values(), similarities, strict=True)
