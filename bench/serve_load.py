@@ -87,7 +87,13 @@ from bench.retrieval import (
 from bench.search_real import fill_redis
 from bench.search_real import load_questions as load_site_questions
 from tests.chat.fake_openai import FakeOpenAIServer, Stream
-from tests.support.servers import chroma_server, free_loopback_port, start_redis, stop
+from tests.support.servers import (
+    child_pids,
+    chroma_server,
+    free_loopback_port,
+    start_redis,
+    stop,
+)
 
 KB_NAME = "bench"  # the collection bench/retrieval.py builds
 REAL_KB_NAME = "pydocs"  # the knowledge base bench/search_real.py ingests
@@ -225,12 +231,7 @@ def shared_services(data_dir: Path, scratch: Path) -> Iterator[dict[str, str]]:
 def tree_rss(pid: int) -> int:
     """Resident memory of process ``pid`` and its children (the API processes under
     uvicorn's supervisor), in bytes."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        kids = [int(child) for child in children.read_text(encoding="ascii").split()]
-    except OSError:
-        kids = []
-    return process_rss(pid) + sum(tree_rss(kid) for kid in kids)
+    return process_rss(pid) + sum(tree_rss(child) for child in child_pids(pid))
 
 
 def configure(url: str, admin_key: str, kb: str = KB_NAME, answerer: str = "provider") -> str:

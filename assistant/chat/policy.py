@@ -185,12 +185,15 @@ class AnswererCache:
         with self._lock:
             answerers = self._by_loop.setdefault(loop, {})
             answerer = answerers.get(key)
+            built = answerer is None
             if answerer is None:
                 answerer = answerers[key] = build()
-                # Kept while the settings stay: its provider clients, and the SDK modules they
-                # imported, are out of the collector's passes from now on.
-                settle()
-            return answerer
+        if built:
+            # Kept while the settings stay: its provider clients, and the SDK modules they
+            # imported, are out of the collector's passes from now on (collected and frozen
+            # outside the lock, which other event loops' turns wait on).
+            settle()
+        return answerer
 
     async def close(self) -> None:
         """Close the provider clients of the running loop's answerers and forget them."""

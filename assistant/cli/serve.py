@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,28 +94,25 @@ def serve(
         markup=False,
     )
     try:
+        processes: dict[str, Any] = {}
         if workers > 1:
+            # Each process builds its app (and freezes what it loads) in app_from_environment.
             _share_cores(settings, workers)
-            uvicorn.run(
-                "assistant.api.app:app_from_environment",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level=log_level,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
+            target: Any = "assistant.api.app:app_from_environment"
+            processes = {"factory": True, "workers": workers}
         else:
-            # This process serves for its life: what it loads is frozen out of the
-            # collector's passes (knowledge.long_lived).
+            # This process serves for its life: what it loads is frozen out of the collector's
+            # passes (knowledge.long_lived).
             freeze_after_loading()
-            uvicorn.run(
-                create_app(settings, core=core),
-                host=host,
-                port=port,
-                log_level=log_level,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            )
+            target = create_app(settings, core=core)
+        uvicorn.run(
+            target,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **processes,
+        )
     finally:
         if core is not None:
             core.close()

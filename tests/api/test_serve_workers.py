@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import chroma_server, free_loopback_port, stop
+from tests.support.servers import child_pids, chroma_server, free_loopback_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "examples" / "help-centre" / "site" / "integrations.html"
@@ -27,11 +27,6 @@ def _environment(data_dir: Path, **values: str) -> dict[str, str]:
         if not name.startswith(("ASSISTANT_", "OPENAI_", "ANTHROPIC_"))
     }
     return environment | {"ASSISTANT_DATA_DIR": str(data_dir), "COLUMNS": "200"} | values
-
-
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
-    return [int(child) for child in text.split()]
 
 
 def test_several_workers_need_redis_and_a_chroma_server(tmp_path: Path) -> None:
@@ -88,7 +83,7 @@ def test_two_processes_answer_with_sources_and_count_limits_once(
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
-        assert len(_children(server.pid)) >= 2  # uvicorn's workers under its supervisor
+        assert len(child_pids(server.pid)) >= 2  # uvicorn's workers under its supervisor
         admin = {"Authorization": f"Bearer {admin_key}"}
         limits = {"limits": {"requests_per_minute": 4}}
         httpx.patch(f"{url}/api/assistants/help", json=limits, headers=admin, timeout=60)

@@ -91,6 +91,16 @@ def start_chroma(port: int, path: Path, log_path: Path) -> subprocess.Popen[byte
             time.sleep(0.2)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (uvicorn's workers under its supervisor); empty when
+    ``/proc`` cannot tell."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
 @contextmanager
 def chroma_server(path: Path, log_path: Path) -> Iterator[str]:
     """``chroma run`` on a free loopback port over ``path`` while the block runs; yields its
