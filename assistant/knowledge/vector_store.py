@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -271,15 +271,14 @@ class ChromaStore:
         the order asked; unknown ids are left out."""
         if not chunk_ids:
             return []
-        with chroma_errors("read chunks"):
-            # Which of them still exist: a chunk deleted since it was read is not returned.
-            existing = set(self._collection.get(ids=list(chunk_ids), include=[])["ids"])
-        read = self._read([cid for cid in chunk_ids if cid in existing])
+        read = self._read(chunk_ids, vectors=True)
         if not read:
             return []
         # numpy, without BLAS: a few dozen vectors, and each torch call would give the GIL back
-        # and wait to take it again behind a busy server's event loop.
-        vectors = np.stack([vector for _, vector in read.values()]).astype(np.float32, copy=False)
+        # and wait to take it again behind a busy server's event loop. Read with vectors=True,
+        # every entry has its vector.
+        rows = [cast("np.ndarray", vector) for _, vector in read.values()]
+        vectors = np.stack(rows).astype(np.float32, copy=False)
         query = query_embedding.detach().to(torch.float32).cpu().numpy()
         query = query / max(float(np.sqrt(np.dot(query, query))), 1e-12)
         lengths = np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)
@@ -289,23 +288,51 @@ class ChromaStore:
             for (chunk, _), similarity in zip(read.values(), similarities, strict=True)
         ]
 
-    def _read(self, chunk_ids: Sequence[str]) -> dict[str, tuple[StoredChunk, np.ndarray]]:
-        """The chunks and dense vectors of ``chunk_ids`` that exist, in the order asked: from
-        the memo, and the rest in one read from Chroma (then remembered)."""
+    def _read(
+        self, chunk_ids: Sequence[str], *, vectors: bool = False
+    ) -> dict[str, tuple[StoredChunk, np.ndarray | None]]:
+        """The chunks of ``chunk_ids`` that exist, in the order asked, with their dense vectors
+        when ``vectors`` (else only those the memo holds): from the memo, and the rest in one
+        read from Chroma (then remembered).
+
+        With ``vectors`` the ids come from outside this store's own query (the lexical index),
+        so those the memo holds are checked against Chroma, and a chunk deleted since it was
+        read is left out. That check also reads the vectors the memo lacks. The ids it does not
+        hold are read whole, which checks them too.
+        """
         remembered = self._memo.get_many(chunk_ids)
         missing = [cid for cid in chunk_ids if cid not in remembered]
-        if missing:
+        if vectors and remembered:
+            lacking = any(vector is None for _, vector in remembered.values())
             with chroma_errors("read chunks"):
                 result = self._collection.get(
-                    ids=missing, include=["documents", "metadatas", "embeddings"]
+                    ids=list(remembered), include=["embeddings"] if lacking else []
                 )
+            if lacking:
+                completed = [
+                    (remembered[cid][0], np.asarray(vector, dtype=np.float32))
+                    for cid, vector in zip(result["ids"], result["embeddings"], strict=True)
+                ]
+                self._memo.put_many(completed)
+                remembered = {chunk.chunk_id: (chunk, vector) for chunk, vector in completed}
+            else:
+                existing = set(result["ids"])
+                remembered = {cid: entry for cid, entry in remembered.items() if cid in existing}
+        if missing:
+            include = ["documents", "metadatas", *(["embeddings"] if vectors else [])]
+            with chroma_errors("read chunks"):
+                result = self._collection.get(ids=missing, include=include)
+            read_vectors = result["embeddings"] if vectors else [None] * len(result["ids"])
             fresh = [
-                (StoredChunk.from_chroma(cid, doc, meta), np.asarray(vector, dtype=np.float32))
+                (
+                    StoredChunk.from_chroma(cid, doc, meta),
+                    None if vector is None else np.asarray(vector, dtype=np.float32),
+                )
                 for cid, doc, meta, vector in zip(
                     result["ids"],
                     result["documents"],
                     result["metadatas"],
-                    result["embeddings"],
+                    read_vectors,
                     strict=True,
                 )
             ]

@@ -53,10 +53,13 @@ class CountingCollection:
     def __init__(self, collection: Any) -> None:
         self._collection = collection
         self.text_reads: list[list[str]] = []
+        self.vector_reads: list[list[str]] = []
 
     def get(self, ids: Any = None, include: Any = (), **kwargs: Any) -> Any:
         if "documents" in include:
             self.text_reads.append(list(ids or []))
+        if "embeddings" in include:
+            self.vector_reads.append(list(ids or []))
         return self._collection.get(ids=ids, include=include, **kwargs)
 
     def query(self, **kwargs: Any) -> Any:
@@ -98,17 +101,40 @@ def test_chunks_read_once_are_not_read_from_chroma_again(client: Any) -> None:
     assert counting.text_reads[1:] == [["b#0"]]
 
 
+def test_a_vector_is_read_only_when_a_lexical_only_candidate_needs_it(client: Any) -> None:
+    store, counting = open_counting(client)
+    store.add(
+        [record("a", 0), record("a", 1), record("b", 0)],
+        torch.stack([unit(1.0), unit(1.0, 1.0), unit(0.0, 1.0)]),
+    )
+    store.query(unit(1.0), k=2)
+    assert counting.vector_reads == [], "dense recall's similarity comes with the query"
+
+    scored = store.get_with_similarity(["a#1", "b#0"], unit(1.0))
+    assert [chunk.chunk_id for chunk, _ in scored] == ["a#1", "b#0"]
+    assert scored[0][1] == pytest.approx(2**-0.5, abs=1e-4)
+    assert sorted(map(sorted, counting.vector_reads)) == [["a#1"], ["b#0"]]
+    assert counting.text_reads[1:] == [["b#0"]], "a#1's text came from the memo"
+
+    store.get_with_similarity(["a#1", "b#0"], unit(0.0, 1.0))
+    assert len(counting.vector_reads) == 2, "vectors read once are remembered"
+
+
 def test_a_chunk_deleted_by_another_process_is_not_returned(client: Any) -> None:
     reader, _ = open_counting(client)
     writer = ChromaStore.open(client, "memo", embedding_model="m", dimension=DIMENSION)
     writer.add([record("a", 0), record("a", 1)], torch.stack([unit(1.0), unit(1.0, 1.0)]))
     assert len(reader.query(unit(1.0), k=5)) == 2
     assert len(reader.get_with_similarity(["a#0", "a#1"], unit(1.0))) == 2
+    dense_only, _ = open_counting(client)  # remembers the chunks, not their vectors
+    assert len(dense_only.query(unit(1.0), k=5)) == 2
 
-    writer.delete(["a#0"])  # the reader still remembers a#0
+    writer.delete(["a#0"])  # the readers still remember a#0
 
     assert [c.chunk_id for c, _ in reader.query(unit(1.0), k=5)] == ["a#1"]
     assert [c.chunk_id for c, _ in reader.get_with_similarity(["a#0", "a#1"], unit(1.0))] == ["a#1"]
+    kept = dense_only.get_with_similarity(["a#0", "a#1"], unit(1.0))
+    assert [c.chunk_id for c, _ in kept] == ["a#1"]
 
 
 def test_writes_and_forget_reads_drop_what_was_remembered(client: Any) -> None:
