@@ -21,6 +21,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from assistant.knowledge.fusion import FusionWeights, fuse
@@ -82,13 +83,13 @@ def rank_candidates(
     ... ).order
     [0, 1, 2]
     """
-    # Plain lists from here: indexing a tensor element by element costs microseconds each.
-    dense = dense_scores.tolist()
-    # Standardise in one canonical order (dense order), whatever order the pool came in: float
-    # sums depend on their order, and a pool re-ranked from search hits must score bit for bit
-    # as the retriever scored it.
-    canonical = sorted(range(len(dense)), key=lambda i: (-dense[i], i))
-    positions = torch.tensor(canonical, dtype=torch.long)
+    # Sorted in numpy: Python's sort with a key function costs tens of microseconds per pool.
+    dense = dense_scores.detach().cpu().numpy()
+    # Standardise in one canonical order (dense order, ties by position), whatever order the
+    # pool came in: float sums depend on their order, and a pool re-ranked from search hits
+    # must score bit for bit as the retriever scored it.
+    canonical = np.argsort(-dense, kind="stable")
+    positions = torch.from_numpy(canonical)
     signals = {
         "dense": dense_scores[positions],
         "late_interaction": late_interaction_scores[positions],
@@ -98,11 +99,12 @@ def rank_candidates(
     fused = fuse(signals, weights)
     if breadth is not None and len(dense) > 1 and bool(breadth.any()):
         fused = fused - LONG_PAGE_PENALTY * fused.std() * breadth[positions].to(torch.float32)
-    final = [0.0] * len(dense)
-    for index, score in zip(canonical, fused.tolist(), strict=True):
-        final[index] = score
-    order = sorted(range(len(final)), key=lambda i: (-final[i], -dense[i], i))
-    return RankedPool(order, final)
+    final = np.empty(len(dense), dtype=np.float64)
+    final[canonical] = fused.detach().cpu().numpy()
+    # Highest fused score first, then higher dense score, then earlier position (lexsort is
+    # stable and sorts by its last key first).
+    order = np.lexsort((-dense, -final))
+    return RankedPool(order.tolist(), final.tolist())
 
 
 def signal_ranks(scores: Sequence[float]) -> list[int]:
@@ -111,8 +113,8 @@ def signal_ranks(scores: Sequence[float]) -> list[int]:
     >>> signal_ranks([0.2, 0.9, 0.2])
     [2, 1, 3]
     """
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    ranks = [0] * len(scores)
-    for rank, index in enumerate(order, start=1):
-        ranks[index] = rank
-    return ranks
+    # A stable sort of the negated scores: equal scores keep their order.
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks.tolist()

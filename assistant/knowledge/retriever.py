@@ -259,14 +259,18 @@ class Retriever:
         weights: FusionWeights,
         page_sizes: PageSizes | None,
     ) -> list[SearchHit]:
-        dense = torch.tensor([c.dense_score for c in candidates])
+        # Through numpy: torch.tensor reads a list of floats several times slower.
+        dense = torch.from_numpy(np.array([c.dense_score for c in candidates], np.float32))
         lexical: torch.Tensor | None = None
         if all(c.lexical_score is not None for c in candidates):
-            lexical = torch.tensor([float(c.lexical_score or 0.0) for c in candidates])
+            lexical_values = [float(c.lexical_score or 0.0) for c in candidates]
+            lexical = torch.from_numpy(np.array(lexical_values, np.float32))
         breadths = [
             page_sizes.breadth(c.chunk.url) if page_sizes is not None else 0.0 for c in candidates
         ]
-        ranked = rank_candidates(dense, late, weights, lexical, torch.tensor(breadths))
+        ranked = rank_candidates(
+            dense, late, weights, lexical, torch.from_numpy(np.array(breadths, np.float32))
+        )
         dense_scores = dense.tolist()
         late_scores = late.tolist()
         lexical_scores = lexical.tolist() if lexical is not None else None
