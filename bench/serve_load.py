@@ -312,9 +312,14 @@ async def run_level(
     turns: int,
     timeout: float,
     kb: str = KB_NAME,
+    fresh_connections: bool = False,
 ) -> tuple[list[TurnResult], float]:
-    """``turns`` turns by ``concurrency`` clients at once; the results and the wall seconds."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    """``turns`` turns by ``concurrency`` clients at once; the results and the wall seconds.
+
+    With ``fresh_connections`` every turn opens its own connection, as a visitor's browser
+    does after the server's keep-alive has lapsed between two messages."""
+    keep_alive = 0 if fresh_connections else concurrency
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=keep_alive)
     headers = {"Authorization": f"Bearer {key}"}
     results: list[TurnResult] = []
     numbers = itertools.count()
@@ -458,6 +463,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="API processes (assistant serve --workers); over 1 also starts redis-server, "
         "with the token matrices copied in, and chroma run over the data dir",
     )
+    parser.add_argument(
+        "--fresh-connections",
+        action="store_true",
+        help="every timed turn on a new connection (visitors' messages further apart than the "
+        "server's keep-alive), instead of each client keeping one",
+    )
     add_run_arguments(parser, DEFAULT_QUESTIONS)
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -522,7 +533,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                     load = load_average()
                     console.log(f"{concurrency} clients, {args.turns} turns, load average {load}")
                     turns, seconds = asyncio.run(
-                        run_level(url, key, questions, concurrency, args.turns, args.timeout, kb)
+                        run_level(
+                            url,
+                            key,
+                            questions,
+                            concurrency,
+                            args.turns,
+                            args.timeout,
+                            kb,
+                            fresh_connections=args.fresh_connections,
+                        )
                     )
                     level = summarise(concurrency, turns, seconds, load)
                     # The API process's resident memory right after the load (token-cache
