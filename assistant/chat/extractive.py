@@ -197,7 +197,13 @@ class ExtractiveProvider:
             ).tolist()
             for (index, _), score in zip(items, span_scores, strict=True):
                 scores[index] = score
-        missing = [index for index, score in enumerate(scores) if score is None]
+        # A unit whose passage text holds no word (a table row of symbols) has no row to
+        # read there, and nothing to say.
+        missing = [
+            index
+            for index, score in enumerate(scores)
+            if score is None and _WORD.search(sentences[index].unit.raw)
+        ]
         if missing:
             encoded = self._encoder.encode_document_tokens([sentences[i].text for i in missing])
             for index, matrix in zip(missing, encoded, strict=True):
@@ -256,6 +262,9 @@ def _covering_spans(
             continue
         real = [(i, start, end) for i, (start, end) in enumerate(passage_offsets) if end > start]
         rows.append(([i for i, _, _ in real], [s for _, s, _ in real], [e for _, _, e in real]))
+    # The units were read from the sources' text without marker-like numbers ("[0]"): look
+    # for them in the passages read the same way, and map back to the passages' characters.
+    unmarked = [_without_markers(passage.text) for passage in passages]
     found: list[tuple[int, range] | None] = []
     for text in texts:
         span: tuple[int, range] | None = None
@@ -264,16 +273,37 @@ def _covering_spans(
         last_word = max((m.end() for m in _WORD.finditer(text)), default=len(text))
         for passage_index, passage in enumerate(passages):
             table = rows[passage_index]
-            at = passage.text.find(text)
-            if table is None or at < 0:
+            plain, positions = unmarked[passage_index]
+            at = plain.find(text)
+            if table is None or at < 0 or not text:
                 continue
-            first_char = passage.text_start + at
-            last_char = first_char + len(text)
+            first_char = passage.text_start + positions[at]
+            last_char = passage.text_start + positions[at + len(text) - 1] + 1
+            word_end = passage.text_start + positions[at + max(last_word, 1) - 1] + 1
             indices, starts, ends = table
             low = bisect.bisect_right(ends, first_char)
             high = bisect.bisect_left(starts, last_char)
-            if high > low and ends[-1] >= first_char + last_word:
+            if high > low and ends[-1] >= word_end:
                 span = (passage_index, range(indices[low], indices[high - 1] + 1))
                 break
         found.append(span)
     return found
+
+
+def _without_markers(text: str) -> tuple[str, list[int]]:
+    """``text`` without its marker-like numbers (as ``extract`` reads sources), and for each
+    character left the position it had in ``text``.
+
+    >>> _without_markers("sys.argv[0] is set")
+    ('sys.argv is set', [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, 17])
+    """
+    parts: list[str] = []
+    positions: list[int] = []
+    kept_from = 0
+    for match in _MARKER_LIKE.finditer(text):
+        parts.append(text[kept_from : match.start()])
+        positions.extend(range(kept_from, match.start()))
+        kept_from = match.end()
+    parts.append(text[kept_from:])
+    positions.extend(range(kept_from, len(text)))
+    return "".join(parts), positions

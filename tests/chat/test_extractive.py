@@ -95,6 +95,29 @@ def test_a_turn_encodes_the_question_once_and_nothing_else(
         assert follow_up.citations and counting.queries == 1
 
 
+def test_sentences_with_bracketed_numbers_or_no_words_are_not_encoded(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    # Answers number their sources "[1]", so units are read without numbers in brackets; they
+    # are still found in their chunk and scored from its rows. A row of symbols has no word to
+    # score at all.
+    docs = {
+        "argv.md": "# Arguments\n\nWhen a script runs, sys.argv[0] is set to the script's "
+        "name. The other command line arguments follow it in order.\n\n"
+        "Symbols | Meaning\n--- | ---\n{{ | }}\n",
+    }
+    folder = write_docs(tmp_path, docs)
+    counting = CountingEncoder(encoder)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=counting) as assistant:
+        assistant.ingest([str(folder)])
+        counting.queries, counting.documents = 0, 0
+        answer = assistant.ask("what is sys.argv set to when a script runs?")
+    assert answer.provider == "extractive"
+    assert "sys.argv is set to the script's name" in answer.answer
+    assert (counting.queries, counting.documents) == (1, 0)
+
+
 def test_reused_token_vectors_choose_the_same_sentences(
     make_assistant: Callable[..., Assistant], encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
