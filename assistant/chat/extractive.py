@@ -279,7 +279,7 @@ def _covering_spans(
                 continue
             first_char = passage.text_start + positions[at]
             last_char = passage.text_start + positions[at + len(text) - 1] + 1
-            word_end = passage.text_start + positions[at + max(last_word, 1) - 1] + 1
+            word_end = passage.text_start + positions[at + last_word - 1] + 1
             indices, starts, ends = table
             low = bisect.bisect_right(ends, first_char)
             high = bisect.bisect_left(starts, last_char)
