@@ -61,11 +61,11 @@ def tune(
     outcome = (
         f"[green]kept[/green] head {report.head_version}"
         if report.kept
-        else "[yellow]not kept[/yellow] (no better than the current ranking)"
+        else "[yellow]not kept[/yellow] (not better than the current ranking beyond noise)"
     )
     console.print(
         f"[bold]{kb}[/bold]: held-out MRR@10 {report.mrr_before:.3f} → {report.mrr_after:.3f} "
-        f"on {report.held_out_queries} queries; {outcome}"
+        f"(± {report.gain_standard_error:.3f}) on {report.held_out_queries} queries; {outcome}"
     )
     console.print(
         f"{report.pairs} pairs, {report.steps} steps in {report.seconds:.0f}s; token vectors "

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,6 +34,7 @@ from assistant.knowledge.training.head_training import (
     maxsim_matrix,
     train_projection_head,
 )
+from assistant.knowledge.training.held_out import HeldOutGain
 from assistant.knowledge.training.pseudo_pairs import (
     PairOptions,
     held_out_index_texts,
@@ -240,6 +242,40 @@ def test_pseudo_pairs_are_deterministic_and_split_by_document() -> None:
             assert pair.query.startswith("Document ") and pair.query not in pair.positive
 
 
+def test_a_site_of_few_long_pages_keeps_pages_to_train_on() -> None:
+    # 12 pages of 40 chunks: three held-out queries a page would need every page.
+    chunks = _chunks(documents=12, chunks_per_document=40)
+    pairs = make_pseudo_pairs(chunks, PairOptions(max_pairs=500))
+    held_documents = {pair.document for pair in pairs.held_out}
+    train_documents = {pair.document for pair in pairs.train}
+    assert len(held_documents) <= 6 and len(train_documents) >= 6
+    assert not held_documents & train_documents
+    # The target (50: a tenth of 480 chunks, at least 50), spread over the pages still
+    # allowed; a page held out by its title gives that one query.
+    assert 45 <= len(pairs.held_out) <= 50
+    # A shallower cap holds out fewer pages, each giving more queries.
+    fewer = make_pseudo_pairs(chunks, PairOptions(max_pairs=500, max_held_out_document_share=0.25))
+    assert len({pair.document for pair in fewer.held_out}) <= 3
+
+
+def test_a_head_is_kept_only_for_a_gain_beyond_noise() -> None:
+    generator = np.random.default_rng(0)
+    before = generator.choice([0.0, 0.2, 0.5, 1.0], size=300)
+    # Half the queries up a rank, half down: the mean barely moves, the spread is wide.
+    noisy = np.clip(before + generator.choice([-0.3, 0.31], size=300), 0.0, 1.0)
+    gain = HeldOutGain.paired(before, noisy)
+    assert abs(gain.after - gain.before) < 0.03 and gain.standard_error > 0.01
+    assert not gain.beyond_noise(0.005, 2.0)
+    # Every query a little better: a small gain, but far beyond its noise.
+    steady = np.minimum(before + 0.02, 1.0)
+    better = HeldOutGain.paired(before, steady)
+    assert better.beyond_noise(0.005, 2.0)
+    assert not better.beyond_noise(0.05, 2.0)  # but not the minimum asked for
+    assert not HeldOutGain.paired(before, before).beyond_noise(0.0, 2.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        HeldOutGain.paired(before, before[:10])
+
+
 def test_pair_count_is_capped() -> None:
     pairs = make_pseudo_pairs(_chunks(), PairOptions(max_pairs=25, pairs_per_chunk=3))
     assert len(pairs.train) == 25
@@ -385,7 +421,8 @@ def test_tune_reports_and_keeps_the_head_only_if_it_ranks_better(
     assert report.pairs == 64 and report.steps == 4
     assert report.held_out_queries == 30
     assert 0.0 <= report.mrr_before <= 1.0 and 0.0 <= report.mrr_after <= 1.0
-    assert report.kept == (report.mrr_after > report.mrr_before)
+    gain = HeldOutGain(report.mrr_before, report.mrr_after, report.gain_standard_error)
+    assert report.kept == gain.beyond_noise(0.005, 2.0)
     assert (report.bytes_per_token_before, report.bytes_per_token_after) == (386, 130)
     tasks = {step.task for step in steps}
     assert {"encoding", "training", "evaluation"} <= tasks
@@ -473,7 +510,8 @@ def test_tune_command_prints_the_report_as_json(data_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["kb"] == "notes" and payload["pairs"] == 64
-    assert payload["kept"] == (payload["mrr_after"] > payload["mrr_before"])
+    gain = HeldOutGain(payload["mrr_before"], payload["mrr_after"], payload["gain_standard_error"])
+    assert payload["kept"] == gain.beyond_noise(0.005, 2.0)
     missing = subprocess.run(
         [sys.executable, "-m", "assistant", "tune", "--kb", "nothing-here"],
         capture_output=True,

@@ -7,11 +7,14 @@ weights — on a copy of the index from which the query's own text is taken out 
 ``pseudo_pairs.held_out_index_texts``). Several stages (the current token vectors and a
 candidate head's projection of them) are judged on the same pools, so only the late-interaction
 signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
-query's document counts.
+query's document counts. Each query's reciprocal rank is kept, so two stages are compared query
+by query (``HeldOutGain``): the gain's standard error says how much of it is the luck of the
+sample.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +38,7 @@ from assistant.knowledge.training.encoding import (
 from assistant.knowledge.training.pseudo_pairs import PseudoPair
 from assistant.knowledge.vector_store import StoredChunk
 
-__all__ = ["HeldOutIndex", "Projection", "held_out_mrr"]
+__all__ = ["HeldOutGain", "HeldOutIndex", "Projection", "held_out_mrr"]
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
 """Maps (n_tokens, base dimension) token vectors to a stage's own; ``None`` keeps them."""
@@ -209,15 +212,57 @@ def held_out_mrr(
     weights: FusionWeights,
     recall_k: int,
     notify: TuneProgressCallback,
-) -> list[float]:
-    """Mean MRR@10 (document level) of the shipped ranking under each stage's projection;
-    ``index`` is searched by the held-out pairs' queries, in order."""
-    totals = [0.0] * len(stages)
+) -> list[np.ndarray]:
+    """Each held-out query's reciprocal rank (MRR@10, document level) under the shipped ranking
+    with each stage's projection: one (queries,) array per stage, the queries in order."""
+    scores = [np.zeros(len(held_out), dtype=np.float64) for _ in stages]
     for stage, rankings in enumerate(index.rankings(stages, weights, recall_k, notify)):
-        for pair, rows in zip(held_out, rankings, strict=True):
+        for query, (pair, rows) in enumerate(zip(held_out, rankings, strict=True)):
             documents = list(dict.fromkeys(index.chunks[row].url for row in rows))
-            totals[stage] += mrr_at_k(documents, {pair.document: 1}, 10)
-    return [total / len(held_out) for total in totals]
+            scores[stage][query] = mrr_at_k(documents, {pair.document: 1}, 10)
+    return scores
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOutGain:
+    """How much better a candidate stage ranks the held-out queries than the current one."""
+
+    before: float
+    """Mean reciprocal rank with the current stage."""
+    after: float
+    """Mean reciprocal rank with the candidate."""
+    standard_error: float
+    """Standard error of the mean of the per-query differences (0 for fewer than 2 queries)."""
+
+    @classmethod
+    def paired(cls, before: np.ndarray, after: np.ndarray) -> HeldOutGain:
+        """The gain of ``after`` over ``before``, the same queries in the same order.
+
+        >>> gain = HeldOutGain.paired(np.array([0.5, 1.0, 0.0]), np.array([1.0, 1.0, 0.5]))
+        >>> round(gain.after - gain.before, 3), round(gain.standard_error, 3)
+        (0.333, 0.167)
+        """
+        if before.shape != after.shape:
+            raise ValueError(f"paired scores differ in shape: {before.shape} and {after.shape}")
+        differences = after - before
+        count = len(differences)
+        error = float(differences.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0
+        mean_before = float(before.mean()) if count else 0.0
+        mean_after = float(after.mean()) if count else 0.0
+        return cls(mean_before, mean_after, error)
+
+    def beyond_noise(self, min_gain: float, noise_factor: float) -> bool:
+        """Whether the gain is at least ``min_gain`` and ``noise_factor`` standard errors: a
+        head that changes every ranking of the knowledge base must earn it by more than the
+        luck of which pseudo-queries were held out.
+
+        >>> HeldOutGain(0.546, 0.547, 0.004).beyond_noise(0.005, 2.0)
+        False
+        >>> HeldOutGain(0.50, 0.56, 0.01).beyond_noise(0.005, 2.0)
+        True
+        """
+        gain = self.after - self.before
+        return gain >= min_gain and gain > noise_factor * self.standard_error
 
 
 def _project_all(project: Projection, matrices: list[torch.Tensor]) -> list[torch.Tensor]:

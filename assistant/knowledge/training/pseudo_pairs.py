@@ -52,6 +52,7 @@ class PairOptions:
     held_out_fraction: float = 0.1
     max_held_out: int = 300
     held_out_per_document: int = 3
+    max_held_out_document_share: float = 0.5
     title_query_share: float = 0.2
     min_sentence_words: int = 4
     max_sentence_words: int = 40
@@ -85,8 +86,11 @@ def make_pseudo_pairs(chunks: Iterable[StoredChunk], options: PairOptions) -> Ps
     Documents are shuffled; held-out documents are taken until the held-out target is met
     (``held_out_fraction`` of the chunks, at least 50 or a quarter of the chunks, at most
     ``max_held_out``), each giving one title query or up to ``held_out_per_document`` sentence
-    queries. The chunks of the remaining documents give up to ``pairs_per_chunk`` pairs each,
-    ``max_pairs`` in all.
+    queries, but never more than ``max_held_out_document_share`` of the documents: a site of
+    a few long pages gives more queries per held-out page instead (Python's docs, 73 pages of
+    about 50 chunks each, once gave all 73 to the held-out set and none to training). The
+    chunks of the remaining documents give up to ``pairs_per_chunk`` pairs each, ``max_pairs``
+    in all.
     """
     rng = random.Random(options.seed)
     by_document: dict[str, list[StoredChunk]] = {}
@@ -99,12 +103,16 @@ def make_pseudo_pairs(chunks: Iterable[StoredChunk], options: PairOptions) -> Ps
         options.max_held_out,
         max(math.ceil(options.held_out_fraction * total), min(_MIN_HELD_OUT, total // 4)),
     )
+    most_documents = max(1, math.floor(options.max_held_out_document_share * len(documents)))
     held_out: list[PseudoPair] = []
     held_documents: set[str] = set()
     for document in documents:
-        if len(held_out) >= target:
+        if len(held_out) >= target or len(held_documents) >= most_documents:
             break
-        queries = _held_out_queries(by_document[document], rng, options)
+        # What is still wanted, spread over the documents still allowed.
+        spread = math.ceil((target - len(held_out)) / (most_documents - len(held_documents)))
+        per_document = max(options.held_out_per_document, spread)
+        queries = _held_out_queries(by_document[document], rng, options, per_document)
         if queries:
             held_documents.add(document)
             held_out.extend(queries)
@@ -219,7 +227,7 @@ def _training_pair(
 
 
 def _held_out_queries(
-    document_chunks: list[StoredChunk], rng: random.Random, options: PairOptions
+    document_chunks: list[StoredChunk], rng: random.Random, options: PairOptions, most: int
 ) -> list[PseudoPair]:
     if rng.random() < options.title_query_share:
         pair = _title_pair(rng.choice(document_chunks))
@@ -229,7 +237,7 @@ def _held_out_queries(
     rng.shuffle(order)
     queries: list[PseudoPair] = []
     for chunk in order:
-        if len(queries) >= options.held_out_per_document:
+        if len(queries) >= most:
             break
         # A sentence that another chunk of the document also holds (the chunk overlap) would
         # still be in the index word for word.
