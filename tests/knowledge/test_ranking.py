@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 from assistant.core import Assistant
@@ -88,5 +89,11 @@ def test_search_eval_and_tuning_rank_a_pool_alike(
     index = HeldOutIndex.build(
         chunks, dense, {}, QUERIES, base, use_lexical=True, notify=lambda step: None
     )
-    (rankings,) = index.rankings([None], weights, assistant.settings.recall_k, lambda step: None)
-    assert [[chunks[row].chunk_id for row in rows] for rows in rankings] == searched
+    (stage,) = index.rankings(
+        [None], weights, assistant.settings.recall_k, lambda step: None, match_k=50
+    )
+    assert [[chunks[row].chunk_id for row in rows] for rows in stage.rows] == searched
+    # Its best matches are the ones the no-answer rule reads from a search.
+    for result, best in zip(results, stage.best_match, strict=True):
+        assert result.best_match is not None
+        assert best == pytest.approx(result.best_match, abs=1e-3)

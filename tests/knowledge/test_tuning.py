@@ -461,6 +461,17 @@ def test_a_kept_head_is_used_by_every_new_assistant(
     assert result.hits and result.hits[0].title.startswith("Gardening")
     assert result.trace.cache_misses == 0
 
+    # The head's best match is reported on the base vectors' scale, through the scale it was
+    # kept with (what the no-answer threshold reads).
+    scale = knowledge_base.late_encoder.head.match_scale
+    assert scale is not None
+    knowledge_base.late_encoder.head.match_scale = None
+    raw = reopened.search("raised beds tolerate late frost", kb="notes", k=5).best_match
+    assert raw is not None and result.best_match is not None
+    assert result.best_match == pytest.approx(scale.to_base(raw), abs=1e-6)
+    # Projected vectors match more closely than the base ones here: the map moves the score.
+    assert abs(result.best_match - raw) > 0.005
+
     # New content is ingested with the head: its chunks are cached under the head's key.
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 
 from assistant.errors import ConfigError
 from assistant.knowledge.encoder import TokenEncoder, TokenOffsets
+from assistant.knowledge.training.match_scale import MatchScale
 from assistant.knowledge.vector_store import KnowledgeBaseAdmin
 
 __all__ = [
@@ -54,6 +55,7 @@ BASE_HEAD_VERSION = "base"
 ingestor's default)."""
 
 _WEIGHT = "weight"
+_MATCH_SCALE = "match_scale"
 _FORMAT = "projection-head/1"
 
 
@@ -75,6 +77,9 @@ class ProjectionHead(torch.nn.Module):
         self.linear = torch.nn.Linear(int(weight.shape[1]), int(weight.shape[0]), bias=False)
         with torch.no_grad():
             self.linear.weight.copy_(weight.detach().to(torch.float32))
+        # Set by tuning when the head is kept; saved with it, outside its version (it changes no
+        # token vector): how its best matches map to the base vectors' scale.
+        self.match_scale: MatchScale | None = None
 
     @classmethod
     def from_principal_components(
@@ -150,10 +155,13 @@ class ProjectionHead(torch.nn.Module):
             "in_dimension": str(self.in_dimension),
             "out_dimension": str(self.out_dimension),
         }
+        tensors = {_WEIGHT: weight}
+        if self.match_scale is not None:
+            tensors[_MATCH_SCALE] = torch.from_numpy(self.match_scale.to_array())
         handle, staging = tempfile.mkstemp(prefix=".head-", suffix=".tmp", dir=path.parent)
         os.close(handle)
         try:
-            save_file({_WEIGHT: weight}, staging, metadata=metadata)
+            save_file(tensors, staging, metadata=metadata)
             os.replace(staging, path)
         finally:
             Path(staging).unlink(missing_ok=True)
@@ -171,6 +179,10 @@ class ProjectionHead(torch.nn.Module):
             with safe_open(str(path), framework="pt") as reader:
                 metadata = reader.metadata() or {}
                 weight = reader.get_tensor(_WEIGHT)
+                # Heads written before the scale was recorded have none: scores pass unchanged.
+                names = set(reader.keys())
+                stored = reader.get_tensor(_MATCH_SCALE).numpy() if _MATCH_SCALE in names else None
+                match_scale = MatchScale.from_array(stored) if stored is not None else None
         except Exception as exc:  # safetensors raises several unrelated types for a bad file
             raise ConfigError(
                 f"cannot read projection head {path}: {exc}; run `assistant tune` again to "
@@ -185,6 +197,7 @@ class ProjectionHead(torch.nn.Module):
                 "`assistant tune` again for this model"
             )
         head = cls(weight)
+        head.match_scale = match_scale
         if head.version != metadata.get("version"):
             raise ConfigError(
                 f"projection head {path} is corrupt: its weights do not match version "
@@ -221,6 +234,12 @@ class ProjectedTokenEncoder:
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """Project base token vectors (n_tokens, base dim) to (n_tokens, token_dimension)."""
         return self.head.project(tokens)
+
+    def match_on_base_scale(self, score: float) -> float:
+        """A best match under this head on the base vectors' scale (``MatchScale``), or as it
+        is for a head saved without one."""
+        scale = self.head.match_scale
+        return score if scale is None else scale.to_base(score)
 
     def encode_query_tokens(self, text: str) -> torch.Tensor:
         """Query token vectors, (n_tokens, token_dimension), rows unit norm."""

@@ -38,7 +38,19 @@ from assistant.knowledge.training.encoding import (
 from assistant.knowledge.training.pseudo_pairs import PseudoPair
 from assistant.knowledge.vector_store import StoredChunk
 
-__all__ = ["HeldOutGain", "HeldOutIndex", "Projection", "held_out_mrr"]
+__all__ = [
+    "MATCH_HITS",
+    "HeldOutGain",
+    "HeldOutIndex",
+    "HeldOutScores",
+    "Projection",
+    "StageRankings",
+    "held_out_mrr",
+]
+
+MATCH_HITS = 20
+"""Hits a chat turn's search returns (``TurnBudget.candidates``), over which its best match
+is taken."""
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
 """Maps (n_tokens, base dimension) token vectors to a stage's own; ``None`` keeps them."""
@@ -160,11 +172,14 @@ class HeldOutIndex:
         weights: FusionWeights,
         recall_k: int,
         notify: TuneProgressCallback,
-    ) -> list[list[list[int]]]:
-        """Every query's ranked pool (chunk rows, best first) under each stage's projection.
+        match_k: int = MATCH_HITS,
+    ) -> list[StageRankings]:
+        """Every query's ranked pool (chunk rows, best first) under each stage's projection,
+        and its best match: the best plain MaxSim among the first ``match_k`` rows, as
+        ``SearchResult.best_match`` reads it for the no-answer rule.
 
-        Returns ``[stage][query] -> rows``. Pools are recalled first; then each pooled chunk's
-        token vectors are read and projected once, for every query whose pool holds it.
+        Pools are recalled first; then each pooled chunk's token vectors are read and
+        projected once, for every query whose pool holds it.
         """
         pools = [self.recall(number, recall_k) for number in range(len(self.queries))]
         needs: dict[int, list[tuple[int, int]]] = {}
@@ -176,6 +191,7 @@ class HeldOutIndex:
             for project in stages
         ]
         late = [[torch.zeros(len(pool.rows)) for pool in pools] for _ in stages]
+        plain = [[np.zeros(len(pool.rows)) for pool in pools] for _ in stages]
         rows = sorted(needs)
         notify(TuneStep("evaluation", 0, total=len(rows)))
         for start in range(0, len(rows), REBUILD_BATCH):
@@ -192,17 +208,39 @@ class HeldOutIndex:
                         late[stage][number][position] = float(
                             weighted_mean(maxima, self.query_weights[number])[0]
                         )
+                        plain[stage][number][position] = float(weighted_mean(maxima)[0])
             notify(TuneStep("evaluation", len(batch)))
-        return [
-            [
-                [
-                    pool.rows[i]
-                    for i in rank_candidates(pool.dense, scores, weights, pool.lexical).order
-                ]
-                for pool, scores in zip(pools, late[stage], strict=True)
-            ]
-            for stage in range(len(stages))
-        ]
+        results = []
+        for stage in range(len(stages)):
+            ranked: list[list[int]] = []
+            best = np.zeros(len(pools))
+            for number, (pool, scores) in enumerate(zip(pools, late[stage], strict=True)):
+                order = rank_candidates(pool.dense, scores, weights, pool.lexical).order
+                ranked.append([pool.rows[i] for i in order])
+                if order:
+                    best[number] = max(plain[stage][number][i] for i in order[:match_k])
+            results.append(StageRankings(ranked, best))
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class StageRankings:
+    """The held-out queries' ranked pools under one stage, and their best matches."""
+
+    rows: list[list[int]]
+    """Per query, chunk rows best first."""
+    best_match: np.ndarray
+    """(queries,) the best plain MaxSim among each query's first hits."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOutScores:
+    """What one stage scored on the held-out queries, query by query."""
+
+    reciprocal_ranks: np.ndarray
+    """(queries,) MRR@10 at the document level."""
+    best_match: np.ndarray
+    """(queries,) as ``StageRankings.best_match``."""
 
 
 def held_out_mrr(
@@ -212,14 +250,16 @@ def held_out_mrr(
     weights: FusionWeights,
     recall_k: int,
     notify: TuneProgressCallback,
-) -> list[np.ndarray]:
-    """Each held-out query's reciprocal rank (MRR@10, document level) under the shipped ranking
-    with each stage's projection: one (queries,) array per stage, the queries in order."""
-    scores = [np.zeros(len(held_out), dtype=np.float64) for _ in stages]
-    for stage, rankings in enumerate(index.rankings(stages, weights, recall_k, notify)):
-        for query, (pair, rows) in enumerate(zip(held_out, rankings, strict=True)):
+) -> list[HeldOutScores]:
+    """Each held-out query's reciprocal rank (MRR@10, document level) and best match under
+    the shipped ranking with each stage's projection, the queries in order."""
+    scores = []
+    for stage in index.rankings(stages, weights, recall_k, notify):
+        ranks = np.zeros(len(held_out), dtype=np.float64)
+        for query, (pair, rows) in enumerate(zip(held_out, stage.rows, strict=True)):
             documents = list(dict.fromkeys(index.chunks[row].url for row in rows))
-            scores[stage][query] = mrr_at_k(documents, {pair.document: 1}, 10)
+            ranks[query] = mrr_at_k(documents, {pair.document: 1}, 10)
+        scores.append(HeldOutScores(ranks, stage.best_match))
     return scores
 
 

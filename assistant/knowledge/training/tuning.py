@@ -7,7 +7,9 @@ knowledge base's weights) ranks held-out pseudo-queries better with it than the 
 at least ``min_gain`` of MRR@10 and by more than ``noise_factor`` standard errors of the
 per-query gain. A head changes every ranking of the knowledge base, so a gain within the noise
 of which queries were held out is not worth it: on three documentation sites, heads kept for
-gains of 0.001-0.002 ranked the sites' real visitor questions worse (bench/README.md).
+gains of 0.001-0.006 ranked the sites' real visitor questions no better (bench/README.md). A
+kept head records where its best matches fall against the base vectors' on the held-out queries
+(``match_scale``), so the no-answer threshold keeps its meaning.
 
 Training: base token vectors of every query, positive and hard negative are computed once
 (positives cut at 180 tokens); each query is scored by MaxSim against the batch's positives and
@@ -62,6 +64,7 @@ from assistant.knowledge.training.head_training import (
     train_projection_head,
 )
 from assistant.knowledge.training.held_out import HeldOutGain, HeldOutIndex, held_out_mrr
+from assistant.knowledge.training.match_scale import MatchScale
 from assistant.knowledge.training.pseudo_pairs import (
     PairOptions,
     PseudoPairs,
@@ -204,15 +207,13 @@ def tune_knowledge_base(
         use_lexical,
         notify,
     )
-    scores_before, scores_after = held_out_mrr(
-        index,
-        pairs.held_out,
-        [current.project if current is not None else None, head.project],
-        weights,
-        recall_k,
-        notify,
+    # The base vectors are always a stage: the head's best matches are mapped to their scale.
+    stages = [None, head.project, *([current.project] if current is not None else [])]
+    base_scores, scores_after, *current_scores = held_out_mrr(
+        index, pairs.held_out, stages, weights, recall_k, notify
     )
-    gain = HeldOutGain.paired(scores_before, scores_after)
+    scores_before = current_scores[0] if current_scores else base_scores
+    gain = HeldOutGain.paired(scores_before.reciprocal_ranks, scores_after.reciprocal_ranks)
     kept = gain.beyond_noise(options.min_gain, options.noise_factor)
     kept = kept or not options.require_improvement
     logger.info(
@@ -224,6 +225,7 @@ def tune_knowledge_base(
         kept,
     )
     if kept:
+        head.match_scale = MatchScale.from_samples(scores_after.best_match, base_scores.best_match)
         head.save(head_path(heads_dir, head.version), model_id=base.late.model_id)
         _rebuild_cache(chunks, head, base, notify)
         store.update_kb_metadata({ACTIVE_HEAD_KEY: head.version})
