@@ -97,3 +97,43 @@ def test_search_eval_and_tuning_rank_a_pool_alike(
     for result, best in zip(results, stage.best_match, strict=True):
         assert result.best_match is not None
         assert best == pytest.approx(result.best_match, abs=1e-3)
+
+
+def _handbook(sections: int = 30) -> str:
+    """A page far longer than the others, touching their topics: its chunks rank lower."""
+    topics = ["refunds", "pricing", "single sign-on", "exports", "the API", "offline mode"]
+    parts = ["# Handbook\n"]
+    for number in range(sections):
+        topic = topics[number % len(topics)]
+        parts.append(
+            f"## Section {number}: {topic}\n\n"
+            + " ".join(
+                f"Policy {number}.{line} about {topic} for teams, plans, seats and workspaces."
+                for line in range(12)
+            )
+            + "\n"
+        )
+    return "\n".join(parts)
+
+
+def test_the_held_out_check_lowers_long_pages_as_search_does(
+    make_assistant: Callable[..., Assistant], tmp_path: Path
+) -> None:
+    assistant = make_assistant()
+    assistant.ingest([str(write_docs(tmp_path, {**DOCS, "handbook.md": _handbook()}))])
+    knowledge_base = assistant._kb("default")
+    lexical = knowledge_base.retriever.lexical
+    assert lexical is not None and lexical.page_sizes is not None
+    results = [assistant.search(query, k=100) for query in QUERIES]
+    assert any(hit.page_breadth > 0 for result in results for hit in result.candidates)
+    searched = [[hit.chunk_id for hit in result.candidates] for result in results]
+
+    chunks, dense = load_chunks(knowledge_base.store)
+    base = BaseTokens(assistant.encoder, assistant.late_encoder, assistant.token_cache)
+    index = HeldOutIndex.build(
+        chunks, dense, {}, QUERIES, base, use_lexical=True, notify=lambda step: None
+    )
+    (stage,) = index.rankings(
+        [None], knowledge_base.retriever.weights, assistant.settings.recall_k, lambda step: None
+    )
+    assert [[chunks[row].chunk_id for row in rows] for rows in stage.rows] == searched

@@ -3,7 +3,7 @@
 Each held-out pseudo-query is searched as ``Retriever.search`` would search it — dense top-k ∪
 BM25 top-k (``recall_union``), MaxSim with the query's tokens weighted by their rarity in the
 copy (``TermWeights``), then ``rank_candidates`` with the knowledge base's
-weights — on a copy of the index from which the query's own text is taken out (see
+weights and its long pages lowered (``page_breadth``) — on a copy of the index from which the query's own text is taken out (see
 ``pseudo_pairs.held_out_index_texts``). Several stages (the current token vectors and a
 candidate head's projection of them) are judged on the same pools, so only the late-interaction
 signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
@@ -25,6 +25,7 @@ from assistant.knowledge.encoder import row_token_ids
 from assistant.knowledge.fusion import FusionWeights
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import pack_token_matrices, token_maxima, weighted_mean
+from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.ranking import rank_candidates, recall_union
 from assistant.knowledge.ranking_metrics import mrr_at_k
 from assistant.knowledge.term_weights import count_term_weights, query_token_weights
@@ -63,6 +64,8 @@ class _Pool:
     rows: list[int]
     dense: torch.Tensor
     lexical: torch.Tensor | None
+    breadth: torch.Tensor | None = None
+    """Each candidate's page breadth (``PageSizes.breadth``), as the retriever lowers it."""
 
 
 @dataclass(slots=True)
@@ -120,6 +123,8 @@ class HeldOutIndex:
             LexicalIndex.build(
                 ((chunk.chunk_id, text) for chunk, text in zip(chunks, texts, strict=True)),
                 term_weights=counts,
+                # As the shipped index counts them: long pages rank lower (``page_breadth``).
+                page_sizes=PageSizes.count(chunk.url for chunk in chunks),
             )
             if use_lexical
             else None
@@ -151,7 +156,13 @@ class HeldOutIndex:
         lexical_rows = [self.rows[chunk_id] for chunk_id, _ in scores.top(recall_k)]
         pool = recall_union(dense_rows, lexical_rows)
         lexical = torch.tensor(scores.of([self.chunks[row].chunk_id for row in pool]))
-        return _Pool(pool, similarities[pool], lexical)
+        sizes = self.lexical.page_sizes
+        breadth = (
+            None
+            if sizes is None
+            else torch.tensor([sizes.breadth(self.chunks[row].url) for row in pool])
+        )
+        return _Pool(pool, similarities[pool], lexical, breadth)
 
     def tokens(self, rows: list[int]) -> list[torch.Tensor]:
         """Base token vectors of the chunks at ``rows`` as this copy of the index holds them."""
@@ -215,7 +226,9 @@ class HeldOutIndex:
             ranked: list[list[int]] = []
             best = np.zeros(len(pools))
             for number, (pool, scores) in enumerate(zip(pools, late[stage], strict=True)):
-                order = rank_candidates(pool.dense, scores, weights, pool.lexical).order
+                order = rank_candidates(
+                    pool.dense, scores, weights, pool.lexical, pool.breadth
+                ).order
                 ranked.append([pool.rows[i] for i in order])
                 if order:
                     best[number] = max(plain[stage][number][i] for i in order[:match_k])
