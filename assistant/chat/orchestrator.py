@@ -45,6 +45,7 @@ from assistant.chat.tokens import PromptTokenCounter, trim_history
 from assistant.chat.trace import retrieval_trace
 from assistant.errors import InvalidInputError
 from assistant.knowledge.chunking import embedding_text
+from assistant.knowledge.results import TURN_HITS
 from assistant.knowledge.retriever import SearchResult
 
 __all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "PreparedTurn", "TurnBudget"]
@@ -69,7 +70,7 @@ class TurnBudget:
     """At most this many sources (after merging neighbouring chunks)."""
     context_tokens: int = 3000
     history_tokens: int = 1500
-    candidates: int = 20
+    candidates: int = TURN_HITS
     """Ranked passages considered for the context before merging and budgeting."""
     max_message_chars: int = 4000
 

@@ -29,6 +29,7 @@ from assistant.chat.provider import ChatProvider
 from assistant.chat.providers import provider_from_name
 from assistant.chat.tokens import context_window, counter_for
 from assistant.knowledge.long_lived import settle
+from assistant.knowledge.results import TURN_HITS
 from assistant.knowledge.retriever import SearchResult
 from assistant.settings import Settings
 
@@ -121,7 +122,7 @@ def turn_budget(config: AssistantConfig, settings: Settings, main: ChatProvider)
         context_k=context_k,
         context_tokens=context_tokens,
         history_tokens=history_tokens,
-        candidates=max(20, 4 * context_k),
+        candidates=max(TURN_HITS, 4 * context_k),
         max_message_chars=config.limits.max_message_chars,
     )
 

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SearchHit", "SearchResult", "SearchTrace"]
+__all__ = ["TURN_HITS", "SearchHit", "SearchResult", "SearchTrace"]
+
+TURN_HITS = 20
+"""Hits a chat turn's search asks for, at the least: the passages its context is chosen from,
+and those whose best match the no-answer rule reads (``SearchResult.best_match``). Tuning
+takes a held-out query's best match over as many."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,11 @@
 
 Each held-out pseudo-query is searched as ``Retriever.search`` would search it — dense top-k ∪
 BM25 top-k (``recall_union``), MaxSim with the query's tokens weighted by their rarity in the
-copy (``TermWeights``), then ``rank_candidates`` with the knowledge base's
-weights and its long pages lowered (``page_breadth``) — on a copy of the index from which the query's own text is taken out (see
-``pseudo_pairs.held_out_index_texts``). Several stages (the current token vectors and a
-candidate head's projection of them) are judged on the same pools, so only the late-interaction
-signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
+copy (``TermWeights``), then ``rank_candidates`` with the knowledge base's weights and its
+long pages lowered (``page_breadth``) — on a copy of the index from which the query's own text
+is taken out (see ``pseudo_pairs.held_out_index_texts``). Several stages (the current token
+vectors and a candidate head's projection of them) are judged on the same pools, so only the
+late-interaction signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
 query's document counts. Each query's reciprocal rank is kept, so two stages are compared query
 by query (``HeldOutGain``): the gain's standard error says how much of it is the luck of the
 sample.
@@ -28,6 +28,7 @@ from assistant.knowledge.maxsim import pack_token_matrices, token_maxima, weight
 from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.ranking import rank_candidates, recall_union
 from assistant.knowledge.ranking_metrics import mrr_at_k
+from assistant.knowledge.results import TURN_HITS
 from assistant.knowledge.term_weights import count_term_weights, query_token_weights
 from assistant.knowledge.training.encoding import (
     REBUILD_BATCH,
@@ -40,7 +41,6 @@ from assistant.knowledge.training.pseudo_pairs import PseudoPair
 from assistant.knowledge.vector_store import StoredChunk
 
 __all__ = [
-    "MATCH_HITS",
     "HeldOutGain",
     "HeldOutIndex",
     "HeldOutScores",
@@ -48,10 +48,6 @@ __all__ = [
     "StageRankings",
     "held_out_mrr",
 ]
-
-MATCH_HITS = 20
-"""Hits a chat turn's search returns (``TurnBudget.candidates``), over which its best match
-is taken."""
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
 """Maps (n_tokens, base dimension) token vectors to a stage's own; ``None`` keeps them."""
@@ -183,7 +179,7 @@ class HeldOutIndex:
         weights: FusionWeights,
         recall_k: int,
         notify: TuneProgressCallback,
-        match_k: int = MATCH_HITS,
+        match_k: int = TURN_HITS,
     ) -> list[StageRankings]:
         """Every query's ranked pool (chunk rows, best first) under each stage's projection,
         and its best match: the best plain MaxSim among the first ``match_k`` rows, as
