@@ -3,6 +3,7 @@ pool with the same function, so they agree on every query."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,20 +100,68 @@ def test_search_eval_and_tuning_rank_a_pool_alike(
         assert best == pytest.approx(result.best_match, abs=1e-3)
 
 
+_HANDBOOK_WORDS = [
+    "invoices",
+    "receipts",
+    "budgets",
+    "audits",
+    "contracts",
+    "vendors",
+    "laptops",
+    "badges",
+    "printers",
+    "desks",
+    "parking",
+    "travel",
+    "meals",
+    "mileage",
+    "training",
+    "mentors",
+    "interviews",
+    "onboarding",
+    "payroll",
+    "holidays",
+    "overtime",
+    "backups",
+    "passwords",
+    "firewalls",
+    "scanners",
+    "phones",
+    "tablets",
+    "chargers",
+    "monitors",
+    "keyboards",
+    "headsets",
+    "offices",
+    "kitchens",
+    "lockers",
+    "plants",
+    "lighting",
+    "heating",
+    "cleaning",
+    "recycling",
+    "deliveries",
+    "visitors",
+]
+
+
 def _handbook(sections: int = 30) -> str:
-    """A page far longer than the others, touching their topics: its chunks rank lower."""
+    """A page far longer than the others, touching their topics: its chunks rank lower.
+
+    Each section has words of its own, so no two chunks tie on any signal (a tie could fall
+    either way between the search and the check, which recall and score differently).
+    """
     topics = ["refunds", "pricing", "single sign-on", "exports", "the API", "offline mode"]
     parts = ["# Handbook\n"]
     for number in range(sections):
         topic = topics[number % len(topics)]
-        parts.append(
-            f"## Section {number}: {topic}\n\n"
-            + " ".join(
-                f"Policy {number}.{line} about {topic} for teams, plans, seats and workspaces."
-                for line in range(12)
-            )
-            + "\n"
-        )
+        words = random.Random(number).sample(_HANDBOOK_WORDS, 6)
+        lines = [
+            f"Rule {number}.{line}: {words[line % 6]} and {words[(line + 2) % 6]} follow the "
+            f"{topic} policy, unlike {words[(line + 4) % 6]}."
+            for line in range(10)
+        ]
+        parts.append(f"## Section {number}: {topic} and {words[0]}\n\n" + " ".join(lines) + "\n")
     return "\n".join(parts)
 
 
