@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from assistant.errors import ConnectorError, NotFoundError
+from assistant.knowledge.chunk_table import ChunkTable, gather_pages
 from assistant.knowledge.chunking import Chunker
 from assistant.knowledge.code_names import CodeNames
 from assistant.knowledge.colbert import ColBERTEncoder
@@ -200,9 +201,11 @@ class KnowledgeBase:
             dimension=encoder.dimension,
             create=create,
         )
+        self._dimension = encoder.dimension
         self.lexical_dir = settings.data_dir / "lexical" / name
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         lexical = LexicalIndex.load(self.lexical_dir)
+        self.store.use_table(lexical.chunk_table if lexical is not None else None)
         # The head recorded with the knowledge base, so every process ranks with the same one.
         self.heads_dir = settings.data_dir / "heads" / name
         self.late_encoder: ProjectedTokenEncoder | None = load_active_head(
@@ -252,7 +255,7 @@ class KnowledgeBase:
         lexical = self.retriever.lexical
         if lexical is None:
             return True  # no chunk to count
-        if lexical.page_sizes is None or lexical.code_names is None:
+        if lexical.page_sizes is None or lexical.code_names is None or lexical.chunk_table is None:
             return False
         if self._counts_terms is None:
             return True  # no token counts to keep
@@ -340,18 +343,31 @@ class KnowledgeBase:
         same chunks the token document frequencies that weigh MaxSim (``TermWeights``), the
         pages' lengths (``PageSizes``) and the dotted names and options they write
         (``CodeNames``)."""
-        chunks = list(self.store.iter_chunks())
+        chunks, dense = gather_pages(self.store.iter_embedded_chunks(), self._dimension)
         pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in chunks]
         counter = self._counts_terms
         counts = count_term_weights(counter, [t for _, t in pairs]) if counter else None
         sizes = PageSizes.count(chunk.url for chunk in chunks)
         names = CodeNames.count(text for _, text in pairs)
-        index = LexicalIndex.build(pairs, term_weights=counts, page_sizes=sizes, code_names=names)
-        index.save(self.lexical_dir)
+        LexicalIndex.build(
+            pairs,
+            term_weights=counts,
+            page_sizes=sizes,
+            code_names=names,
+            chunk_table=ChunkTable.build(chunks, dense),
+        ).save(self.lexical_dir)
+        del chunks, dense
+        # Read back as every other process reads it: the chunk table memory-mapped.
+        index = LexicalIndex.load(self.lexical_dir)
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
         self._lexical_loaded = True
-        self.retriever.reload_lexical(index)
+        self._use_lexical(index)
         settle()
+
+    def _use_lexical(self, index: LexicalIndex | None) -> None:
+        """Search with ``index``, and read chunks from its table."""
+        self.store.use_table(index.chunk_table if index is not None else None)
+        self.retriever.reload_lexical(index)
 
     def reload_lexical_if_changed(self) -> None:
         """Pick up an index another process (an ingestion worker) saved since it was loaded."""
@@ -362,5 +378,5 @@ class KnowledgeBase:
             self.store.forget_reads()
             index = LexicalIndex.load(self.lexical_dir)
             self._lexical_loaded = index is not None
-            self.retriever.reload_lexical(index)
+            self._use_lexical(index)
             settle()

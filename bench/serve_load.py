@@ -124,10 +124,8 @@ def prepare_data_dir(
     settings = Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]
     encoder = TransformerEncoder(settings.embedding_model)
     vocabulary = ZipfVocabulary(encoder.tokenizer.get_vocab())
+    # Its BM25 index and chunk table are saved in DATA_DIR/lexical/bench.
     kb = build_knowledge_base(size, data_dir, encoder, vocabulary, seed)
-    started = time.perf_counter()
-    kb.lexical.save(data_dir / "lexical" / KB_NAME)
-    kb.seconds["lexical_save"] = time.perf_counter() - started
     cache = SQLiteTokenCache(settings.token_cache_path, format=settings.token_cache_format)
     try:
         if fill == "all":

@@ -13,6 +13,10 @@ a 100,000-chunk knowledge base: 7.5 ms with their vectors, 4.0 ms without; 100 r
 8.3 and 6.3 ms). The vector is read, and kept, the first time
 the chunk is a lexical-only candidate.
 
+Where the knowledge base's lexical index keeps its chunk table (``chunk_table``), the chunks
+the memo lacks are taken from that memory map, vectors included, and only what the table lacks
+is read from Chroma; the memo still saves decoding them again.
+
 A chunk id is a hash of the chunk's page, title, headings and text, so a memo entry cannot
 hold another chunk's text. What it could hold stale is the chunk's position on its page after
 an edit elsewhere on the page; the store forgets the ids it writes or deletes, and the

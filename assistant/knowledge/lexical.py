@@ -9,7 +9,9 @@ weigh a question's tokens in MaxSim (``TermWeights``) are counted over the same 
 in the same directory, so they change with it, as are the pages' lengths in chunks
 (``PageSizes``), which keep long pages from winning on breadth, and the dotted names,
 one-letter options and version numbers the chunks write (``CodeNames``), which tell a question
-about an interface or a release the documentation does not have.
+about an interface or a release the documentation does not have. The chunks themselves, with
+their dense vectors, are saved there too (``ChunkTable``), so a search reads its candidates
+from a memory map rather than from Chroma.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from assistant.knowledge.chunk_table import ChunkTable
 from assistant.knowledge.code_names import CodeNames
 from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.term_weights import TermWeights
@@ -79,10 +82,16 @@ class LexicalIndex:
         term_weights: TermWeights | None = None,
         page_sizes: PageSizes | None = None,
         code_names: CodeNames | None = None,
+        chunk_table: ChunkTable | None = None,
     ) -> None:
         self._model = model
         self.chunk_ids = chunk_ids
-        self._positions = {cid: i for i, cid in enumerate(chunk_ids)}
+        if chunk_table is None:
+            self._positions = {cid: i for i, cid in enumerate(chunk_ids)}
+        elif list(chunk_table.positions) == chunk_ids:
+            self._positions = chunk_table.positions  # the same map, held once
+        else:
+            raise ValueError("the chunk table must hold the index's chunks in its order")
         self.term_weights = term_weights
         """The encoder's token document frequencies over the same chunks (``None``: not
         counted)."""
@@ -91,6 +100,9 @@ class LexicalIndex:
         self.code_names = code_names
         """The dotted names, one-letter options and version numbers the same chunks write
         (``None``: not read)."""
+        self.chunk_table = chunk_table
+        """The same chunks with their dense vectors, as read when the index was built
+        (``None``: not kept)."""
 
     @classmethod
     def build(
@@ -100,9 +112,10 @@ class LexicalIndex:
         term_weights: TermWeights | None = None,
         page_sizes: PageSizes | None = None,
         code_names: CodeNames | None = None,
+        chunk_table: ChunkTable | None = None,
     ) -> LexicalIndex:
-        """Index ``(chunk_id, text)`` pairs; ``term_weights``, ``page_sizes`` and
-        ``code_names`` counted over the same chunks are kept and saved with the index."""
+        """Index ``(chunk_id, text)`` pairs; ``term_weights``, ``page_sizes``, ``code_names``
+        and the ``chunk_table`` of the same chunks are kept and saved with the index."""
         pairs = list(chunks)
         model = bm25s.BM25(k1=1.5, b=0.75)
         if pairs:
@@ -113,6 +126,7 @@ class LexicalIndex:
             term_weights=term_weights,
             page_sizes=page_sizes,
             code_names=code_names,
+            chunk_table=chunk_table,
         )
 
     def __len__(self) -> int:
@@ -156,6 +170,8 @@ class LexicalIndex:
                 self.page_sizes.save(staging)
             if self.code_names is not None:
                 self.code_names.save(staging)
+            if self.chunk_table is not None:
+                self.chunk_table.save(staging)
             (staging / _IDS_FILE).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
             retired = directory.with_name(directory.name + ".old")
             if directory.exists():
@@ -186,6 +202,7 @@ class LexicalIndex:
         term_weights = TermWeights.load(directory)
         page_sizes = PageSizes.load(directory)
         code_names = CodeNames.load(directory)
+        chunk_table = ChunkTable.load(directory, chunk_ids)
         if not chunk_ids:
             model = bm25s.BM25(k1=1.5, b=0.75)
         else:
@@ -196,4 +213,5 @@ class LexicalIndex:
             term_weights=term_weights,
             page_sizes=page_sizes,
             code_names=code_names,
+            chunk_table=chunk_table,
         )

@@ -19,6 +19,7 @@ import torch
 from assistant.errors import ConfigError, NotFoundError
 from assistant.knowledge.chroma_client import chroma_client, chroma_errors, close_chroma_client
 from assistant.knowledge.chunk_memo import ChunkMemo
+from assistant.knowledge.chunk_table import ChunkTable
 from assistant.knowledge.store_records import ChunkRecord, DocumentState, StoredChunk
 
 __all__ = [
@@ -146,10 +147,20 @@ class ChromaStore:
         self.name = name
         # Chunks read before, with their vectors: a search asks Chroma for ids only.
         self._memo: ChunkMemo[StoredChunk] = memo if memo is not None else ChunkMemo()
+        # The chunks as read at the last lexical build, read before Chroma (``chunk_table``).
+        self._table: ChunkTable | None = None
 
     def forget_reads(self) -> None:
         """Forget every chunk read so far (another process changed the knowledge base)."""
         self._memo.forget()
+
+    def use_table(self, table: ChunkTable | None) -> None:
+        """Read chunks from ``table`` before asking Chroma (``None``: from Chroma only).
+
+        Safe while other threads read: a read takes the table once. Since chunk ids are
+        hashes of their content, a row read from an older table still holds the right text.
+        """
+        self._table = table
 
     @classmethod
     def open(
@@ -295,12 +306,24 @@ class ChromaStore:
         when ``vectors`` (else only those the memo holds): from the memo, and the rest in one
         read from Chroma (then remembered).
 
-        With ``vectors`` the ids come from outside this store's own query (the lexical index),
-        so those the memo holds are checked against Chroma, and a chunk deleted since it was
-        read is left out. That check also reads the vectors the memo lacks. The ids it does not
+        The chunk table, where there is one, stands in for Chroma's reads of what the memo
+        lacks. With ``vectors`` the ids come from outside this store's own query (the lexical
+        index), so those the memo or the table holds are checked against Chroma, and a chunk
+        deleted since it was read is left out. That check also reads the vectors the memo lacks. The ids it does not
         hold are read whole, which checks them too.
         """
         remembered = self._memo.get_many(chunk_ids)
+        table = self._table
+        if table is not None:
+            wanted = [
+                cid
+                for cid in chunk_ids
+                if cid not in remembered or (vectors and remembered[cid][1] is None)
+            ]
+            from_table = table.get_many(wanted) if wanted else {}
+            if from_table:
+                self._memo.put_many(from_table.values())
+                remembered.update(from_table)
         missing = [cid for cid in chunk_ids if cid not in remembered]
         if vectors and remembered:
             lacking = any(vector is None for _, vector in remembered.values())
