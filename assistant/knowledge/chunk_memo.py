@@ -25,7 +25,6 @@ knowledge base forgets everything when another process changes it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
@@ -38,8 +37,9 @@ __all__ = ["DEFAULT_MEMO_BYTES", "ChunkMemo", "MemoChunk"]
 DEFAULT_MEMO_BYTES = 32 * 1024 * 1024
 """About 10,000 chunks of 180 tokens with 384-d vectors: the pages a site is asked about."""
 
-_ENTRY_OVERHEAD = 600
-"""Bytes of Python objects around an entry's text and vector (dataclass, strings, dict slot)."""
+_ENTRY_OVERHEAD = 900
+"""Bytes of Python objects around an entry's text and vector (dataclass, the strings' headers,
+dict slot)."""
 
 
 class MemoChunk(Protocol):
@@ -101,6 +101,11 @@ class ChunkMemo(Generic[ChunkT]):
 
 
 def _size(chunk: MemoChunk, vector: np.ndarray | None) -> int:
-    strings = (chunk.text, chunk.url, chunk.source, chunk.title, *chunk.heading_path)
-    vector_bytes = 0 if vector is None else int(vector.nbytes)
-    return _ENTRY_OVERHEAD + vector_bytes + sum(sys.getsizeof(s) for s in strings)
+    # An estimate, made for every chunk a search reads: characters count as bytes, and each
+    # string's own overhead is in ``_ENTRY_OVERHEAD``.
+    headings = chunk.heading_path
+    strings = len(chunk.text) + len(chunk.url) + len(chunk.source) + len(chunk.title)
+    if headings:
+        strings += sum(map(len, headings))
+    vector_bytes = 0 if vector is None else vector.nbytes
+    return _ENTRY_OVERHEAD + vector_bytes + strings

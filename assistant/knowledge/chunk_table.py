@@ -89,8 +89,10 @@ class ChunkTable:
         positions: dict[str, int],
     ) -> None:
         self._records = records
-        self._offsets = offsets
-        self._vectors = vectors
+        # Plain arrays (a memory map's views cost microseconds each), and the offsets as Python
+        # ints: a search reads a few hundred rows one by one.
+        self._offsets: list[int] = offsets.tolist()
+        self._vectors = vectors.view(np.ndarray)
         # Loaded: the lexical index's own map, whose rows these are (same ids, same order).
         self._positions = positions
 
@@ -107,7 +109,7 @@ class ChunkTable:
         return cls(b"".join(encoded), offsets, vectors.astype(np.float32, copy=False), positions)
 
     def __len__(self) -> int:
-        return int(self._offsets.size - 1)
+        return len(self._offsets) - 1
 
     @property
     def positions(self) -> dict[str, int]:
@@ -118,12 +120,12 @@ class ChunkTable:
         """The chunks of ``chunk_ids`` the table holds, with their dense vectors (absent ids
         are left out)."""
         found: dict[str, tuple[StoredChunk, np.ndarray]] = {}
+        rows, offsets, records = len(self), self._offsets, self._records
         for chunk_id in chunk_ids:
             row = self._positions.get(chunk_id)
-            if row is None or row >= len(self):
+            if row is None or row >= rows:
                 continue
-            start, stop = int(self._offsets[row]), int(self._offsets[row + 1])
-            fields = json.loads(self._records[start:stop])
+            fields = json.loads(records[offsets[row] : offsets[row + 1]].decode("utf-8"))
             if fields[0] != chunk_id:
                 continue  # not this table's row: read it from the store instead
             chunk = StoredChunk(
@@ -142,7 +144,7 @@ class ChunkTable:
     def save(self, directory: Path) -> None:
         """Write the table's three files into ``directory``."""
         (directory / _RECORDS).write_bytes(bytes(self._records))
-        np.save(directory / _OFFSETS, self._offsets)
+        np.save(directory / _OFFSETS, np.asarray(self._offsets, dtype=np.int64))
         np.save(directory / _VECTORS, self._vectors)
 
     @classmethod
