@@ -125,19 +125,26 @@ class ChunkTable:
             row = self._positions.get(chunk_id)
             if row is None or row >= rows:
                 continue
-            fields = json.loads(records[offsets[row] : offsets[row + 1]].decode("utf-8"))
-            if fields[0] != chunk_id:
-                continue  # not this table's row: read it from the store instead
-            chunk = StoredChunk(
-                chunk_id=chunk_id,
-                text=fields[1],
-                url=fields[2],
-                source=fields[3],
-                title=fields[4],
-                heading_path=tuple(fields[5]),
-                position=int(fields[6]),
-                chunk_hash=fields[7],
-            )
+            try:
+                fields = json.loads(records[offsets[row] : offsets[row + 1]].decode("utf-8"))
+                if fields[0] != chunk_id:
+                    continue  # not this table's row: read it from the store instead
+                chunk = StoredChunk(
+                    chunk_id=chunk_id,
+                    text=str(fields[1]),
+                    url=str(fields[2]),
+                    source=str(fields[3]),
+                    title=str(fields[4]),
+                    heading_path=tuple(str(heading) for heading in fields[5]),
+                    position=int(fields[6]),
+                    chunk_hash=str(fields[7]),
+                )
+            except (ValueError, TypeError, IndexError, KeyError):
+                # A damaged row (the file changed on disk): the store reads this chunk instead.
+                logger.warning(
+                    "chunk table row %d unreadable; reading %s from the store", row, chunk_id
+                )
+                continue
             found[chunk_id] = (chunk, self._vectors[row])
         return found
 

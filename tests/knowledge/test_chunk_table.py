@@ -79,6 +79,11 @@ def test_a_table_that_does_not_match_its_index_is_not_used(tmp_path: Path) -> No
         "a row that holds another chunk is not returned for this id"
     )
 
+    ChunkTable.build(chunks, vectors).save(tmp_path)
+    records.write_bytes(b"x" * len(records.read_bytes()))  # same length, every row damaged
+    damaged = ChunkTable.load(tmp_path, ids)
+    assert damaged is not None and damaged.get_many(ids) == {}, "damaged rows are left out"
+
     with pytest.raises(ValueError, match="one dense vector"):
         ChunkTable.build(chunks, vectors[:2])
     (tmp_path / "empty").mkdir()
