@@ -342,7 +342,8 @@ class KnowledgeBase:
         """Re-index every chunk for BM25 after the knowledge base changed, and count over the
         same chunks the token document frequencies that weigh MaxSim (``TermWeights``), the
         pages' lengths (``PageSizes``) and the dotted names and options they write
-        (``CodeNames``)."""
+        (``CodeNames``); the chunks and their dense vectors are kept with it (``ChunkTable``)
+        for searches to read instead of Chroma."""
         chunks, dense = gather_pages(self.store.iter_embedded_chunks(), self._dimension)
         pairs = [(chunk.chunk_id, chunk.chunk.embedding_text) for chunk in chunks]
         counter = self._counts_terms
@@ -357,9 +358,10 @@ class KnowledgeBase:
             chunk_table=ChunkTable.build(chunks, dense),
         ).save(self.lexical_dir)
         del chunks, dense
-        # Read back as every other process reads it: the chunk table memory-mapped.
-        index = LexicalIndex.load(self.lexical_dir)
+        # Read back as every other process reads it: the chunk table memory-mapped. The stamp
+        # first: an index another process saves in between is then loaded again, not missed.
         self._lexical_stamp = LexicalIndex.stamp(self.lexical_dir)
+        index = LexicalIndex.load(self.lexical_dir)
         self._lexical_loaded = True
         self._use_lexical(index)
         settle()

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 _RECORDS = "chunks.bin"
 _OFFSETS = "chunk_offsets.npy"
 _VECTORS = "chunk_vectors.npy"
-FILES = (_RECORDS, _OFFSETS, _VECTORS)
+_FILES = (_RECORDS, _OFFSETS, _VECTORS)
 
 
 def gather_pages(
@@ -159,7 +159,7 @@ class ChunkTable:
         """Map the table saved in ``directory`` with the lexical index of ``chunk_ids`` (its
         rows, in order); ``None`` when there is none, or when it does not match them (then the
         store reads every chunk from Chroma)."""
-        if not all((directory / name).exists() for name in FILES):
+        if not all((directory / name).exists() for name in _FILES):
             return None
         try:
             offsets = np.load(directory / _OFFSETS, mmap_mode="r")

@@ -309,8 +309,8 @@ class ChromaStore:
         The chunk table, where there is one, stands in for Chroma's reads of what the memo
         lacks. With ``vectors`` the ids come from outside this store's own query (the lexical
         index), so those the memo or the table holds are checked against Chroma, and a chunk
-        deleted since it was read is left out. That check also reads the vectors the memo lacks. The ids it does not
-        hold are read whole, which checks them too.
+        deleted since it was read is left out. That check also reads the vectors the memo
+        lacks. The ids it does not hold are read whole, which checks them too.
         """
         remembered = self._memo.get_many(chunk_ids)
         table = self._table
