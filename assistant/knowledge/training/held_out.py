@@ -6,10 +6,10 @@ copy (``TermWeights``), then ``rank_candidates`` with the knowledge base's weigh
 long pages lowered (``page_breadth``) — on a copy of the index from which the query's own text
 is taken out (see ``pseudo_pairs.held_out_index_texts``). Several stages (the current token
 vectors and a candidate head's projection of them) are judged on the same pools, so only the
-late-interaction signal differs between them. The score is document-level MRR@10, as in BEIR: any chunk of the
-query's document counts. Each query's reciprocal rank is kept, so two stages are compared query
-by query (``HeldOutGain``): the gain's standard error says how much of it is the luck of the
-sample.
+late-interaction signal differs between them. The score is document-level MRR@10, as in
+BEIR: any chunk of the query's document counts. Each query's reciprocal rank is kept, so two
+stages are compared query by query (``HeldOutGain``): the gain's standard error says how much
+of it is the luck of the sample.
 """
 
 from __future__ import annotations
