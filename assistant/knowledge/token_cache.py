@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sqlite3
@@ -82,8 +83,13 @@ def cache_key(model_id: str, head_version: str, content_hash: str) -> str:
     """
     if not content_hash:
         raise ValueError("content_hash must not be empty")
-    digest = hashlib.sha256(f"{model_id}\x00{head_version}".encode()).hexdigest()[:16]
-    return f"{digest}:{content_hash}"
+    return f"{_space_digest(model_id, head_version)}:{content_hash}"
+
+
+@functools.lru_cache(maxsize=64)
+def _space_digest(model_id: str, head_version: str) -> str:
+    # Kept: a search makes a key for each of its 100-200 candidates, all in one space.
+    return hashlib.sha256(f"{model_id}\x00{head_version}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sqlite3
 import struct
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -129,6 +129,34 @@ def test_decode_packed_refuses_malformed_values_and_other_dimensions() -> None:
         decode_packed([good, good[:5]], 8)
     with pytest.raises(CacheError, match="expected 8"):
         decode_packed([good, encode_tokens(unit_rows(2, 4))], 8)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda good: b"XX" + good[2:], "magic"),
+        (lambda good: good[:2] + b"\x09" + good[3:], "version"),
+        (lambda good: good[:3] + b"\x07" + good[4:], "format code"),
+        (lambda good: good + b"\x00", "should be"),
+        (
+            lambda good: struct.pack("<2sBBIH", b"TK", 1, 2, 1000, 8) + good[HEADER_SIZE:],
+            "should be",
+        ),
+    ],
+)
+def test_decode_packed_refuses_a_damaged_header_among_good_values(
+    damage: Callable[[bytes], bytes], message: str
+) -> None:
+    # The headers of a batch are read together; one bad value must still be named.
+    good = encode_tokens(unit_rows(2, 8))
+    with pytest.raises(CacheError, match=message):
+        decode_packed([good, good, damage(good), good], 8)
+
+
+def test_decode_packed_takes_an_empty_value_of_any_dimension() -> None:
+    empty = encode_tokens(torch.zeros(0, 4))
+    packed = decode_packed([encode_tokens(unit_rows(2, 8)), empty], 8)
+    assert packed.lengths == [2, 0]
 
 
 def test_caches_hand_out_and_take_encoded_values(tmp_path: Path) -> None:
