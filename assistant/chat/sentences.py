@@ -10,6 +10,8 @@ passage into sentences and lines and keeps only those worth quoting:
   "Show source", "This page", ...) and the link title that follows such a label, nor a
   breadcrumb trail, nor a line of code (an interpreter prompt, a comment), nor a fragment of
   fewer than three words;
+- never a question: a FAQ's own question ("What does http.postBuffer really do?") is what the
+  visitor asked, and it matches their words best, but the sentences after it are the answer;
 - a table row reads as ``first cell — header: cell; header: cell`` when its header is known;
 - a list item loses its bullet.
 
@@ -49,6 +51,7 @@ _BULLET = re.compile(r"^(?:[-*•‣◦]|\d{1,3}[.)])\s+")
 _DIGIT = re.compile(r"\d")
 _COMPLETE_START = re.compile(r"^[\"'“‘(\[]?[A-Z0-9¿¡]")
 _COMPLETE_END = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+_QUESTION_END = re.compile(r"\?[\"'”’)\]]*$")
 MIN_WORDS = 3
 """A unit of fewer words is a fragment, never quoted."""
 
@@ -133,7 +136,7 @@ def answer_units(text: str) -> list[AnswerUnit]:
         bullet = _BULLET.match(line)
         for sentence in split_sentences(line):
             shown = _BULLET.sub("", sentence, count=1) if bullet else sentence
-            if len(shown.split()) < MIN_WORDS:
+            if len(shown.split()) < MIN_WORDS or _QUESTION_END.search(shown):
                 continue
             units.append(AnswerUnit(shown, sentence, len(units), _complete(shown)))
     return units

@@ -205,3 +205,22 @@ def test_passage_rows_are_read_only_when_a_provider_asks(
     assert passages[0].tokens is first and len(reads) == 1
     start, end = reads[0]
     assert first.shape[0] == end - start > 0
+
+
+def test_a_faq_entrys_own_question_is_not_quoted_as_its_answer(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    # The entry's question repeats the visitor's words and would score best of all.
+    faq = {
+        "faq.md": "# Credentials\n\n"
+        "How do I change the password I have saved in my credential manager?\n\n"
+        "Run git credential reject with the host, then push again and type the new password; "
+        "the credential manager stores it in place of the old one.\n",
+    }
+    folder = write_docs(tmp_path, faq)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=encoder) as assistant:
+        assistant.ingest([str(folder)])
+        answer = assistant.ask("How do I change the password saved in my credential manager?")
+    assert "?" not in answer.answer, answer.answer
+    assert "git credential reject" in answer.answer

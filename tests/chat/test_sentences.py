@@ -94,3 +94,25 @@ def test_interpreter_prompts_and_code_comments_are_not_prose() -> None:
         ">>> a_tuple = 1, 2, 3\n# create an INET, STREAMing socket\nA tuple holds several values."
     )
     assert texts(text) == ["A tuple holds several values."]
+
+
+def test_a_question_is_never_a_unit_but_its_answer_is() -> None:
+    # A FAQ entry: its question matches the visitor's words best, yet it answers nothing.
+    faq = (
+        "What does http.postBuffer really do?\n"
+        "This option changes the size of the buffer that Git uses when pushing over HTTP.\n"
+        "Is it safe to raise it? Usually not, since most servers cap the size anyway.\n"
+        'The manual asks "which buffer is meant here?"'
+    )
+    assert texts(faq) == [
+        "This option changes the size of the buffer that Git uses when pushing over HTTP.",
+        "Usually not, since most servers cap the size anyway.",
+    ]
+
+
+def test_the_units_around_a_dropped_question_keep_their_reading_order() -> None:
+    units = answer_units("First sentence of the answer here. Why would it matter? Last one here.")
+    assert [(unit.text, unit.index) for unit in units] == [
+        ("First sentence of the answer here.", 0),
+        ("Last one here.", 1),
+    ]
