@@ -12,6 +12,8 @@ passage into sentences and lines and keeps only those worth quoting:
   fewer than three words;
 - never a question: a FAQ's own question ("What does http.postBuffer really do?") is what the
   visitor asked, and it matches their words best, but the sentences after it are the answer;
+- a sentence split after "e.g.", "i.e.", "cf.", "vs." or "viz." ("... (e.g. MySQL, Oracle).")
+  is joined again: those never end a sentence;
 - a table row reads as ``first cell — header: cell; header: cell`` when its header is known;
 - a list item loses its bullet.
 
@@ -52,6 +54,9 @@ _DIGIT = re.compile(r"\d")
 _COMPLETE_START = re.compile(r"^[\"'“‘(\[]?[A-Z0-9¿¡]")
 _COMPLETE_END = re.compile(r"[.!?…:;][\"'”’)\]]*$")
 _QUESTION_END = re.compile(r"\?[\"'”’)\]]*$")
+# Abbreviations after which the sentence splitter may cut ("(e.g. MySQL, Oracle)"), which never
+# end a sentence.
+_ABBREVIATION_END = re.compile(r"(?:^|[\s(\[])(?:e\.g|i\.e|cf|vs|viz)\.$", re.IGNORECASE)
 MIN_WORDS = 3
 """A unit of fewer words is a fragment, never quoted."""
 
@@ -134,12 +139,31 @@ def answer_units(text: str) -> list[AnswerUnit]:
         if _is_breadcrumb(line) or _CODE_LINE.match(line):
             continue
         bullet = _BULLET.match(line)
-        for sentence in split_sentences(line):
+        for sentence in _sentences(line):
             shown = _BULLET.sub("", sentence, count=1) if bullet else sentence
             if len(shown.split()) < MIN_WORDS or _QUESTION_END.search(shown):
                 continue
             units.append(AnswerUnit(shown, sentence, len(units), _complete(shown)))
     return units
+
+
+def _sentences(line: str) -> list[str]:
+    """The sentences of one line, joined again where a split fell after an abbreviation; each
+    exactly as it stands in ``line`` (its spacing kept), since units are found in their chunk by
+    their text."""
+    sentences: list[str] = []
+    start = end = 0
+    for part in split_sentences(line):
+        found = line.find(part, end)
+        if found < 0:  # not expected; keep the splitter's sentences as they are
+            return split_sentences(line)
+        if sentences and _ABBREVIATION_END.search(sentences[-1]):
+            sentences[-1] = line[start : found + len(part)]
+        else:
+            start = found
+            sentences.append(part)
+        end = found + len(part)
+    return sentences
 
 
 def _labelled_row(cells: list[str], header: list[str] | None) -> str:

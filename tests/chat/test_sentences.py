@@ -116,3 +116,28 @@ def test_the_units_around_a_dropped_question_keep_their_reading_order() -> None:
         ("First sentence of the answer here.", 0),
         ("Last one here.", 1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        (
+            "Some databases lack DDL transactions (e.g. MySQL, Oracle). Wrap the rest in atomic.",
+            "Some databases lack DDL transactions (e.g. MySQL, Oracle).",
+        ),
+        (
+            'Point it at a module path (i.e.  "mysite.settings"). Then restart the server.',
+            'Point it at a module path (i.e.  "mysite.settings").',
+        ),
+        (
+            "Write the summary in imperative mood, e.g. Make xyzzy do frotz. Keep it short.",
+            "Write the summary in imperative mood, e.g. Make xyzzy do frotz.",
+        ),
+    ],
+)
+def test_a_sentence_cut_after_an_abbreviation_is_one_unit_as_written(text: str, first: str) -> None:
+    units = answer_units(text)
+    assert units[0].text == first
+    # The unit is the passage's own text (spacing kept): it is found in its chunk by it.
+    assert units[0].raw in text
+    assert len(units) == 2
