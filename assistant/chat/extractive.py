@@ -108,9 +108,8 @@ class ExtractiveProvider:
             request.passage_tokens,
             _last_answer(request),
         )
-        for line in extract.text.split("\n"):
-            if line:
-                yield TextDelta(line + " ")
+        for delta in _deltas(extract.text):
+            yield TextDelta(delta)
         yield CitationsEvent(extract.citations)
         yield DoneEvent(Usage(), self.name)
 
@@ -160,16 +159,25 @@ class ExtractiveProvider:
                 or words + sentence_words > self._max_words
             ):
                 continue
-            if any(sentences[i].text == other.text for other in chosen):
-                continue  # overlapping chunks repeat sentences
+            if any(
+                sentences[i].text == other.text or sentences[i].text in other.unit.block
+                for other in chosen
+            ):
+                continue  # overlapping chunks repeat sentences; a block holds its code lines
             chosen.append(sentences[i])
             words += sentence_words
         chosen.sort(key=lambda s: (s.source.n, s.unit.index))
         lines: list[str] = []
         citations: list[Citation] = []
         for source in dict.fromkeys(s.source for s in chosen):
-            quoted = " ".join(s.text for s in chosen if s.source is source)
+            group = [s for s in chosen if s.source is source]
+            quoted = " ".join(s.text for s in group)
             lines.append(f"{quoted} [{source.n}]")
+            # The code the group's last sentence introduces ("... would look like:") follows
+            # it, as written on the page. Not where the passage holds bracketed numbers, which
+            # the units are read without ("argv[1]" would show as "argv").
+            if group[-1].unit.block and not _MARKER_LIKE.search(source.text):
+                lines.append(f"```\n{group[-1].unit.block}\n```")
             citations.append(Citation(source.n, source.title, source.url, quoted))
         return Extract("\n".join(lines), tuple(citations))
 
@@ -212,6 +220,22 @@ class ExtractiveProvider:
                     maxsim_span_scores(query_tokens, matrix, whole, query_weights)[0]
                 )
         return [score or 0.0 for score in scores]
+
+
+def _deltas(text: str) -> list[str]:
+    """``text`` (an ``Extract``'s) as streamed: its quoted groups run on in one paragraph, and a
+    code block stands on lines of its own."""
+    deltas: list[str] = []
+    inside = False
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            deltas.append(f"\n{line}\n" if not inside else f"{line}\n")
+            inside = not inside
+        elif inside:
+            deltas.append(f"{line}\n")
+        elif line:
+            deltas.append(f"{line} ")
+    return deltas
 
 
 def _novelty_weights(

@@ -14,6 +14,9 @@ passage into sentences and lines and keeps only those worth quoting:
   visitor asked, and it matches their words best, but the sentences after it are the answer;
 - a sentence split after "e.g.", "i.e.", "cf.", "vs." or "viz." ("... (e.g. MySQL, Oracle).")
   is joined again: those never end a sentence;
+- a sentence that ends a line with a colon and is followed by lines of code carries those
+  lines (``AnswerUnit.block``, at most ``BLOCK_LINES``): quoted alone, "invoking Uvicorn would
+  look like:" says nothing;
 - a table row reads as ``first cell — header: cell; header: cell`` when its header is known;
 - a list item loses its bullet.
 
@@ -26,6 +29,7 @@ Each unit says whether it is a complete sentence, so a scorer can prefer those.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from assistant.knowledge.text import split_sentences
@@ -59,6 +63,10 @@ _QUESTION_END = re.compile(r"\?[\"'”’)\]]*$")
 _ABBREVIATION_END = re.compile(r"(?:^|[\s(\[])(?:e\.g|i\.e|cf|vs|viz)\.$", re.IGNORECASE)
 MIN_WORDS = 3
 """A unit of fewer words is a fragment, never quoted."""
+BLOCK_LINES = 8
+"""The most lines of code a sentence ending in a colon carries; a longer block is cut, with a
+last line "…"."""
+_BLOCK_CHARS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,9 @@ class AnswerUnit:
     """Its place among the passage's units (reading order)."""
     complete: bool
     """Whether it reads as a complete sentence (capitalised, closed by punctuation)."""
+    block: str = ""
+    """The lines of code the unit introduces ("... would look like:"), indentation kept; empty
+    for most units."""
 
 
 def _cells(line: str) -> list[str]:
@@ -108,7 +119,8 @@ def _complete(text: str) -> bool:
 
 def answer_units(text: str) -> list[AnswerUnit]:
     """The quotable units of ``text`` in reading order (see the module docstring)."""
-    lines = [line.strip() for line in text.splitlines()]
+    raw_lines = text.splitlines()
+    lines = [line.strip() for line in raw_lines]
     units: list[AnswerUnit] = []
     header: list[str] | None = None
     skip_next = False
@@ -143,8 +155,36 @@ def answer_units(text: str) -> list[AnswerUnit]:
             shown = _BULLET.sub("", sentence, count=1) if bullet else sentence
             if len(shown.split()) < MIN_WORDS or _QUESTION_END.search(shown):
                 continue
-            units.append(AnswerUnit(shown, sentence, len(units), _complete(shown)))
+            # Sentences are not split at a colon, so one ending in a colon ends its line.
+            introduces = shown.endswith(":") and not bullet
+            block = _code_block(raw_lines, position + 1) if introduces else ""
+            units.append(AnswerUnit(shown, sentence, len(units), _complete(shown), block))
     return units
+
+
+def _code_block(raw_lines: list[str], start: int) -> str:
+    """The lines of code from ``raw_lines[start]`` on: up to a blank line or one that reads as
+    prose, a list item or a table row; dedented, cut at ``BLOCK_LINES``. Empty when the next
+    line is not code."""
+    block: list[str] = []
+    for raw in raw_lines[start:]:
+        line = raw.strip()
+        if (
+            not line
+            or _BULLET.match(line)
+            or _cells(line)
+            or (_complete(line) and not _CODE_LINE.match(line))
+        ):
+            break
+        block.append(raw.rstrip())
+    if not block:
+        return ""
+    cut = len(block) > BLOCK_LINES or sum(map(len, block)) > _BLOCK_CHARS
+    kept = block[:BLOCK_LINES]
+    while len(kept) > 1 and sum(map(len, kept)) > _BLOCK_CHARS:
+        kept.pop()
+    code = textwrap.dedent("\n".join(kept))
+    return f"{code}\n…" if cut else code
 
 
 def _sentences(line: str) -> list[str]:

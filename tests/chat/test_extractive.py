@@ -224,3 +224,27 @@ def test_a_faq_entrys_own_question_is_not_quoted_as_its_answer(
         answer = assistant.ask("How do I change the password saved in my credential manager?")
     assert "?" not in answer.answer, answer.answer
     assert "git credential reject" in answer.answer
+
+
+def test_a_quoted_sentence_ending_in_a_colon_is_followed_by_its_code(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    docs = {
+        "asgi.md": "# Deploying with Uvicorn\n\n"
+        "Uvicorn serves the ASGI application of a project.\n"
+        "For a typical project, starting Uvicorn would look like:\n\n"
+        "```\npython -m uvicorn myproject.asgi:application --workers 2\n```\n",
+    }
+    folder = write_docs(tmp_path, docs)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=encoder) as assistant:
+        assistant.ingest([str(folder)])
+        answer = assistant.ask("How do I start Uvicorn for my project?")
+    # The sentence, its marker, then the code on lines of its own (a Markdown fence, as the
+    # widget renders it); the citation quotes the sentence.
+    assert re.search(
+        r"would look like: \[1\] ?\n```\npython -m uvicorn myproject\.asgi:application "
+        r"--workers 2\n```",
+        answer.answer,
+    ), answer.answer
+    assert answer.citations[0].quote.endswith("would look like:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.chat.sentences import answer_units
+from assistant.chat.sentences import BLOCK_LINES, answer_units
 
 BILLING = (
     "Plan | Billed monthly | Billed annually | Storage\n"
@@ -141,3 +141,44 @@ def test_a_sentence_cut_after_an_abbreviation_is_one_unit_as_written(text: str, 
     # The unit is the passage's own text (spacing kept): it is found in its chunk by it.
     assert units[0].raw in text
     assert len(units) == 2
+
+
+DEPLOYING = (
+    "Uvicorn needs the module that holds the application.\n"
+    "For a typical Django project, invoking Uvicorn would look like:\n"
+    "    python -m uvicorn myproject.asgi:application\n"
+    "      --workers 2\n"
+    "This starts one process listening on port 8000."
+)
+
+
+def test_a_sentence_ending_in_a_colon_carries_the_code_it_introduces() -> None:
+    units = {unit.text: unit for unit in answer_units(DEPLOYING)}
+    intro = units["For a typical Django project, invoking Uvicorn would look like:"]
+    # Dedented, its own indentation kept, and the prose after it left out.
+    assert intro.block == "python -m uvicorn myproject.asgi:application\n  --workers 2"
+    assert units["This starts one process listening on port 8000."].block == ""
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "Then restart the server to load it.",  # prose: nothing to show
+        "- the first option here\n- the second option here",  # a list is units of its own
+        "Setting | Default\nDEBUG | False",  # so is a table
+        "",  # the paragraph ends
+    ],
+)
+def test_a_colon_before_prose_a_list_or_a_table_carries_no_block(after: str) -> None:
+    units = answer_units(f"To turn it on, set these values:\n{after}")
+    assert units[0].text == "To turn it on, set these values:"
+    assert units[0].block == ""
+
+
+def test_a_long_block_is_cut_with_an_ellipsis_and_a_list_item_carries_none() -> None:
+    code = "\n".join(f"x{i} = {i}" for i in range(BLOCK_LINES + 5))
+    units = answer_units(f"The settings file looks like this:\n{code}")
+    assert units[0].block.split("\n") == [f"x{i} = {i}" for i in range(BLOCK_LINES)] + ["…"]
+    # A list item ending in a colon introduces the item's own content, not the lines after it.
+    item = answer_units(f"- the settings file looks like this:\n{code}")
+    assert item[0].text == "the settings file looks like this:" and item[0].block == ""
