@@ -346,3 +346,30 @@ def test_the_full_page_of_a_keyless_loopback_server_answers_with_sources(
     assert len(answer.locator(".body").inner_text()) > 20
     assert answer.locator(".cites li").count() >= 1
     assert page.evaluate("window.__violations") == []
+
+
+def test_an_offline_answer_shows_the_code_its_sentence_introduces_as_a_code_block(
+    page: Any, api_server: ApiServer, host_site: HostSite, tmp_path: Path
+) -> None:
+    source = tmp_path / "deploy.html"
+    source.write_text(
+        "<html><head><title>Deploying</title></head><body><article><h1>Deploying</h1>"
+        "<p>Uvicorn serves the ASGI application of a project from the command line.</p>"
+        "<p>For a typical project, starting Uvicorn would look like:</p>"
+        "<pre>python -m uvicorn shop.asgi:application --workers 2</pre>"
+        "</article></body></html>",
+        encoding="utf-8",
+    )
+    name = api_server.create_assistant(allowed_origins=[host_site.origin()])
+    report = api_server.core.ingest([str(source)], kb=name)
+    assert not report.failures, report.failures
+    key = api_server.create_key(name, "public")
+    page.goto(host_site.add("/deploy", host_page(api_server.url, [{"assistant": key}])))
+    page.locator("button.launcher").click()
+    panel = page.locator("[role=dialog]")
+    ask(panel, "How do I start Uvicorn for my project?")
+    answer = panel.locator(".msg.bot").last
+    assert "would look like:" in answer.inner_text()
+    code = answer.locator("pre code")
+    assert code.count() == 1
+    assert code.inner_text() == "python -m uvicorn shop.asgi:application --workers 2"
