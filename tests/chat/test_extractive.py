@@ -15,6 +15,7 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from assistant.chat.events import Answer
 from assistant.chat.extractive import ExtractiveProvider
 from assistant.chat.links import LinkFilter
 from assistant.chat.orchestrator import passage_tokens
@@ -207,6 +208,17 @@ def test_passage_rows_are_read_only_when_a_provider_asks(
     assert first.shape[0] == end - start > 0
 
 
+def ask_offline(
+    encoder: TransformerEncoder, tmp_path: Path, docs: dict[str, str], question: str
+) -> Answer:
+    """``question`` answered by the offline answerer from ``docs`` alone."""
+    folder = write_docs(tmp_path, docs)
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    with Assistant(settings, encoder=encoder) as assistant:
+        assistant.ingest([str(folder)])
+        return assistant.ask(question)
+
+
 def test_a_faq_entrys_own_question_is_not_quoted_as_its_answer(
     encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
@@ -217,11 +229,9 @@ def test_a_faq_entrys_own_question_is_not_quoted_as_its_answer(
         "Run git credential reject with the host, then push again and type the new password; "
         "the credential manager stores it in place of the old one.\n",
     }
-    folder = write_docs(tmp_path, faq)
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
-    with Assistant(settings, encoder=encoder) as assistant:
-        assistant.ingest([str(folder)])
-        answer = assistant.ask("How do I change the password saved in my credential manager?")
+    answer = ask_offline(
+        encoder, tmp_path, faq, "How do I change the password saved in my credential manager?"
+    )
     assert "?" not in answer.answer, answer.answer
     assert "git credential reject" in answer.answer
 
@@ -235,11 +245,7 @@ def test_a_quoted_sentence_ending_in_a_colon_is_followed_by_its_code(
         "For a typical project, starting Uvicorn would look like:\n\n"
         "```\npython -m uvicorn myproject.asgi:application --workers 2\n```\n",
     }
-    folder = write_docs(tmp_path, docs)
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
-    with Assistant(settings, encoder=encoder) as assistant:
-        assistant.ingest([str(folder)])
-        answer = assistant.ask("How do I start Uvicorn for my project?")
+    answer = ask_offline(encoder, tmp_path, docs, "How do I start Uvicorn for my project?")
     # The sentence, its marker, then the code on lines of its own (a Markdown fence, as the
     # widget renders it); the citation quotes the sentence.
     assert re.search(

@@ -208,6 +208,26 @@ def fake_openai(
         yield fake
 
 
+def open_on_page(
+    page: Any,
+    api_server: ApiServer,
+    host_site: HostSite,
+    source: Path,
+    answering: dict[str, str] | None = None,
+) -> Any:
+    """A new assistant made of ``source`` (answered by ``answering``, else offline), embedded
+    in a host page with its public key; its panel, opened."""
+    name = api_server.create_assistant(allowed_origins=[host_site.origin()])
+    report = api_server.core.ingest([str(source)], kb=name)
+    assert not report.failures, report.failures
+    if answering is not None:
+        api_server.core.configure(name, answering=answering)
+    key = api_server.create_key(name, "public")
+    page.goto(host_site.add(f"/{source.stem}", host_page(api_server.url, [{"assistant": key}])))
+    page.locator("button.launcher").click()
+    return page.locator("[role=dialog]")
+
+
 def test_payloads_in_pages_and_model_output_render_as_text(
     page: Any,
     api_server: ApiServer,
@@ -226,14 +246,9 @@ def test_payloads_in_pages_and_model_output_render_as_text(
         "</article></body></html>",
         encoding="utf-8",
     )
-    name = api_server.create_assistant(allowed_origins=[host_site.origin()])
-    report = api_server.core.ingest([str(source)], kb=name)
-    assert not report.failures, report.failures
-    api_server.core.configure(name, answering={"provider": "openai", "model": "gpt-test"})
-    key = api_server.create_key(name, "public")
-    page.goto(host_site.add("/xss", host_page(api_server.url, [{"assistant": key}])))
-    page.locator("button.launcher").click()
-    panel = page.locator("[role=dialog]")
+    panel = open_on_page(
+        page, api_server, host_site, source, {"provider": "openai", "model": "gpt-test"}
+    )
     ask(panel, "How long do refunds take to reach my card?")
     answer = panel.locator(".msg.bot").last
     text = answer.inner_text()
@@ -360,13 +375,7 @@ def test_an_offline_answer_shows_the_code_its_sentence_introduces_as_a_code_bloc
         "</article></body></html>",
         encoding="utf-8",
     )
-    name = api_server.create_assistant(allowed_origins=[host_site.origin()])
-    report = api_server.core.ingest([str(source)], kb=name)
-    assert not report.failures, report.failures
-    key = api_server.create_key(name, "public")
-    page.goto(host_site.add("/deploy", host_page(api_server.url, [{"assistant": key}])))
-    page.locator("button.launcher").click()
-    panel = page.locator("[role=dialog]")
+    panel = open_on_page(page, api_server, host_site, source)
     ask(panel, "How do I start Uvicorn for my project?")
     answer = panel.locator(".msg.bot").last
     assert "would look like:" in answer.inner_text()
