@@ -43,7 +43,7 @@ from rich.console import Console
 from assistant.core import Assistant
 from assistant.evaluation import evaluate_site, load_question_set
 from assistant.knowledge.encoder import Encoder
-from assistant.knowledge.onnx_runtime import OnnxForward
+from assistant.knowledge.onnx_runtime import OnnxForward, open_session
 from assistant.settings import Settings
 from bench.common import ROOT, machine_facts, table, write_json
 
@@ -53,20 +53,6 @@ STAGES = ("dense", "fused")
 KINDS = ("direct", "paraphrased")
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def session(path: Path) -> object:
-    """An ONNX Runtime session as the product opens its query session: one thread, no
-    spinning, no memory arena."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.enable_cpu_mem_arena = False
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def dynamic_int8(source: Path, target: Path) -> Path:
@@ -170,7 +156,7 @@ def main() -> None:
             if path is None:
                 console.print(f"{name}: skipped (pip install onnx_ir to measure it)")
                 continue
-            variants[name] = OnnxForward(session(path), original.inputs, path)
+            variants[name] = OnnxForward(open_session(path, threads=1), original.inputs, path)
         measured: dict[str, dict[str, Any]] = {}
         for name, forward in variants.items():
             console.print(f"measuring {name} on {len(questions)} questions", highlight=False)

@@ -28,7 +28,7 @@ import torch
 
 from assistant.errors import EncoderError
 
-__all__ = ["OnnxForward", "default_export_dir", "export_path"]
+__all__ = ["OnnxForward", "default_export_dir", "export_path", "open_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,29 @@ def _export(module: torch.nn.Module, inputs: Sequence[str], target: Path) -> Non
         raise EncoderError(f"could not export the model to ONNX: {exc}") from exc
 
 
+def open_session(path: Path, *, threads: int) -> object:
+    """An ONNX Runtime session on the CPU for the model at ``path``, with ``threads`` intra-op
+    threads, as the encoder runs it.
+
+    Raises:
+        EncoderError: the model could not be opened.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle threads must not spin: the search's next steps (MaxSim, fusion) need the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Inputs vary in length; an arena would keep the largest batch's buffers for good.
+    options.enable_cpu_mem_arena = False
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise EncoderError(f"could not open the ONNX model {path}: {exc}") from exc
+
+
 class OnnxForward:
     """The last hidden state of a transformer, computed by ONNX Runtime.
 
@@ -130,27 +153,11 @@ class OnnxForward:
         *,
         threads: int,
     ) -> OnnxForward:
-        import onnxruntime
-
         path = export_path(directory, model_id, module, inputs)
         if not path.exists():
             logger.info("exporting %s to ONNX at %s (once)", model_id, path)
             _export(module, inputs, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle threads must not spin: the search's next steps (MaxSim, fusion) need the cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Inputs vary in length; an arena would keep the largest batch's buffers for good.
-        options.enable_cpu_mem_arena = False
-        try:
-            session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EncoderError(f"could not open the ONNX model {path}: {exc}") from exc
-        return cls(session, inputs, path)
+        return cls(open_session(path, threads=threads), inputs, path)
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feed = {name: batch[name].numpy().astype(np.int64, copy=False) for name in self.inputs}
