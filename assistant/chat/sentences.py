@@ -177,6 +177,8 @@ def _code_block(raw_lines: list[str], start: int) -> str:
         ):
             break
         block.append(raw.rstrip())
+        if len(block) > BLOCK_LINES:
+            break  # cut here: the rest of the passage need not be read
     if not block:
         return ""
     cut = len(block) > BLOCK_LINES or sum(map(len, block)) > _BLOCK_CHARS

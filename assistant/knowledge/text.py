@@ -8,7 +8,9 @@ __all__ = ["split_paragraphs", "split_sentences"]
 
 # A sentence ends at ., ! or ? (optionally closed by a quote or bracket) followed by space and
 # something that starts a new sentence. Abbreviations like "e.g." stay joined because the next
-# character is lowercase.
+# character is lowercase; before a capital they split ("(e.g. MySQL)"). The chunks, and so every
+# index, are cut with this rule, so the offline answerer joins those again in its own units
+# (``chat.sentences``) rather than the rule changing here.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[“‘¿¡])")
 
 
