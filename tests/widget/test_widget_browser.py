@@ -364,7 +364,7 @@ def test_the_full_page_of_a_keyless_loopback_server_answers_with_sources(
 
 
 def test_an_offline_answer_shows_the_code_its_sentence_introduces_as_a_code_block(
-    page: Any, api_server: ApiServer, host_site: HostSite, tmp_path: Path
+    page: Any, api_server: ApiServer, host_site: HostSite, tmp_path: Path, artifacts: Path
 ) -> None:
     source = tmp_path / "deploy.html"
     source.write_text(
@@ -382,3 +382,6 @@ def test_an_offline_answer_shows_the_code_its_sentence_introduces_as_a_code_bloc
     code = answer.locator("pre code")
     assert code.count() == 1
     assert code.inner_text() == "python -m uvicorn shop.asgi:application --workers 2"
+    page.screenshot(path=str(artifacts / "widget-desktop-code-answer.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(artifacts / "widget-phone-code-answer.png"))
