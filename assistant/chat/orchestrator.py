@@ -45,7 +45,7 @@ from assistant.chat.tokens import PromptTokenCounter, trim_history
 from assistant.chat.trace import retrieval_trace
 from assistant.errors import InvalidInputError
 from assistant.knowledge.chunking import embedding_text
-from assistant.knowledge.results import TURN_HITS
+from assistant.knowledge.results import TURN_HITS, SearchHit
 from assistant.knowledge.retriever import SearchResult
 
 __all__ = ["DEFAULT_NO_ANSWER_THRESHOLD", "ChatOrchestrator", "PreparedTurn", "TurnBudget"]
@@ -96,12 +96,19 @@ class PreparedTurn:
 
 def passage_tokens(result: SearchResult, sources: Sequence[Source]) -> tuple[PassageTokens, ...]:
     """The chunks of ``sources`` with the token vectors ``result``'s rerank read for them."""
-    hits = {hit.chunk_id: hit for hit in result.candidates or result.hits}
+    # Sources are chosen from the hits; the rest of the pool is read only for a chunk that is
+    # not among them, since a search makes a candidate's hit only when it is read.
+    hits = {hit.chunk_id: hit for hit in result.hits}
+    pool: dict[str, SearchHit] | None = None
     matrices = result.token_matrices
     passages: list[PassageTokens] = []
     for source in sources:
         for chunk_id in source.chunk_ids or (source.chunk_id,):
             hit = hits.get(chunk_id)
+            if hit is None and chunk_id in matrices:
+                if pool is None:
+                    pool = {candidate.chunk_id: candidate for candidate in result.candidates}
+                hit = pool.get(chunk_id)
             if hit is not None and chunk_id in matrices:
                 header = embedding_text(hit.title, hit.heading_path, "")
                 encoded = embedding_text(hit.title, hit.heading_path, hit.text)

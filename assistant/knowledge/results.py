@@ -6,7 +6,7 @@ answers into the very types ``Assistant.search`` returns without loading the ret
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -72,8 +72,9 @@ class SearchResult:
     # Out of the repr, like token_matrices: asyncio's runner formats a finished task's result
     # (an answer holding this) on every synchronous call, and a tensor's repr costs milliseconds.
     query_tokens: torch.Tensor | None = field(default=None, repr=False)
-    candidates: list[SearchHit] = field(default_factory=list, repr=False)
-    """Every candidate of the pool, ranked (``hits`` is its head)."""
+    candidates: Sequence[SearchHit] = field(default_factory=list, repr=False)
+    """Every candidate of the pool, ranked (``hits`` is its head). A search's hits here are
+    made when first read (``RankedHits``): most callers read only ``hits``."""
     token_matrices: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
     """The token vectors the rerank read, by chunk id: each (n_tokens, token_dimension), the
     rows of the chunk's embedding text. Kept in-process for reuse (empty over HTTP)."""

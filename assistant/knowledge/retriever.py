@@ -41,7 +41,8 @@ from assistant.knowledge.maxsim import (
 )
 from assistant.knowledge.page_breadth import PageSizes
 from assistant.knowledge.query_cache import QueryCache
-from assistant.knowledge.ranking import rank_candidates, recall_union, signal_ranks
+from assistant.knowledge.ranked_hits import RankedHits
+from assistant.knowledge.ranking import rank_candidates, recall_union
 from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 from assistant.knowledge.term_weights import query_token_weights
 from assistant.knowledge.token_cache import (
@@ -159,19 +160,19 @@ class Retriever:
         clock.lap("maxsim")
         page_sizes = lexical_index.page_sizes if lexical_index is not None else None
         ranked = self._rank(candidates, torch.from_numpy(late), weights or self.weights, page_sizes)
+        hits = ranked[:k]
         clock.lap("fuse")
-        match = {c.chunk.chunk_id: float(score) for c, score in zip(candidates, plain, strict=True)}
         # The offline answerer scores sentences from the vectors of the few passages it reads.
         matrices = packed.by_key([c.chunk.chunk_id for c in candidates])
         return SearchResult(
             query,
-            ranked[:k],
+            hits,
             trace,
             query_tokens,
             ranked,
             matrices,
             unknown_names=unknown,
-            best_match=self._best_match([match[hit.chunk_id] for hit in ranked[:k]]),
+            best_match=self._best_match([float(plain[i]) for i in ranked.positions(len(hits))]),
         )
 
     def _best_match(self, scores: list[float]) -> float | None:
@@ -270,7 +271,7 @@ class Retriever:
         late: torch.Tensor,
         weights: FusionWeights,
         page_sizes: PageSizes | None,
-    ) -> list[SearchHit]:
+    ) -> RankedHits:
         # Through numpy: torch.tensor reads a list of floats several times slower.
         dense = torch.from_numpy(np.array([c.dense_score for c in candidates], np.float32))
         lexical: torch.Tensor | None = None
@@ -283,35 +284,14 @@ class Retriever:
         ranked = rank_candidates(
             dense, late, weights, lexical, torch.from_numpy(np.array(breadths, np.float32))
         )
-        dense_scores = dense.tolist()
-        late_scores = late.tolist()
-        lexical_scores = lexical.tolist() if lexical is not None else None
-        dense_ranks = signal_ranks(dense_scores)
-        late_ranks = signal_ranks(late_scores)
-        lexical_ranks = signal_ranks(lexical_scores) if lexical_scores is not None else None
-        hits = []
-        for rank, index in enumerate(ranked.order, start=1):
-            chunk = candidates[index].chunk
-            hits.append(
-                SearchHit(
-                    chunk_id=chunk.chunk_id,
-                    url=chunk.url,
-                    title=chunk.title,
-                    heading_path=chunk.heading_path,
-                    text=chunk.text,
-                    dense_rank=dense_ranks[index],
-                    dense_score=dense_scores[index],
-                    late_interaction_rank=late_ranks[index],
-                    late_interaction_score=late_scores[index],
-                    lexical_rank=lexical_ranks[index] if lexical_ranks else None,
-                    lexical_score=lexical_scores[index] if lexical_scores is not None else None,
-                    rank=rank,
-                    score=ranked.scores[index],
-                    position=chunk.position,
-                    page_breadth=breadths[index],
-                )
-            )
-        return hits
+        return RankedHits(
+            [c.chunk for c in candidates],
+            ranked,
+            dense.tolist(),
+            late.tolist(),
+            lexical.tolist() if lexical is not None else None,
+            breadths,
+        )
 
 
 class _Clock:
