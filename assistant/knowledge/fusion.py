@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import torch
+import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "LEXICAL_FLOOR",
@@ -59,18 +60,21 @@ DEFAULT_WEIGHTS = FusionWeights(dense=1.0, late_interaction=1.0, lexical=1.0)
 DEFAULT_WEIGHTS_WITHOUT_LEXICAL = FusionWeights(dense=0.3, late_interaction=0.7, lexical=0.0)
 
 
-def zscore(scores: torch.Tensor) -> torch.Tensor:
-    """Standardise ``scores`` (N,) to mean 0, standard deviation 1; constant input gives 0.
+def zscore(scores: ArrayLike) -> np.ndarray:
+    """Standardise ``scores`` (N,) to mean 0, standard deviation 1 (float64); constant input
+    gives 0.
 
-    >>> zscore(torch.tensor([1.0, 2.0, 3.0])).tolist()
+    >>> zscore([1.0, 2.0, 3.0]).tolist()
     [-1.0, 0.0, 1.0]
     """
-    if scores.numel() < 2:
-        return torch.zeros_like(scores)
-    spread = scores.std()  # sample standard deviation
-    if float(spread) < 1e-12:
-        return torch.zeros_like(scores)
-    return (scores - scores.mean()) / spread
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size < 2:
+        return np.zeros_like(values)
+    spread = float(values.std(ddof=1))  # sample standard deviation
+    if spread < 1e-12:
+        return np.zeros_like(values)
+    standardised: np.ndarray = (values - values.mean()) / spread
+    return standardised
 
 
 LEXICAL_FULL_AGREEMENT = 0.25
@@ -86,31 +90,33 @@ nDCG@10 ADI 0.5443 -> 0.5443, Medline 0.8079 -> 0.8125, SciFact 0.7364 -> 0.7366
 floor Django reached 0.500 but SciFact fell to 0.7313; a higher floor gives Django back."""
 
 
-def lexical_agreement(dense: torch.Tensor, lexical: torch.Tensor) -> float:
+def lexical_agreement(dense: ArrayLike, lexical: ArrayLike) -> float:
     """The share of its weight BM25 gets over a pool, from ``LEXICAL_FLOOR`` to 1: the
     correlation of the two z-scored signals (``dense``, ``lexical``) over
     ``LEXICAL_FULL_AGREEMENT``, clipped.
 
-    >>> lexical_agreement(torch.tensor([-1.0, 0.0, 1.0]), torch.tensor([-1.0, 0.0, 1.0]))
+    >>> lexical_agreement([-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0])
     1.0
-    >>> lexical_agreement(torch.tensor([-1.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, -1.0]))
+    >>> lexical_agreement([-1.0, 0.0, 1.0], [1.0, 0.0, -1.0])
     0.25
     """
-    if dense.numel() < 2:
+    first = np.asarray(dense, dtype=np.float64)
+    if first.size < 2:
         return 1.0
-    correlation = float((dense * lexical).sum()) / (dense.numel() - 1)
+    correlation = float(first @ np.asarray(lexical, dtype=np.float64)) / (first.size - 1)
     return min(1.0, max(LEXICAL_FLOOR, correlation / LEXICAL_FULL_AGREEMENT))
 
 
-def fuse(signals: Mapping[str, torch.Tensor], weights: FusionWeights) -> torch.Tensor:
-    """Weighted sum of the z-scored signals; signals absent or weighted 0 are skipped.
+def fuse(signals: Mapping[str, ArrayLike], weights: FusionWeights) -> np.ndarray:
+    """Weighted sum of the z-scored signals (float64); signals absent or weighted 0 are skipped.
 
-    ``signals`` maps ``"dense"``, ``"late_interaction"``, ``"lexical"`` to (N,) tensors over the
-    same candidates. With a dense signal, the lexical weight is scaled by ``lexical_agreement``.
+    ``signals`` maps ``"dense"``, ``"late_interaction"``, ``"lexical"`` to (N,) scores over the
+    same candidates (arrays or CPU tensors). With a dense signal, the lexical weight is scaled
+    by ``lexical_agreement``.
     """
     by_name = weights.as_dict()
-    standardised = {name: zscore(scores.to(torch.float32)) for name, scores in signals.items()}
-    total: torch.Tensor | None = None
+    standardised = {name: zscore(scores) for name, scores in signals.items()}
+    total: np.ndarray | None = None
     for name, scores in standardised.items():
         weight = by_name.get(name, 0.0)
         if name == "lexical" and "dense" in standardised:
@@ -120,6 +126,5 @@ def fuse(signals: Mapping[str, torch.Tensor], weights: FusionWeights) -> torch.T
         part = weight * scores
         total = part if total is None else total + part
     if total is None:
-        first = next(iter(signals.values()))
-        return torch.zeros_like(first, dtype=torch.float32)
+        return np.zeros(len(next(iter(standardised.values()))), dtype=np.float64)
     return total

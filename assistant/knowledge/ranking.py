@@ -9,7 +9,7 @@ with other weights through it, and tuning judges a head by it, so what is measur
 what ships.
 
 >>> ranked = rank_candidates(
-...     torch.tensor([0.9, 0.5, 0.1]), torch.tensor([0.2, 0.9, 0.4]), FusionWeights(1.0, 1.0)
+...     [0.9, 0.5, 0.1], [0.2, 0.9, 0.4], FusionWeights(1.0, 1.0)
 ... )
 >>> ranked.order
 [1, 0, 2]
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-import torch
+from numpy.typing import ArrayLike
 
 from assistant.knowledge.fusion import FusionWeights, fuse
 from assistant.knowledge.page_breadth import LONG_PAGE_PENALTY
@@ -54,11 +54,11 @@ class RankedPool:
 
 
 def rank_candidates(
-    dense_scores: torch.Tensor,
-    late_interaction_scores: torch.Tensor,
+    dense_scores: ArrayLike,
+    late_interaction_scores: ArrayLike,
     weights: FusionWeights,
-    lexical_scores: torch.Tensor | None = None,
-    breadth: torch.Tensor | None = None,
+    lexical_scores: ArrayLike | None = None,
+    breadth: ArrayLike | None = None,
 ) -> RankedPool:
     """Fuse the signals of a candidate pool and order it; deterministic for equal inputs.
 
@@ -72,6 +72,9 @@ def rank_candidates(
             (``PageSizes.breadth``); the fused score falls by ``LONG_PAGE_PENALTY`` standard
             deviations of the pool's fused scores per unit. ``None``: no page is long.
 
+    Scores are float32 (arrays, or CPU tensors), as the retriever computes them; fusion is
+    done in float64.
+
     Returns:
         The order of the N positions: highest fused score first; equal fused scores by higher
         dense score, then by earlier position in the pool.
@@ -79,28 +82,29 @@ def rank_candidates(
     With equal weights, opposite dense and MaxSim signals cancel and the dense order decides:
 
     >>> rank_candidates(
-    ...     torch.tensor([0.75, 0.5, 0.25]), torch.tensor([0.25, 0.5, 0.75]), FusionWeights(1.0, 1.0)
+    ...     [0.75, 0.5, 0.25], [0.25, 0.5, 0.75], FusionWeights(1.0, 1.0)
     ... ).order
     [0, 1, 2]
     """
-    # Sorted in numpy: Python's sort with a key function costs tens of microseconds per pool.
-    dense = dense_scores.detach().cpu().numpy()
+    # In numpy: a pool is ~160 numbers, and each torch call costs more than the arithmetic.
+    dense = np.asarray(dense_scores, dtype=np.float32)
     # Standardise in one canonical order (dense order, ties by position), whatever order the
     # pool came in: float sums depend on their order, and a pool re-ranked from search hits
     # must score bit for bit as the retriever scored it.
     canonical = np.argsort(-dense, kind="stable")
-    positions = torch.from_numpy(canonical)
     signals = {
-        "dense": dense_scores[positions],
-        "late_interaction": late_interaction_scores[positions],
+        "dense": dense[canonical],
+        "late_interaction": np.asarray(late_interaction_scores, dtype=np.float32)[canonical],
     }
     if lexical_scores is not None:
-        signals["lexical"] = lexical_scores[positions]
+        signals["lexical"] = np.asarray(lexical_scores, dtype=np.float32)[canonical]
     fused = fuse(signals, weights)
-    if breadth is not None and len(dense) > 1 and bool(breadth.any()):
-        fused = fused - LONG_PAGE_PENALTY * fused.std() * breadth[positions].to(torch.float32)
+    if breadth is not None and len(dense) > 1:
+        widths = np.asarray(breadth, dtype=np.float32)[canonical]
+        if widths.any():
+            fused = fused - LONG_PAGE_PENALTY * fused.std(ddof=1) * widths
     final = np.empty(len(dense), dtype=np.float64)
-    final[canonical] = fused.detach().cpu().numpy()
+    final[canonical] = fused
     # Highest fused score first, then higher dense score, then earlier position (lexsort is
     # stable and sorts by its last key first).
     order = np.lexsort((-dense, -final))

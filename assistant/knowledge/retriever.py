@@ -159,7 +159,7 @@ class Retriever:
         late = plain if token_weights is None else weighted_mean(maxima, token_weights)
         clock.lap("maxsim")
         page_sizes = lexical_index.page_sizes if lexical_index is not None else None
-        ranked = self._rank(candidates, torch.from_numpy(late), weights or self.weights, page_sizes)
+        ranked = self._rank(candidates, late, weights or self.weights, page_sizes)
         hits = ranked[:k]
         clock.lap("fuse")
         # The offline answerer scores sentences from the vectors of the few passages it reads.
@@ -268,27 +268,24 @@ class Retriever:
     @staticmethod
     def _rank(
         candidates: list[Candidate],
-        late: torch.Tensor,
+        late: np.ndarray,
         weights: FusionWeights,
         page_sizes: PageSizes | None,
     ) -> RankedHits:
-        # Through numpy: torch.tensor reads a list of floats several times slower.
-        dense = torch.from_numpy(np.array([c.dense_score for c in candidates], np.float32))
-        lexical: torch.Tensor | None = None
+        # Through numpy arrays: a pool's lists of floats are read in one call each.
+        dense = np.array([c.dense_score for c in candidates], np.float32)
+        lexical: np.ndarray | None = None
         if all(c.lexical_score is not None for c in candidates):
-            lexical_values = [float(c.lexical_score or 0.0) for c in candidates]
-            lexical = torch.from_numpy(np.array(lexical_values, np.float32))
+            lexical = np.array([float(c.lexical_score or 0.0) for c in candidates], np.float32)
         breadths = [
             page_sizes.breadth(c.chunk.url) if page_sizes is not None else 0.0 for c in candidates
         ]
-        ranked = rank_candidates(
-            dense, late, weights, lexical, torch.from_numpy(np.array(breadths, np.float32))
-        )
+        ranked = rank_candidates(dense, late, weights, lexical, breadths)
         return RankedHits(
             [c.chunk for c in candidates],
             ranked,
             dense.tolist(),
-            late.tolist(),
+            late.astype(np.float32, copy=False).tolist(),
             lexical.tolist() if lexical is not None else None,
             breadths,
         )
