@@ -47,13 +47,14 @@ from rich.console import Console
 from assistant.knowledge.chunk_table import ChunkTable, gather_pages
 from assistant.knowledge.chunking import Chunk
 from assistant.knowledge.encoder import TransformerEncoder, resolve_model_path
-from assistant.knowledge.fusion import DEFAULT_WEIGHTS, fuse
+from assistant.knowledge.fusion import DEFAULT_WEIGHTS
 from assistant.knowledge.lexical import LexicalIndex
 from assistant.knowledge.maxsim import (
     maxsim_scores,
     maxsim_scores_ragged,
     pad_token_matrices,
 )
+from assistant.knowledge.ranking import rank_candidates
 from assistant.knowledge.redis_token_cache import RedisTokenCache
 from assistant.knowledge.retriever import Retriever
 from assistant.knowledge.token_cache import (
@@ -377,13 +378,13 @@ def measure_stages(
                 watch.add("  of which pad_token_matrices", (padded - started) * 1e3)
                 watch.add("  of which maxsim_scores", (time.perf_counter() - padded) * 1e3)
             with watch.time("fusion (z-scores + order)", record=record):
-                signals = {
-                    "dense": torch.tensor([candidates[cid][1] for cid in pool]),
-                    "late_interaction": late,
-                    "lexical": torch.tensor(pool_scores),
-                }
-                final = fuse(signals, DEFAULT_WEIGHTS)
-                torch.argsort(final, descending=True)[:RESULTS_K]
+                # As the retriever ranks: the scores as float32 arrays, fused and ordered.
+                rank_candidates(
+                    np.array([candidates[cid][1] for cid in pool], np.float32),
+                    late,
+                    DEFAULT_WEIGHTS,
+                    np.array(pool_scores, np.float32),
+                ).order[:RESULTS_K]
             progress.advance(task)
     pools = np.asarray(pool_sizes)
     facts = {
