@@ -12,25 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, overload
 
+from assistant.knowledge.chunk_memo import MemoChunk
 from assistant.knowledge.ranking import RankedPool, signal_ranks
 from assistant.knowledge.results import SearchHit
 
 __all__ = ["PooledChunk", "RankedHits"]
 
 
-class PooledChunk(Protocol):
+class PooledChunk(MemoChunk, Protocol):
     """What a hit is made from: a recalled chunk (the retriever's ``StoredChunk``)."""
 
-    @property
-    def chunk_id(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def heading_path(self) -> tuple[str, ...]: ...
-    @property
-    def text(self) -> str: ...
     @property
     def position(self) -> int: ...
 
@@ -45,7 +36,8 @@ class RankedHits(Sequence[SearchHit]):
 
     >>> from assistant.knowledge.ranking import RankedPool
     >>> from types import SimpleNamespace as Chunk
-    >>> chunks = [Chunk(chunk_id=c, url="u", title="", heading_path=(), text="", position=0)
+    >>> chunks = [Chunk(chunk_id=c, url="u", source="u", title="", heading_path=(), text="",
+    ...                 position=0)
     ...           for c in ("a", "b")]
     >>> hits = RankedHits(chunks, RankedPool([1, 0], [0.1, 0.9]), [0.5, 0.4], [0.2, 0.8])
     >>> [(hit.chunk_id, hit.rank, hit.dense_rank) for hit in hits]

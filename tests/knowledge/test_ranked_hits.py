@@ -15,6 +15,7 @@ from assistant.knowledge.results import SearchHit
 class Chunk:
     chunk_id: str
     url: str = "https://example.com/page"
+    source: str = "https://example.com/sitemap.xml"
     title: str = "Page"
     heading_path: tuple[str, ...] = ("Section",)
     text: str = "text"
