@@ -104,12 +104,14 @@ def passage_tokens(result: SearchResult, sources: Sequence[Source]) -> tuple[Pas
     passages: list[PassageTokens] = []
     for source in sources:
         for chunk_id in source.chunk_ids or (source.chunk_id,):
+            if chunk_id not in matrices:
+                continue
             hit = hits.get(chunk_id)
-            if hit is None and chunk_id in matrices:
+            if hit is None:
                 if pool is None:
                     pool = {candidate.chunk_id: candidate for candidate in result.candidates}
                 hit = pool.get(chunk_id)
-            if hit is not None and chunk_id in matrices:
+            if hit is not None:
                 header = embedding_text(hit.title, hit.heading_path, "")
                 encoded = embedding_text(hit.title, hit.heading_path, hit.text)
                 # Read when a provider asks (the extractive one): scaling the quantised

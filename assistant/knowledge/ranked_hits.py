@@ -94,13 +94,11 @@ class RankedHits(Sequence[SearchHit]):
     @overload
     def __getitem__(self, index: slice) -> list[SearchHit]: ...
     def __getitem__(self, index: int | slice) -> SearchHit | list[SearchHit]:
+        # A range reads indexes and slices as a list does (negative ones, IndexError).
+        ranks = range(len(self._hits))
         if isinstance(index, slice):
-            return [self._hit(i) for i in range(*index.indices(len(self._hits)))]
-        if index < 0:
-            index += len(self._hits)
-        if not 0 <= index < len(self._hits):
-            raise IndexError("hit index out of range")
-        return self._hit(index)
+            return [self._hit(i) for i in ranks[index]]
+        return self._hit(ranks[index])
 
     def __iter__(self) -> Iterator[SearchHit]:
         for index in range(len(self._hits)):
