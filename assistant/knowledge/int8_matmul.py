@@ -33,7 +33,7 @@ import torch
 
 from assistant.knowledge.thread_pools import thread_pools
 
-__all__ = ["IntegerProducts", "int8_products"]
+__all__ = ["IntegerProducts", "int8_available", "int8_products"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,11 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | No
     joined = np.multiply(exact[:, :columns], steps, dtype=np.int32)
     joined += exact[:, columns : 2 * columns]
     return IntegerProducts(joined, (scale / steps).astype(np.float32))
+
+
+def int8_available() -> bool:
+    """Whether this build's CPU kernel gives exact integer products (checked once)."""
+    return _int_mm_works()
 
 
 def _padded_width(columns: int) -> int:

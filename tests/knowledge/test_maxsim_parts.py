@@ -1,0 +1,139 @@
+"""MaxSim over many int8 rows split into parts by documents, the parts on helper threads: the
+same maxima as in one part, whatever the helpers do."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from assistant.knowledge import maxsim, thread_pools
+from assistant.knowledge.maxsim import PackedTokens, token_maxima
+
+
+def int8_pack(seed: int, lengths: list[int], dimension: int = 32) -> PackedTokens:
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    values = torch.randint(-127, 128, (total, dimension), generator=generator, dtype=torch.int8)
+    scales = torch.rand(total, generator=generator) / 127
+    return PackedTokens(values, lengths, scales)
+
+
+def query_rows(seed: int, rows: int = 9, dimension: int = 32) -> torch.Tensor:
+    query = torch.randn(rows, dimension, generator=torch.Generator().manual_seed(seed))
+    return query / query.norm(dim=1, keepdim=True)
+
+
+LENGTHS = [120, 0, 95, 3000, 1, 64, 0, 700, 150, 2200, 33]
+
+
+def whole(query: torch.Tensor, packed: PackedTokens, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "get_num_threads", lambda: 1)
+        return token_maxima(query, packed)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_parts_give_the_maxima_of_one_part(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    packed = int8_pack(threads, LENGTHS)
+    query = query_rows(threads)
+    expected = whole(query, packed, monkeypatch)
+    seen: list[tuple[int, int]] = []
+    real = maxsim._in_parts
+
+    def recording(work: object, parts: list[tuple[int, int]]) -> None:
+        seen.extend(parts)
+        real(work, parts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(maxsim, "_MIN_PART_ROWS", 500)
+    monkeypatch.setattr(maxsim, "_in_parts", recording)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    got = token_maxima(query, packed)
+    assert len(seen) > 1  # it did split
+    np.testing.assert_array_equal(got, expected)
+    assert (got[[1, 6]] == 0.0).all()  # documents without rows
+
+
+def test_few_rows_or_one_thread_stay_in_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts: list[list[tuple[int, int]]] = []
+    real = maxsim._in_parts
+    monkeypatch.setattr(maxsim, "_in_parts", lambda work, p: (parts.append(p), real(work, p)))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    token_maxima(query_rows(0), int8_pack(0, [100, 200]))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    token_maxima(query_rows(0), int8_pack(0, [5000, 5000]))
+    assert [len(p) for p in parts] == [1, 1]
+
+
+def test_a_part_no_helper_has_started_is_done_by_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every helper busy (a visitor's turn elsewhere): the search does all its parts itself
+    and does not wait for a helper."""
+    busy = ThreadPoolExecutor(max_workers=1)
+    release = threading.Event()
+    busy.submit(release.wait, 30)
+    monkeypatch.setattr(maxsim, "helper_threads", lambda: busy)
+    monkeypatch.setattr(maxsim, "_MIN_PART_ROWS", 500)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    packed, query = int8_pack(1, LENGTHS), query_rows(1)
+    try:
+        got = token_maxima(query, packed)
+        assert not release.is_set()  # done while every helper was still busy
+    finally:
+        release.set()
+        busy.shutdown()
+    np.testing.assert_array_equal(got, whole(query, packed, monkeypatch))
+
+
+def test_an_error_in_a_helpers_part_reaches_the_caller() -> None:
+    taken = threading.Event()
+
+    def work(first: int, last: int) -> None:
+        if first == 0:
+            assert taken.wait(10)  # the caller's own part ends after a helper took the other
+            return
+        taken.set()
+        raise RuntimeError("part failed")
+
+    with pytest.raises(RuntimeError, match="part failed"):
+        maxsim._in_parts(work, [(0, 1), (1, 2)])
+
+
+def test_every_part_is_done_before_the_callers_own_error_is_raised() -> None:
+    done: list[int] = []
+
+    def work(first: int, last: int) -> None:
+        if first == 0:
+            raise ValueError("own part failed")
+        time.sleep(0.05)
+        done.append(first)
+
+    with pytest.raises(ValueError, match="own part failed"):
+        maxsim._in_parts(work, [(0, 1), (1, 2), (2, 3)])
+    assert sorted(done) == [1, 2]
+
+
+def test_document_parts_cover_every_document_once() -> None:
+    generator = np.random.default_rng(3)
+    for _ in range(50):
+        lengths = generator.integers(1, 300, size=generator.integers(1, 40))
+        ends = np.cumsum(lengths)
+        for count in (1, 2, 3, 7):
+            parts = maxsim._document_parts(ends, count)
+            assert parts[0][0] == 0 and parts[-1][1] == len(lengths)
+            assert all(a < b for a, b in parts)
+            assert all(b == c for (_, b), (c, _) in itertools.pairwise(parts))
+            assert len(parts) <= count
+
+
+def test_a_forked_process_gets_helpers_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = thread_pools.helper_threads()
+    assert thread_pools.helper_threads() is first
+    monkeypatch.setattr(thread_pools.os, "getpid", lambda: -1)
+    assert thread_pools.helper_threads() is not first
