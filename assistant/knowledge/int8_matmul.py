@@ -33,7 +33,7 @@ import torch
 
 from assistant.knowledge.thread_pools import thread_pools
 
-__all__ = ["IntegerProducts", "int8_available", "int8_products"]
+__all__ = ["Int8Query", "IntegerProducts", "int8_products", "int8_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,21 +68,52 @@ class IntegerProducts:
         return product
 
 
-def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | None:
-    """``rows @ query_t`` for int8 ``rows`` (T, d) and float ``query_t`` (d, Lq), in integers,
-    or None when integer products are not available (the caller multiplies in float then).
+@dataclass(frozen=True, slots=True)
+class Int8Query:
+    """A float query written as two int8 parts, side by side, ready to multiply int8 rows."""
 
-    The rows' own scales are not applied here (the caller multiplies each row's products).
-    """
-    if rows.dtype != np.int8 or not _int_mm_works():
+    parts: torch.Tensor
+    """(d, width) int8: the whole part in the first ``columns`` columns, the fraction in the
+    next ``columns``, zeros after."""
+    columns: int
+    steps: int
+    column_scales: np.ndarray
+    """(Lq,) float32 scale of each joined column, all positive."""
+
+    def products(self, rows: np.ndarray) -> IntegerProducts | None:
+        """``rows @ query_t`` for int8 ``rows`` (T, d), or None when the kernel refuses their
+        shape (the caller multiplies in float then). The rows' own scales are not applied
+        (the caller multiplies each row's products)."""
+        matrix = torch.from_numpy(np.ascontiguousarray(rows))
+        # One OpenMP thread, as MaxSim's BLAS gets one: a second halves this product's time,
+        # then spins on after it, taking the CPU the rest of the search and other turns need.
+        with thread_pools().limit(limits=1, user_api="openmp"):
+            try:
+                exact = torch._int_mm(matrix, self.parts).numpy()
+            except RuntimeError as exc:  # a shape this build's kernel refuses
+                logger.warning(
+                    "int8 product of %s rows refused (%s); float32 used", rows.shape, exc
+                )
+                return None
+        # steps * |whole product| + |fraction product| <= (steps + 1) * 127 * 127 * d: int32
+        # holds it (``_fraction_steps``).
+        columns = self.columns
+        joined = np.multiply(exact[:, :columns], self.steps, dtype=np.int32)
+        joined += exact[:, columns : 2 * columns]
+        return IntegerProducts(joined, self.column_scales)
+
+
+def int8_query(query_t: np.ndarray) -> Int8Query | None:
+    """``query_t`` (d, Lq) written in two int8 parts, or None when integer products are not
+    available for it (no working kernel, or vectors too wide for int32 sums)."""
+    if not _int_mm_works():
         return None
-    steps = _fraction_steps(rows.shape[1])
+    steps = _fraction_steps(query_t.shape[0])
     if steps is None:
         return None
-    matrix = torch.from_numpy(np.ascontiguousarray(rows))
     query = np.asarray(query_t, dtype=np.float32)
     columns = query.shape[1]
-    peak = np.abs(query).max(axis=0)
+    peak = np.abs(query).max(axis=0) if columns else np.zeros(0, np.float32)
     scale = np.where(peak > 0, peak / _INT8_PEAK, 1.0).astype(np.float32)
     # |query / scale| <= 127, and what rounding leaves is at most 1/2, so |fraction| <= 127:
     # neither cast can wrap.
@@ -94,24 +125,19 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | No
     stacked = np.zeros((query.shape[0], _padded_width(2 * columns)), dtype=np.int8)
     stacked[:, :columns] = whole
     stacked[:, columns : 2 * columns] = fraction
-    # One OpenMP thread, as MaxSim's BLAS gets one: a second halves this product's time, then
-    # spins on after it, taking the CPU the rest of the search and other turns need.
-    with thread_pools().limit(limits=1, user_api="openmp"):
-        try:
-            exact = torch._int_mm(matrix, torch.from_numpy(stacked)).numpy()
-        except RuntimeError as exc:  # a shape this build's kernel refuses
-            logger.warning("int8 product of %s rows refused (%s); float32 used", rows.shape, exc)
-            return None
-    # steps * |whole product| + |fraction product| <= (steps + 1) * 127 * 127 * d: int32 holds
-    # it (``_fraction_steps``).
-    joined = np.multiply(exact[:, :columns], steps, dtype=np.int32)
-    joined += exact[:, columns : 2 * columns]
-    return IntegerProducts(joined, (scale / steps).astype(np.float32))
+    return Int8Query(torch.from_numpy(stacked), columns, steps, (scale / steps).astype(np.float32))
 
 
-def int8_available() -> bool:
-    """Whether this build's CPU kernel gives exact integer products (checked once)."""
-    return _int_mm_works()
+def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | None:
+    """``rows @ query_t`` for int8 ``rows`` (T, d) and float ``query_t`` (d, Lq), in integers,
+    or None when integer products are not available (the caller multiplies in float then).
+
+    The rows' own scales are not applied here (the caller multiplies each row's products).
+    """
+    if rows.dtype != np.int8:
+        return None
+    query = int8_query(query_t)
+    return None if query is None else query.products(rows)
 
 
 def _padded_width(columns: int) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from assistant.knowledge.int8_matmul import int8_available, int8_products
+from assistant.knowledge.int8_matmul import int8_query
 from assistant.knowledge.thread_pools import helper_threads, thread_pools
 
 __all__ = [
@@ -334,6 +334,8 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
     )
     starts = (np.cumsum(lengths) - lengths)[present]
     ends = starts + lengths[present]
+    # int8 rows (the token cache's) are multiplied in integers, without a float copy of them.
+    integer_query = int8_query(query_t) if values.dtype == np.int8 else None
 
     def score(first: int, last: int) -> None:
         """The maxima of present documents ``first .. last - 1``, from their rows alone."""
@@ -341,8 +343,7 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         rows = values[top:bottom]
         scales = None if row_scales is None else row_scales[top:bottom]
         offsets = starts[first:last] - top
-        # int8 rows (the token cache's) are multiplied in integers, without a float copy.
-        integer = int8_products(rows, query_t)
+        integer = None if integer_query is None else integer_query.products(rows)
         if integer is not None:
             # Each query column's scale is positive, so it is applied after the maximum over a
             # document's rows: one float pass over the products (the rows' scales), not three.
@@ -360,10 +361,12 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         maxima[present[first:last]] = np.maximum.reduceat(products, offsets, axis=0)
 
     parts = 1
-    if values.dtype == np.int8 and int8_available():
+    if integer_query is not None:
         # The float path is left whole: its BLAS thread limit is process-wide, and parts
         # running at once would undo each other's.
-        parts = max(1, min(torch.get_num_threads(), int(ends[-1]) // _MIN_PART_ROWS))
+        threads = torch.get_num_threads()
+        if threads > 1:
+            parts = max(1, min(threads, int(ends[-1]) // _MIN_PART_ROWS))
     _in_parts(score, _document_parts(ends, parts))
     return maxima
 
@@ -388,12 +391,13 @@ def _document_parts(ends: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 def _in_parts(work: Callable[[int, int], None], parts: list[tuple[int, int]]) -> None:
-    """``work(first, last)`` for every part: the first here, the others on helper threads.
+    """``work(first, last)`` for every part: the first here, the others handed to helper
+    threads, which take them from the front.
 
-    A part no helper has started by the time this thread is done with its own is taken back
-    and done here: on a busy machine a search is never slower than doing every part itself,
-    and on an idle one the parts run side by side. The products and reductions give the
-    interpreter's lock back while they run.
+    After its own part this thread takes back, from the back, every part no helper has
+    started and does it itself: on a busy machine a search is never much slower than doing
+    every part alone, and on an idle one the parts run side by side. The products and
+    reductions give the interpreter's lock back while they run.
     """
     if len(parts) <= 1:
         for first, last in parts:
@@ -403,12 +407,15 @@ def _in_parts(work: Callable[[int, int], None], parts: list[tuple[int, int]]) ->
     handed = [(pool.submit(work, first, last), first, last) for first, last in parts[1:]]
     try:
         work(*parts[0])
-    finally:
-        # Every part is done (or its error raised) before returning, here or by its helper.
-        for future, first, last in handed:
+        for future, first, last in reversed(handed):
             if future.cancel():
                 work(first, last)
-            else:
+    finally:
+        # No helper is still writing when this returns or raises; a helper's error is raised.
+        for future, _, _ in handed:
+            future.cancel()
+        for future, _, _ in handed:
+            if not future.cancelled():
                 future.result()
 
 

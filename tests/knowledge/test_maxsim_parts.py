@@ -105,18 +105,50 @@ def test_an_error_in_a_helpers_part_reaches_the_caller() -> None:
         maxsim._in_parts(work, [(0, 1), (1, 2)])
 
 
-def test_every_part_is_done_before_the_callers_own_error_is_raised() -> None:
+def test_no_helper_is_still_at_work_when_the_callers_own_error_is_raised() -> None:
+    started: list[int] = []
     done: list[int] = []
 
     def work(first: int, last: int) -> None:
         if first == 0:
+            time.sleep(0.02)  # a helper has time to take a part
             raise ValueError("own part failed")
+        started.append(first)
         time.sleep(0.05)
         done.append(first)
 
     with pytest.raises(ValueError, match="own part failed"):
         maxsim._in_parts(work, [(0, 1), (1, 2), (2, 3)])
-    assert sorted(done) == [1, 2]
+    assert started and sorted(done) == sorted(started)
+
+
+def test_the_caller_takes_back_parts_from_the_back_while_a_helper_takes_the_front(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one_helper = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(maxsim, "helper_threads", lambda: one_helper)
+    order: list[tuple[str, int]] = []
+    helper_busy = threading.Event()
+
+    def work(first: int, last: int) -> None:
+        who = "caller" if threading.current_thread() is threading.main_thread() else "helper"
+        order.append((who, first))
+        if who == "helper" and first == 1:
+            helper_busy.set()
+            time.sleep(0.2)  # long enough for the caller to take back the rest
+        if first == 0:
+            assert helper_busy.wait(10)
+
+    try:
+        maxsim._in_parts(work, [(0, 1), (1, 2), (2, 3), (3, 4)])
+    finally:
+        one_helper.shutdown()
+    assert [entry for entry in order if entry[0] == "helper"] == [("helper", 1)]
+    assert [entry for entry in order if entry[0] == "caller"] == [
+        ("caller", 0),
+        ("caller", 3),
+        ("caller", 2),
+    ]
 
 
 def test_document_parts_cover_every_document_once() -> None:
