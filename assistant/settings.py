@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     decline_unknown_names: bool = True
     # Chat searches that run at once; each already uses every core through torch.
     search_workers: int = Field(default=1, ge=1, le=64)
-    # Threads of torch's own parallelism in this process (0: torch's default, one per core).
-    # Where processes or other work share the cores, 1 avoids threads spinning for a core.
+    # Threads of torch's own parallelism in this process (0: torch's default, one per core),
+    # and the parts a search's MaxSim is split into. Where processes or other work share the
+    # cores, 1 avoids threads spinning for a core.
     torch_threads: int = Field(default=0, ge=0, le=256)
 
     # Token cache.
