@@ -6,15 +6,15 @@ product is a cosine similarity.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from assistant.knowledge.document_parts import MIN_PART_ROWS, document_parts, run_in_parts
 from assistant.knowledge.int8_matmul import int8_query
-from assistant.knowledge.thread_pools import helper_threads, thread_pools
+from assistant.knowledge.thread_pools import thread_pools
 
 __all__ = [
     "PackedTokens",
@@ -307,7 +307,7 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
     rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is done per
     document. Quantised (int8) rows are multiplied in integer products with the query split
     into int8 parts (``int8_matmul``), within about 1e-5 of the float product, and many of them
-    are split into parts by documents, each part on a core of its own (``_in_parts``). Where
+    are split into parts by documents, each part on a core of its own (``document_parts``). Where
     integer products are not available the rows are converted to float32 a block at a time,
     each block multiplied while it is still in the CPU's cache: converting all of them first
     would write and read back four times their size, which costs more than the product itself.
@@ -366,57 +366,9 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         # running at once would undo each other's.
         threads = torch.get_num_threads()
         if threads > 1:
-            parts = max(1, min(threads, int(ends[-1]) // _MIN_PART_ROWS))
-    _in_parts(score, _document_parts(ends, parts))
+            parts = max(1, min(threads, int(ends[-1]) // MIN_PART_ROWS))
+    run_in_parts(score, document_parts(ends, parts))
     return maxima
-
-
-_MIN_PART_ROWS = 4096
-"""Fewest rows worth a part of their own: handing a part to another thread and waiting for it
-costs tens of microseconds, the product of 4,096 rows (d = 384, 32 query columns) about 0.3 ms
-on one core of the machine measured."""
-
-
-def _document_parts(ends: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """``parts`` runs of consecutive documents (``(first, last)``, last excluded) with about
-    as many rows each; ``ends`` are the documents' cumulative row counts.
-
-    >>> _document_parts(np.array([3, 5, 9, 10]), 2)
-    [(0, 2), (2, 4)]
-    """
-    total = int(ends[-1])
-    cuts = [int(np.searchsorted(ends, total * part / parts)) + 1 for part in range(1, parts)]
-    bounds = sorted({0, *(min(cut, len(ends)) for cut in cuts), len(ends)})
-    return list(itertools.pairwise(bounds))
-
-
-def _in_parts(work: Callable[[int, int], None], parts: list[tuple[int, int]]) -> None:
-    """``work(first, last)`` for every part: the first here, the others handed to helper
-    threads, which take them from the front.
-
-    After its own part this thread takes back, from the back, every part no helper has
-    started and does it itself: on a busy machine a search is never much slower than doing
-    every part alone, and on an idle one the parts run side by side. The products and
-    reductions give the interpreter's lock back while they run.
-    """
-    if len(parts) <= 1:
-        for first, last in parts:
-            work(first, last)
-        return
-    pool = helper_threads()
-    handed = [(pool.submit(work, first, last), first, last) for first, last in parts[1:]]
-    try:
-        work(*parts[0])
-        for future, first, last in reversed(handed):
-            if future.cancel():
-                work(first, last)
-    finally:
-        # No helper is still writing when this returns or raises; a helper's error is raised.
-        for future, _, _ in handed:
-            future.cancel()
-        for future, _, _ in handed:
-            if not future.cancelled():
-                future.result()
 
 
 _BLOCK_ROWS = 2048

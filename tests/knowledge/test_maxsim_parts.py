@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from assistant.knowledge import maxsim, thread_pools
+from assistant.knowledge import document_parts, maxsim, thread_pools
 from assistant.knowledge.maxsim import PackedTokens, token_maxima
 
 
@@ -44,14 +44,14 @@ def test_parts_give_the_maxima_of_one_part(monkeypatch: pytest.MonkeyPatch, thre
     query = query_rows(threads)
     expected = whole(query, packed, monkeypatch)
     seen: list[tuple[int, int]] = []
-    real = maxsim._in_parts
+    real = maxsim.run_in_parts
 
     def recording(work: object, parts: list[tuple[int, int]]) -> None:
         seen.extend(parts)
         real(work, parts)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(maxsim, "_MIN_PART_ROWS", 500)
-    monkeypatch.setattr(maxsim, "_in_parts", recording)
+    monkeypatch.setattr(maxsim, "MIN_PART_ROWS", 500)
+    monkeypatch.setattr(maxsim, "run_in_parts", recording)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     got = token_maxima(query, packed)
     assert len(seen) > 1  # it did split
@@ -61,8 +61,8 @@ def test_parts_give_the_maxima_of_one_part(monkeypatch: pytest.MonkeyPatch, thre
 
 def test_few_rows_or_one_thread_stay_in_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
     parts: list[list[tuple[int, int]]] = []
-    real = maxsim._in_parts
-    monkeypatch.setattr(maxsim, "_in_parts", lambda work, p: (parts.append(p), real(work, p)))
+    real = maxsim.run_in_parts
+    monkeypatch.setattr(maxsim, "run_in_parts", lambda work, p: (parts.append(p), real(work, p)))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     token_maxima(query_rows(0), int8_pack(0, [100, 200]))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
@@ -78,8 +78,8 @@ def test_a_part_no_helper_has_started_is_done_by_the_caller(
     busy = ThreadPoolExecutor(max_workers=1)
     release = threading.Event()
     busy.submit(release.wait, 30)
-    monkeypatch.setattr(maxsim, "helper_threads", lambda: busy)
-    monkeypatch.setattr(maxsim, "_MIN_PART_ROWS", 500)
+    monkeypatch.setattr(document_parts, "helper_threads", lambda: busy)
+    monkeypatch.setattr(maxsim, "MIN_PART_ROWS", 500)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     packed, query = int8_pack(1, LENGTHS), query_rows(1)
     try:
@@ -102,7 +102,7 @@ def test_an_error_in_a_helpers_part_reaches_the_caller() -> None:
         raise RuntimeError("part failed")
 
     with pytest.raises(RuntimeError, match="part failed"):
-        maxsim._in_parts(work, [(0, 1), (1, 2)])
+        document_parts.run_in_parts(work, [(0, 1), (1, 2)])
 
 
 def test_no_helper_is_still_at_work_when_the_callers_own_error_is_raised() -> None:
@@ -118,7 +118,7 @@ def test_no_helper_is_still_at_work_when_the_callers_own_error_is_raised() -> No
         done.append(first)
 
     with pytest.raises(ValueError, match="own part failed"):
-        maxsim._in_parts(work, [(0, 1), (1, 2), (2, 3)])
+        document_parts.run_in_parts(work, [(0, 1), (1, 2), (2, 3)])
     assert started and sorted(done) == sorted(started)
 
 
@@ -126,7 +126,7 @@ def test_the_caller_takes_back_parts_from_the_back_while_a_helper_takes_the_fron
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     one_helper = ThreadPoolExecutor(max_workers=1)
-    monkeypatch.setattr(maxsim, "helper_threads", lambda: one_helper)
+    monkeypatch.setattr(document_parts, "helper_threads", lambda: one_helper)
     order: list[tuple[str, int]] = []
     helper_busy = threading.Event()
 
@@ -140,7 +140,7 @@ def test_the_caller_takes_back_parts_from_the_back_while_a_helper_takes_the_fron
             assert helper_busy.wait(10)
 
     try:
-        maxsim._in_parts(work, [(0, 1), (1, 2), (2, 3), (3, 4)])
+        document_parts.run_in_parts(work, [(0, 1), (1, 2), (2, 3), (3, 4)])
     finally:
         one_helper.shutdown()
     assert [entry for entry in order if entry[0] == "helper"] == [("helper", 1)]
@@ -157,7 +157,7 @@ def test_document_parts_cover_every_document_once() -> None:
         lengths = generator.integers(1, 300, size=generator.integers(1, 40))
         ends = np.cumsum(lengths)
         for count in (1, 2, 3, 7):
-            parts = maxsim._document_parts(ends, count)
+            parts = document_parts.document_parts(ends, count)
             assert parts[0][0] == 0 and parts[-1][1] == len(lengths)
             assert all(a < b for a, b in parts)
             assert all(b == c for (_, b), (c, _) in itertools.pairwise(parts))
