@@ -15,8 +15,8 @@ The result stays in integers with one positive scale per query column
 caller makes one float pass (the rows' own scales) instead of one per part.
 
 On one core of the 2-core machine measured, the product of 160 candidates' rows
-(18,699 x 384) with a 14-token query's two parts (28 columns, padded to 32) took 0.63 ms; in
-float32 blocks 16,000 such rows took 6 ms.
+(18,699 x 384) with a 14-token query's two parts (28 columns, padded to 32) took 1.3 ms on
+one thread; in float32 blocks 16,000 such rows took 6 ms.
 
 Where ``torch._int_mm`` is missing or wrong on this CPU build, ``int8_products`` returns None
 and the caller keeps its float path.
@@ -47,8 +47,8 @@ _MIN_FRACTION_STEPS = 16
 _COLUMN_BLOCK = 16
 """The query's columns are padded with zeros to a multiple of this. The CPU kernel behind
 ``torch._int_mm`` works through the columns 16 at a time, then a remainder in blocks of 8, 4, 2
-and 1, each block reading all the rows again: on the 2-core machine measured (AVX-512 VNNI),
-18,699 x 384 rows times 28 columns took 1.71 ms, times the same 28 padded to 32 0.63 ms. Over
+and 1, each block reading all the rows again: on one thread of the 2-core machine measured
+(AVX-512 VNNI), 18,699 x 384 rows times 28 columns took 1.85 ms, times 32 columns 1.32 ms. Over
 1 to 64 columns, a multiple of 16 was never more than 5% slower than the unpadded width."""
 
 
@@ -113,7 +113,7 @@ def int8_query(query_t: np.ndarray) -> Int8Query | None:
         return None
     query = np.asarray(query_t, dtype=np.float32)
     columns = query.shape[1]
-    peak = np.abs(query).max(axis=0) if columns else np.zeros(0, np.float32)
+    peak = np.abs(query).max(axis=0)
     scale = np.where(peak > 0, peak / _INT8_PEAK, 1.0).astype(np.float32)
     # |query / scale| <= 127, and what rounding leaves is at most 1/2, so |fraction| <= 127:
     # neither cast can wrap.
