@@ -4,19 +4,25 @@ The token cache keeps passages' rows as int8 with a scale per row. Converting th
 for a float product writes and reads back four times their size, and that conversion was most
 of MaxSim's time. Here the query is written in int8 instead, in two parts per column:
 ``query ≈ scale * (part_1 + part_2 / M)`` with ``M = 254`` (less for wide vectors, so the sum
-fits in int32). The parts, side by side, are multiplied with the rows in one int8 x int8 ->
+fits in int32). The parts, one above the other, are multiplied with the rows in one int8 x int8 ->
 int32 product (``torch._int_mm``), which is exact, and ``M * product_1 + product_2`` joins them
 in integers. Each query value is then off by at most ``max|query| / (2 * 127 * M)`` (about
 1.5e-5 of a unit vector's largest value at ``M = 254``), smaller than the rows' own int8
 rounding by a factor of 250: rankings are the float product's.
 
+The product is laid out query first, ``parts (2 Lq, d) @ rows.T (d, T)``: each query column's
+products with all the rows lie in one contiguous row of the result, so joining the parts,
+scaling by the rows' scales and the maximum over each document's rows (the caller's) all run
+along rows of ``T`` values. With the rows first, ``(T, d) @ (d, 2 Lq)``, each of those passes
+walked ``T`` short rows of ``Lq`` values, and the kernel read all the rows again for every
+block of 16 columns short of a whole one. On one thread of the 2-core machine measured
+(17,355 x 384 rows, a 12-token query), the product and those passes took 1.30 ms query first
+and 1.87 ms rows first (zero-padded to 32 columns), with the same integers; in float32 blocks
+16,000 such rows took 6 ms.
+
 The result stays in integers with one positive scale per query column
 (``IntegerProducts``): a column's scale can be applied after the maximum over rows, so the
 caller makes one float pass (the rows' own scales) instead of one per part.
-
-On one core of the 2-core machine measured, the product of 160 candidates' rows
-(18,699 x 384) with a 14-token query's two parts (28 columns, padded to 32) took 1.3 ms on
-one thread; in float32 blocks 16,000 such rows took 6 ms.
 
 Where ``torch._int_mm`` is missing or wrong on this CPU build, ``int8_products`` returns None
 and the caller keeps its float path.
@@ -44,37 +50,32 @@ _FRACTION_STEPS = 254
 left by rounding (at most 1/2) it never passes 127."""
 _MIN_FRACTION_STEPS = 16
 """Below this ``M`` (vectors wider than about 8,000) the split is too coarse: float path."""
-_COLUMN_BLOCK = 16
-"""The query's columns are padded with zeros to a multiple of this. The CPU kernel behind
-``torch._int_mm`` works through the columns 16 at a time, then a remainder in blocks of 8, 4, 2
-and 1, each block reading all the rows again: on one thread of the 2-core machine measured
-(AVX-512 VNNI), 18,699 x 384 rows times 28 columns took 1.85 ms, times 32 columns 1.32 ms. Over
-1 to 64 columns, a multiple of 16 was never more than 5% slower than the unpadded width."""
 
 
 @dataclass(frozen=True, slots=True)
 class IntegerProducts:
-    """``rows @ query_t`` as exact integers and one positive scale per query column:
-    the float product is ``values * column_scales``."""
+    """``rows @ query_t`` as exact integers, query first, and one positive scale per query
+    column: the float product is ``(values * column_scales[:, None]).T``."""
 
     values: np.ndarray
-    """(T, Lq) int32."""
+    """(Lq, T) int32: row ``j`` holds query column ``j``'s products with every token row."""
     column_scales: np.ndarray
     """(Lq,) float32, all positive."""
 
     def to_float(self) -> np.ndarray:
-        """The (T, Lq) float32 product."""
-        product: np.ndarray = self.values.astype(np.float32) * self.column_scales
+        """The (T, Lq) float32 product ``rows @ query_t``."""
+        product: np.ndarray = (self.values.astype(np.float32) * self.column_scales[:, None]).T
         return product
 
 
 @dataclass(frozen=True, slots=True)
 class Int8Query:
-    """A float query written as two int8 parts, side by side, ready to multiply int8 rows."""
+    """A float query written as two int8 parts, one above the other, ready to multiply int8
+    rows."""
 
     parts: torch.Tensor
-    """(d, width) int8: the whole part in the first ``columns`` columns, the fraction in the
-    next ``columns``, zeros after."""
+    """(2 Lq, d) int8: each query column's whole part in the first ``columns`` rows, its
+    fraction in the next ``columns``."""
     columns: int
     steps: int
     column_scales: np.ndarray
@@ -89,7 +90,7 @@ class Int8Query:
         # then spins on after it, taking the CPU the rest of the search and other turns need.
         with thread_pools().limit(limits=1, user_api="openmp"):
             try:
-                exact = torch._int_mm(matrix, self.parts).numpy()
+                exact = torch._int_mm(self.parts, matrix.T).numpy()
             except RuntimeError as exc:  # a shape this build's kernel refuses
                 logger.warning(
                     "int8 product of %s rows refused (%s); float32 used", rows.shape, exc
@@ -98,8 +99,8 @@ class Int8Query:
         # steps * |whole product| + |fraction product| <= (steps + 1) * 127 * 127 * d: int32
         # holds it (``_fraction_steps``).
         columns = self.columns
-        joined = np.multiply(exact[:, :columns], self.steps, dtype=np.int32)
-        joined += exact[:, columns : 2 * columns]
+        joined = np.multiply(exact[:columns], self.steps, dtype=np.int32)
+        joined += exact[columns:]
         return IntegerProducts(joined, self.column_scales)
 
 
@@ -120,11 +121,8 @@ def int8_query(query_t: np.ndarray) -> Int8Query | None:
     units = query / scale
     whole = np.rint(units)
     fraction = np.rint((units - whole) * steps)
-    # The parts side by side, so one product reads the rows once, in zero columns up to a
-    # whole number of the kernel's column blocks (``_COLUMN_BLOCK``).
-    stacked = np.zeros((query.shape[0], _padded_width(2 * columns)), dtype=np.int8)
-    stacked[:, :columns] = whole
-    stacked[:, columns : 2 * columns] = fraction
+    # The parts one above the other, so one product reads the rows once.
+    stacked = np.concatenate([whole.T, fraction.T]).astype(np.int8)
     return Int8Query(torch.from_numpy(stacked), columns, steps, (scale / steps).astype(np.float32))
 
 
@@ -140,15 +138,6 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | No
     return None if query is None else query.products(rows)
 
 
-def _padded_width(columns: int) -> int:
-    """``columns`` rounded up to a whole number of ``_COLUMN_BLOCK`` columns.
-
-    >>> _padded_width(28), _padded_width(32), _padded_width(33)
-    (32, 32, 48)
-    """
-    return -(-columns // _COLUMN_BLOCK) * _COLUMN_BLOCK
-
-
 def _fraction_steps(dimension: int) -> int | None:
     """The largest ``M`` (at most 254) for which ``(M + 1) * 127 * 127 * dimension`` fits in
     int32, or None when it would be under 16."""
@@ -160,16 +149,17 @@ def _fraction_steps(dimension: int) -> int | None:
 @functools.cache
 def _int_mm_works() -> bool:
     """Whether ``torch._int_mm`` runs on this build's CPU and gives the exact integer product
-    (checked once, on shapes like a search's: odd row counts, few query columns)."""
+    (checked once, laid out as a search's: few query rows, an odd number of token rows read
+    transposed)."""
     generator = np.random.default_rng(0)
+    parts = generator.integers(-127, 128, size=(6, 24), dtype=np.int8)
     rows = generator.integers(-127, 128, size=(37, 24), dtype=np.int8)
-    part = generator.integers(-127, 128, size=(24, 3), dtype=np.int8)
     try:
-        got = torch._int_mm(torch.from_numpy(rows), torch.from_numpy(part)).numpy()
+        got = torch._int_mm(torch.from_numpy(parts), torch.from_numpy(rows).T).numpy()
     except (AttributeError, RuntimeError, TypeError) as exc:
         logger.info("int8 products unavailable (%s); MaxSim multiplies in float32", exc)
         return False
-    if not np.array_equal(got, rows.astype(np.int64) @ part.astype(np.int64)):
+    if not np.array_equal(got, parts.astype(np.int64) @ rows.astype(np.int64).T):
         logger.warning("torch._int_mm gave a wrong product; MaxSim multiplies in float32")
         return False
     return True

@@ -328,9 +328,7 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
     values = packed.values.detach().cpu().numpy()
     query_t = np.ascontiguousarray(query.detach().cpu().numpy().T)
     row_scales = (
-        None
-        if packed.scales is None
-        else packed.scales.detach().to(torch.float32).cpu().numpy()[:, None]
+        None if packed.scales is None else packed.scales.detach().to(torch.float32).cpu().numpy()
     )
     starts = (np.cumsum(lengths) - lengths)[present]
     ends = starts + lengths[present]
@@ -345,19 +343,19 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         offsets = starts[first:last] - top
         integer = None if integer_query is None else integer_query.products(rows)
         if integer is not None:
-            # Each query column's scale is positive, so it is applied after the maximum over a
+            # Query first, (Lq, rows): each pass below runs along rows of the products. Each
+            # query column's scale is positive, so it is applied after the maximum over a
             # document's rows: one float pass over the products (the rows' scales), not three.
             if scales is None:
                 products = integer.values.astype(np.float32)
             else:
                 products = np.multiply(integer.values, scales, dtype=np.float32)
-            maxima[present[first:last]] = (
-                np.maximum.reduceat(products, offsets, axis=0) * integer.column_scales
-            )
+            best = np.maximum.reduceat(products, offsets, axis=1)
+            maxima[present[first:last]] = (best * integer.column_scales[:, None]).T
             return
         products = _row_products(rows, query_t)  # (rows, Lq)
         if scales is not None:
-            products *= scales
+            products *= scales[:, None]
         maxima[present[first:last]] = np.maximum.reduceat(products, offsets, axis=0)
 
     parts = 1

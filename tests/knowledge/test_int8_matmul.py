@@ -119,28 +119,27 @@ def test_the_largest_products_of_wide_vectors_do_not_wrap() -> None:
 
 
 @pytest.mark.parametrize("n_columns", [1, 7, 8, 14, 17, 40])
-def test_the_kernel_gets_whole_blocks_of_columns_and_the_padding_changes_nothing(
+def test_the_parts_are_multiplied_query_first_in_one_exact_product(
     monkeypatch: pytest.MonkeyPatch, n_columns: int
 ) -> None:
-    widths: list[int] = []
+    shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     real = torch._int_mm
 
-    def recording(rows: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
-        widths.append(parts.shape[1])
-        # Every padding column is zero: it adds products nobody reads.
-        assert not parts[:, 2 * n_columns :].any()
-        return real(rows, parts)
+    def recording(parts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        shapes.append((tuple(parts.shape), tuple(rows.shape)))
+        return real(parts, rows)
 
     generator = np.random.default_rng(n_columns)
     rows = generator.integers(-127, 128, size=(301, 48), dtype=np.int8)
     query_t = generator.standard_normal((48, n_columns)).astype(np.float32)
     monkeypatch.setattr(torch, "_int_mm", recording)
     products = int8_products(rows, query_t)
-    assert products is not None and products.values.shape == (301, n_columns)
-    assert widths == [16 * -(-2 * n_columns // 16)]
+    assert products is not None and products.values.shape == (n_columns, 301)
+    # One product: both parts of every column, no padding, the rows read transposed.
+    assert shapes == [((2 * n_columns, 48), (48, 301))]
     # The integers are the parts' own exact products, joined.
     scale = np.abs(query_t).max(axis=0) / 127
     whole = np.rint(query_t / scale)
     fraction = np.rint((query_t / scale - whole) * 254)
     expected = rows.astype(np.int64) @ (whole * 254 + fraction).astype(np.int64)
-    np.testing.assert_array_equal(products.values, expected)
+    np.testing.assert_array_equal(products.values, expected.T)
