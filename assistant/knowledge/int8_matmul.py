@@ -104,25 +104,29 @@ class Int8Query:
         return IntegerProducts(joined, self.column_scales)
 
 
-def int8_query(query_t: np.ndarray) -> Int8Query | None:
-    """``query_t`` (d, Lq) written in two int8 parts, or None when integer products are not
-    available for it (no working kernel, or vectors too wide for int32 sums)."""
+def int8_query(query: np.ndarray) -> Int8Query | None:
+    """The query's rows ``query`` (Lq, d) written in two int8 parts, or None when integer
+    products are not available for it (no working kernel, or vectors too wide for int32
+    sums)."""
     if not _int_mm_works():
         return None
-    steps = _fraction_steps(query_t.shape[0])
+    steps = _fraction_steps(query.shape[1])
     if steps is None:
         return None
-    query = np.asarray(query_t, dtype=np.float32)
-    columns = query.shape[1]
-    peak = np.abs(query).max(axis=0)
+    rows = np.asarray(query, dtype=np.float32)
+    columns = rows.shape[0]
+    peak = np.abs(rows).max(axis=1)
     scale = np.where(peak > 0, peak / _INT8_PEAK, 1.0).astype(np.float32)
     # |query / scale| <= 127, and what rounding leaves is at most 1/2, so |fraction| <= 127:
     # neither cast can wrap.
-    units = query / scale
-    whole = np.rint(units)
-    fraction = np.rint((units - whole) * steps)
+    units = rows / scale[:, None]
     # The parts one above the other, so one product reads the rows once.
-    stacked = np.concatenate([whole.T, fraction.T]).astype(np.int8)
+    stacked = np.empty((2 * columns, rows.shape[1]), dtype=np.int8)
+    whole = np.rint(units)
+    stacked[:columns] = whole
+    units -= whole
+    units *= steps
+    stacked[columns:] = np.rint(units, out=units)
     return Int8Query(torch.from_numpy(stacked), columns, steps, (scale / steps).astype(np.float32))
 
 
@@ -134,7 +138,7 @@ def int8_products(rows: np.ndarray, query_t: np.ndarray) -> IntegerProducts | No
     """
     if rows.dtype != np.int8:
         return None
-    query = int8_query(query_t)
+    query = int8_query(np.asarray(query_t).T)
     return None if query is None else query.products(rows)
 
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from assistant.knowledge.document_parts import MIN_PART_ROWS, document_parts, run_in_parts
+from assistant.knowledge.document_parts import (
+    LEAD_ROWS,
+    MIN_PART_ROWS,
+    document_parts,
+    run_in_parts,
+)
 from assistant.knowledge.int8_matmul import int8_query
 from assistant.knowledge.thread_pools import thread_pools
 
@@ -326,14 +331,15 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
     if query.shape[0] == 0 or present.size == 0:
         return maxima
     values = packed.values.detach().cpu().numpy()
-    query_t = np.ascontiguousarray(query.detach().cpu().numpy().T)
+    query_rows = query.detach().cpu().numpy()
     row_scales = (
         None if packed.scales is None else packed.scales.detach().to(torch.float32).cpu().numpy()
     )
     starts = (np.cumsum(lengths) - lengths)[present]
     ends = starts + lengths[present]
     # int8 rows (the token cache's) are multiplied in integers, without a float copy of them.
-    integer_query = int8_query(query_t) if values.dtype == np.int8 else None
+    integer_query = int8_query(query_rows) if values.dtype == np.int8 else None
+    query_t = np.ascontiguousarray(query_rows.T)
 
     def score(first: int, last: int) -> None:
         """The maxima of present documents ``first .. last - 1``, from their rows alone."""
@@ -365,7 +371,7 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         threads = torch.get_num_threads()
         if threads > 1:
             parts = max(1, min(threads, int(ends[-1]) // MIN_PART_ROWS))
-    run_in_parts(score, document_parts(ends, parts))
+    run_in_parts(score, document_parts(ends, parts, lead=LEAD_ROWS if parts > 1 else 0))
     return maxima
 
 

@@ -156,12 +156,21 @@ def test_document_parts_cover_every_document_once() -> None:
     for _ in range(50):
         lengths = generator.integers(1, 300, size=generator.integers(1, 40))
         ends = np.cumsum(lengths)
-        for count in (1, 2, 3, 7):
-            parts = document_parts.document_parts(ends, count)
+        for count, lead in itertools.product((1, 2, 3, 7), (0, 100, 10_000)):
+            parts = document_parts.document_parts(ends, count, lead)
             assert parts[0][0] == 0 and parts[-1][1] == len(lengths)
             assert all(a < b for a, b in parts)
             assert all(b == c for (_, b), (c, _) in itertools.pairwise(parts))
             assert len(parts) <= count
+
+
+def test_the_first_part_leads_by_about_the_lead() -> None:
+    ends = np.cumsum(np.full(200, 100))  # 20,000 rows in documents of 100
+    even = document_parts.document_parts(ends, 2)
+    led = document_parts.document_parts(ends, 2, lead=2048)
+    assert even == [(0, 100), (100, 200)]
+    rows = [int(ends[last - 1]) - (int(ends[first - 1]) if first else 0) for first, last in led]
+    assert 2000 <= rows[0] - rows[1] <= 2300
 
 
 def test_a_forked_process_gets_helpers_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
