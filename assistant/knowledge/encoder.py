@@ -351,6 +351,11 @@ class TransformerEncoder:
             order[start : start + self.batch_size]
             for start in range(0, len(order), self.batch_size)
         ]
+        # The longest batches first: the lanes then end on short ones, and neither waits long
+        # for the other's last (crawling Python's tutorial, bench/ingest.py, six runs: 39.4-40.2
+        # chunks/s against 39.0-40.1 shortest first, ahead in each of three pairs run one
+        # after the other). Each batch holds the same texts either way.
+        batches.reverse()
 
         def encode(indices: list[int]) -> list[EncodedText]:
             return self._encode_batch([texts[index] for index in indices])
