@@ -26,6 +26,10 @@ class EncoderTokenCounter(Protocol):
         """Return the number of tokens of ``text``."""
         ...
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        """``count_tokens`` of each of ``texts``, in order."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -93,7 +97,7 @@ class Chunker:
         return chunks
 
     def _count(self, texts: Sequence[str]) -> list[int]:
-        return [self._counter.count_tokens(text) for text in texts]
+        return self._counter.count_tokens_many(texts)
 
     def _pack(self, text: str, budget: int) -> list[str]:
         units = self._units(text, budget)

@@ -246,11 +246,17 @@ class ColBERTEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` without special tokens, marker or truncation."""
+        return self.count_tokens_many([text])[0]
+
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        """``count_tokens`` of each of ``texts``, in one call to the tokenizer."""
+        if not texts:
+            return []
         with self._tokenizer_lock:
             encoded = self.tokenizer(
-                text, add_special_tokens=False, truncation=False, verbose=False
+                list(texts), add_special_tokens=False, truncation=False, verbose=False
             )
-        return len(encoded["input_ids"])
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def _expansion(self, ids: list[int]) -> list[int]:
         """The [MASK] tokens that fill a query up to ``query_length`` (none without expansion)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Sequence
 
 import pytest
 
@@ -51,6 +52,9 @@ class WordCounter:
 
     def count_tokens(self, text: str) -> int:
         return self.count(text)
+
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        return [self.count(text) for text in texts]
 
 
 @pytest.fixture(scope="module")

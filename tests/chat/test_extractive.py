@@ -73,6 +73,9 @@ class CountingEncoder:
     def count_tokens(self, text: str) -> int:
         return self._inner.count_tokens(text)
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens_many(texts)
+
 
 def test_a_turn_encodes_the_question_once_and_nothing_else(
     encoder: TransformerEncoder, tmp_path: Path
