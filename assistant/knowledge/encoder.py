@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import string
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedToke
 from assistant.errors import ConfigError, EncoderError
 from assistant.knowledge.model_path import PACKAGED_MODEL_NAMES, resolve_model_path
 from assistant.knowledge.onnx_runtime import OnnxForward, default_export_dir
+from assistant.knowledge.punctuation import punctuation_ids
 from assistant.knowledge.token_spans import TokenSpans
 from assistant.knowledge.vectors import unit_rows
 
@@ -43,7 +43,6 @@ __all__ = [
     "TokenIds",
     "TokenOffsets",
     "TransformerEncoder",
-    "punctuation_ids",
     "resolve_model_path",
     "row_token_ids",
     "shared_pass",
@@ -492,18 +491,3 @@ class TransformerEncoder:
             )
             for row in range(len(texts))
         ]
-
-
-def punctuation_ids(tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
-    """Ids of the vocabulary's tokens made of ASCII punctuation alone (``.``, ``),`` ``##-``).
-
-    Their rows are left out of the token matrices, as ColBERT leaves punctuation out of its
-    documents: in a zero-shot encoder such a row matches every passage's punctuation about
-    equally, so it adds little to MaxSim but a quarter of the rows of code-heavy pages
-    (documentation sites: 26% of the rows of Python's docs, 12% of SciFact's abstracts).
-    """
-    return frozenset(
-        int(index)
-        for token, index in tokenizer.get_vocab().items()
-        if token and all(character in string.punctuation for character in token)
-    )

