@@ -308,9 +308,9 @@ def weighted_mean(maxima: np.ndarray, token_weights: np.ndarray | None = None) -
 def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.ndarray:
     """Each query token's best similarity in every document of ``packed``: (N, Lq) float32.
 
-    One (T, d) x (d, Lq) product gives every similarity; the maximum over each document's
-    rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is done per
-    document. Quantised (int8) rows are multiplied in integer products with the query split
+    One product of the T rows with the query gives every similarity; the maximum over each
+    document's rows is a segmented reduction (``numpy.maximum.reduceat``), so no Python work is
+    done per document. Quantised (int8) rows are multiplied in integer products with the query split
     into int8 parts (``int8_matmul``), within about 1e-5 of the float product, and many of them
     are split into parts by documents, each part on a core of its own (``document_parts``). Where
     integer products are not available the rows are converted to float32 a block at a time,
@@ -371,7 +371,7 @@ def token_maxima(query_embeddings: torch.Tensor, packed: PackedTokens) -> np.nda
         threads = torch.get_num_threads()
         if threads > 1:
             parts = max(1, min(threads, int(ends[-1]) // MIN_PART_ROWS))
-    run_in_parts(score, document_parts(ends, parts, lead=LEAD_ROWS if parts > 1 else 0))
+    run_in_parts(score, document_parts(ends, parts, lead=LEAD_ROWS))
     return maxima
 
 

@@ -214,7 +214,7 @@ def test_int8_rows_over_several_blocks_score_as_their_float_products(
     # block of the int8 path and its seams are checked against the float32 vectors. The
     # integer products split the query into two int8 parts: their error is about 1e-5 here.
     if not integer_products:
-        monkeypatch.setattr(maxsim, "int8_query", lambda query_t: None)
+        monkeypatch.setattr(maxsim, "int8_query", lambda query: None)
     tolerance = 5e-5 if integer_products else 1e-6
     generator = torch.Generator().manual_seed(5)
     query = unit_rows(generator, 6, 16)
